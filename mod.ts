@@ -1,0 +1,20 @@
+// Copyright 2026 the chanpool authors. MIT license.
+/**
+ * chanpool: pooled TCP connections for Deno, built on a Go-like
+ * {@linkcode Channel} with {@linkcode select}.
+ *
+ * @example Usage
+ * ```ts
+ * import { Channel, select } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const results = new Channel<number>({ capacity: 1 });
+ * const r = await select([{ send: results, value: 42 }]);
+ * assert.equal(r.index, 0);
+ * assert.equal(await results.receive(), 42);
+ * ```
+ *
+ * @module
+ */
+
+export * from "./channel.ts";
