@@ -23,6 +23,7 @@
 
 import { LinkedQueue } from "./_queue.ts";
 import { internals } from "./_internal.ts";
+import { describe } from "./_util.ts";
 
 /**
  * Error raised when a channel operation meets a closed channel. When it comes
@@ -235,14 +236,6 @@ class SelectWaiter {
     this.#unlink();
     this.reject(this.signal!.reason);
   }
-}
-
-function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "function") return "a function";
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "object" && value !== null) return "an object";
-  return String(value);
 }
 
 /** A TypeError if `signal` is neither undefined nor an AbortSignal. */

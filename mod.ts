@@ -18,3 +18,4 @@
  */
 
 export * from "./channel.ts";
+export * from "./pool.ts";

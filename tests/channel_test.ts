@@ -13,6 +13,7 @@ import {
   trySelect,
 } from "../channel.ts";
 import { internals, type Waiting } from "../_internal.ts";
+import { mulberry32 } from "./_random.ts";
 
 const NONE = { permissions: "none" } as const;
 
@@ -60,18 +61,6 @@ function waitingOn<T>(ch: Channel<T>): Waiting {
 }
 
 const IDLE: Waiting = { senders: 0, receivers: 0 };
-
-/** A small seeded PRNG (mulberry32), returning floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Asserts that each share of `wins` is within `tolerance` of a third. */
 function assertThirds(wins: number[], total: number, tolerance: number) {
