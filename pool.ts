@@ -331,6 +331,15 @@ export interface PoolOptions<T> {
    * Receives leak reports. By default they go to `console.warn`.
    */
   onLeak?: ((report: LeakReport<T>) => void) | undefined;
+  /**
+   * Called once for each new resource (overflow ones aside) with `evict`, a
+   * function that destroys the resource if it is idle at that moment and
+   * returns whether it did. For resources that can die while idle: a socket
+   * the server closed, a client that emitted "end". An evicted resource is
+   * counted in `stats.destroyed.evicted`, its slot is freed at once, and its
+   * stale place in the idle channel is skipped.
+   */
+  watch?: ((resource: T, evict: () => boolean) => void) | undefined;
   /** The clock for every timeout and timer. Defaults to the system's. */
   clock?: Clock | undefined;
 }
@@ -346,6 +355,14 @@ export interface BorrowOptions {
    * @default {acquireTimeout}
    */
   timeout?: number | undefined;
+  /**
+   * Skip idle resources and dial a new one (destroying the longest-idle one
+   * first when the pool is at `max`); when nothing is idle at `max`, wait as
+   * usual. For a retry after a reused resource turned out stale.
+   *
+   * @default {false}
+   */
+  fresh?: boolean | undefined;
 }
 
 /** Options for {@linkcode Pool.close}. */
@@ -811,6 +828,7 @@ export class Pool<T> implements AsyncDisposable {
   readonly #validate: ((resource: T, signal: AbortSignal) => unknown) | null;
   readonly #ping: ((resource: T, signal: AbortSignal) => unknown) | null;
   readonly #onLeak: (report: LeakReport<T>) => void;
+  readonly #watch: ((resource: T, evict: () => boolean) => void) | null;
   readonly #clock: Clock;
   readonly #max: number;
   readonly #maxIdle: number;
@@ -913,7 +931,7 @@ export class Pool<T> implements AsyncDisposable {
     }
     this.#dial = dial;
     const o = options;
-    for (const name of ["close", "validate", "onLeak"] as const) {
+    for (const name of ["close", "validate", "onLeak", "watch"] as const) {
       if (o[name] !== undefined && typeof o[name] !== "function") {
         throw new TypeError(
           `Cannot create pool: ${name} must be a function, received ${
@@ -925,6 +943,7 @@ export class Pool<T> implements AsyncDisposable {
     this.#closeFn = o.close ?? defaultClose;
     this.#validate = o.validate ?? null;
     this.#onLeak = o.onLeak ?? defaultOnLeak;
+    this.#watch = o.watch ?? null;
     this.#max = count("max", o.max ?? 10, 1, true);
     this.#maxIdle = count("maxIdle", o.maxIdle ?? this.#max, 0, true);
     if (this.#maxIdle > this.#max) {
@@ -1054,7 +1073,7 @@ export class Pool<T> implements AsyncDisposable {
    * @throws {DialError} If the dial made for this borrow failed.
    */
   borrow(options?: BorrowOptions): Promise<Lease<T>> {
-    if (this.#validate === null) {
+    if (this.#validate === null && options?.fresh !== true) {
       const entry = this.#takeIdle();
       if (entry !== undefined) return Promise.resolve(this.#lend(entry));
     }
@@ -1289,7 +1308,7 @@ export class Pool<T> implements AsyncDisposable {
       ? this.#acquireTimeout
       : duration("timeout", options.timeout, "borrow");
     let entry;
-    while ((entry = this.#takeIdle()) !== undefined) {
+    while (!options?.fresh && (entry = this.#takeIdle()) !== undefined) {
       if (this.#validate === null) return this.#lend(entry);
       if (await this.#check(entry, this.#validate, "invalid")) {
         this.#checking--;
@@ -1301,6 +1320,10 @@ export class Pool<T> implements AsyncDisposable {
       throw new PoolClosedError("Cannot borrow: the pool is closed");
     }
     if (signal?.aborted) throw signal.reason;
+    if (options?.fresh) {
+      if (this.#slots.size >= this.#max) this.#evictOldestIdle();
+      if (this.#slots.trySend(undefined)) return this.#lendFresh(signal);
+    }
     if (this.#slots.size >= this.#max) {
       if (this.#whenExhausted === FAIL) throw new PoolExhaustedError(this.#max);
       if (this.#whenExhausted === OVERFLOW) return this.#lendOverflow(signal);
@@ -1355,6 +1378,40 @@ export class Pool<T> implements AsyncDisposable {
       signal?.removeEventListener("abort", onAbort);
       this.#waitTime += this.#clock.now() - start;
     }
+  }
+
+  #evictOldestIdle(): void {
+    const idle = this.#drainIdle().filter((e) => !e.dead);
+    this.#deadIdle = 0;
+    // LIFO drains newest first; FIFO, oldest first.
+    const oldest = this.#lifo ? idle.pop() : idle.shift();
+    this.#refillIdle(idle);
+    if (oldest !== undefined) this.#destroy(oldest, "evicted");
+  }
+
+  /** Dials a counted resource for one borrower (its slot is taken). */
+  async #lendFresh(signal: AbortSignal | undefined): Promise<Lease<T>> {
+    this.#dialing++;
+    let resource: T;
+    try {
+      resource = await this.#dialOnce(signal);
+    } catch (error) {
+      this.#dialing--;
+      this.#slots.tryReceive();
+      this.#fill();
+      this.#checkDrained();
+      throw error;
+    }
+    this.#dialing--;
+    const entry = this.#newEntry(resource);
+    if (entry === null) {
+      throw new DialError("Cannot dial: watch threw for the new resource");
+    }
+    if (this.#closed) {
+      this.#destroy(entry, "closed");
+      throw new PoolClosedError("Cannot borrow: the pool closed");
+    }
+    return this.#lend(entry);
   }
 
   async #lendOverflow(signal: AbortSignal | undefined): Promise<Lease<T>> {
@@ -1624,16 +1681,38 @@ export class Pool<T> implements AsyncDisposable {
     this.#dialing--;
     this.#backoff = 0;
     this.#refillAt = 0;
+    const entry = this.#newEntry(resource);
+    if (entry === null) return this.#fill();
+    if (this.#closed) return this.#destroy(entry, "closed");
+    this.#putIdle(entry, entry.idleSince);
+    this.#fill();
+  }
+
+  /** Wraps a counted resource fresh from a dial, or destroys it if `watch` throws. */
+  #newEntry(resource: T): Entry<T> | null {
     const now = this.#clock.now();
     let lifetime = this.#maxLifetime;
     if (lifetime !== Infinity) lifetime -= lifetime * 0.025 * Math.random();
     const entry = new Entry(resource, now, now + lifetime, false);
-    if (this.#closed) {
-      this.#destroy(entry, "closed");
-      return;
+    if (this.#watch !== null) {
+      try {
+        this.#watch(resource, () => this.#evict(entry));
+      } catch {
+        entry.state = BUSY;
+        this.#destroy(entry, "invalid");
+        return null;
+      }
     }
-    this.#putIdle(entry, now);
-    this.#fill();
+    return entry;
+  }
+
+  /** `watch`'s evict: destroys an idle entry, leaving a dead mark in the channel. */
+  #evict(entry: Entry<T>): boolean {
+    if (entry.state !== IDLE || entry.dead) return false;
+    entry.dead = true;
+    this.#deadIdle++;
+    this.#destroy(entry, "evicted");
+    return true;
   }
 
   #dialFailed(cause: unknown): void {

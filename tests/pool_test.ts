@@ -1393,3 +1393,81 @@ Deno.test(
     assert.equal(clock.pending, 0);
   },
 );
+
+// -- watch and fresh borrows (what TcpPool builds on) --
+
+Deno.test(
+  "Pool watch's evict destroys a resource only while it is idle",
+  NONE,
+  async () => {
+    const evicts = new Map<number, () => boolean>();
+    const { dialer, pool } = setup({
+      watch: (r, evict) => void evicts.set(r.id, evict),
+    });
+    await warm(pool, 3);
+    assert.equal(evicts.size, 3);
+    // 3 is on top of the LIFO stack: evicting it leaves a dead mark there.
+    assert.equal(evicts.get(3)!(), true);
+    assert.equal(evicts.get(3)!(), false, "only once");
+    assert.equal(dialer.created[2]!.closed, 1);
+    assert.deepEqual([pool.stats.open, pool.stats.idle], [2, 2]);
+    assert.equal(pool.stats.destroyed.evicted, 1);
+    checkStats(pool.stats);
+    const lease = await pool.borrow();
+    assert.equal(lease.resource.id, 2, "the dead mark is skipped");
+    assert.equal(evicts.get(2)!(), false, "not while lent");
+    assert.equal(dialer.created[1]!.closed, 0);
+    lease.release();
+    checkStats(pool.stats);
+    await pool.close();
+    dialer.assertAllClosedOnce();
+  },
+);
+
+Deno.test(
+  "Pool releases past dead marks without losing room for live resources",
+  NONE,
+  async () => {
+    const evicts: (() => boolean)[] = [];
+    const { pool } = setup({
+      max: 2,
+      watch: (_r, evict) => void evicts.push(evict),
+    });
+    await warm(pool, 2);
+    assert.ok(evicts[0]!() && evicts[1]!());
+    assert.equal(pool.stats.open, 0);
+    const a = await pool.borrow();
+    const b = await pool.borrow();
+    a.release();
+    b.release();
+    assert.equal(pool.stats.idle, 2, "dead marks purged to make room");
+    checkStats(pool.stats);
+    await pool.close();
+  },
+);
+
+Deno.test(
+  "Pool.borrow({ fresh }) dials a new resource, making room at max",
+  NONE,
+  async () => {
+    const { dialer, pool } = setup({ max: 2 });
+    await warm(pool, 1);
+    const fresh = await pool.borrow({ fresh: true });
+    assert.equal(fresh.resource.id, 2);
+    assert.equal(fresh.reused, false);
+    assert.equal(pool.stats.idle, 1);
+    fresh.release();
+    // At max with two idle: the longest-idle one (1) is destroyed for a new one.
+    const again = await pool.borrow({ fresh: true });
+    assert.equal(again.resource.id, 3);
+    assert.equal(dialer.created[0]!.closed, 1);
+    assert.equal(pool.stats.open, 2);
+    checkStats(pool.stats);
+    again.release();
+    dialer.failWith = new Error("down");
+    await assert.rejects(pool.borrow({ fresh: true }), DialError);
+    checkStats(pool.stats);
+    await pool.close();
+    dialer.assertAllClosedOnce();
+  },
+);
