@@ -19,3 +19,4 @@
 
 export * from "./channel.ts";
 export * from "./pool.ts";
+export * from "./framing.ts";
