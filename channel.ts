@@ -22,7 +22,7 @@
  */
 
 import { LinkedQueue } from "./_queue.ts";
-import { internals } from "./_internal.ts";
+import { internals, type Sink } from "./_internal.ts";
 import { describe } from "./_util.ts";
 
 /**
@@ -174,6 +174,18 @@ class Waiter {
     this.queue?.remove(this);
     this.reject(this.signal!.reason);
   }
+
+  /** For `internals.park`: settled through this instead of a promise. */
+  sink: Sink | null = null;
+
+  /** For `internals.park`: leave the queue and fail, if still parked. */
+  cancel(reason: unknown): boolean {
+    const queue = this.queue;
+    if (queue === null) return false;
+    queue.remove(this);
+    this.sink!.fail(reason);
+    return true;
+  }
 }
 
 /** Settles a parked receiver (already dequeued) with `value`. */
@@ -182,6 +194,7 @@ function fulfilReceiver(w: Waiter, value: unknown, ok: boolean): void {
     w.sel.finish(w.index, value, ok);
     return;
   }
+  if (w.sink !== null) return w.sink.deliver(value);
   w.signal?.removeEventListener("abort", w);
   w.resolve(value);
 }
@@ -202,6 +215,7 @@ function failWaiter(w: Waiter, error: unknown): void {
     w.sel.fail(error);
     return;
   }
+  if (w.sink !== null) return w.sink.fail(error);
   w.signal?.removeEventListener("abort", w);
   w.reject(error);
 }
@@ -801,6 +815,12 @@ export class Channel<T>
   }
 
   static {
+    internals.park = (ch, sink) => {
+      const w = new Waiter(undefined, null, 0);
+      w.sink = sink;
+      ch.#receivers.push(w);
+      return w;
+    };
     recvReady = (ch) =>
       ch.#count > 0 || ch.#senders.head !== null || ch.#closed;
     sendReady = (ch) =>

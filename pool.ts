@@ -21,7 +21,8 @@
  * @module
  */
 
-import { Channel, select } from "./channel.ts";
+import { Channel } from "./channel.ts";
+import { internals, type Parked, type Sink } from "./_internal.ts";
 import { LinkedQueue } from "./_queue.ts";
 import { type Deadline, DeadlineHeap, SYSTEM_CLOCK } from "./_timers.ts";
 import { describe } from "./_util.ts";
@@ -182,6 +183,12 @@ export interface Clock {
    * @param handle The timer's handle.
    */
   unref?(handle: unknown): void;
+  /**
+   * Undoes `unref` (optional).
+   *
+   * @param handle The timer's handle.
+   */
+  ref?(handle: unknown): void;
 }
 
 /** What a borrow does when every resource is in use. */
@@ -448,6 +455,85 @@ const WAIT = 0;
 const FAIL = 1;
 const OVERFLOW = 2;
 
+/** How stale the release path's clock reading may be, in milliseconds. */
+const COARSE = 10;
+
+/** How long a lease is held before it is registered for GC checks. */
+const TRACK_DELAY = 1_000;
+
+/** What the FinalizationRegistry holds for a lease. */
+interface Tracked<T> {
+  entry: Entry<T>;
+  gen: number;
+}
+
+/**
+ * A parked borrower: its deadline node, its signal's listener, and the sink
+ * the idle channel settles synchronously when it hands over an entry or a
+ * dial error, so a hand-over costs one promise hop.
+ */
+class Waiter<T> implements Deadline, Sink {
+  at: number;
+  pos = -1;
+  prev: Deadline | null = null;
+  next: Deadline | null = null;
+  queue: LinkedQueue<Deadline> | null = null;
+  readonly pool: Pool<T>;
+  parked: Parked | null = null;
+  readonly signal: AbortSignal | undefined;
+  readonly timeout: number;
+  readonly start: number;
+  resolve!: (lease: Lease<T>) => void;
+  reject!: (reason: unknown) => void;
+  readonly promise: Promise<Lease<T>>;
+
+  constructor(
+    pool: Pool<T>,
+    signal: AbortSignal | undefined,
+    timeout: number,
+    start: number,
+  ) {
+    this.pool = pool;
+    this.signal = signal;
+    this.timeout = timeout;
+    this.start = start;
+    this.at = start + timeout;
+    this.promise = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  deliver(value: unknown): void {
+    waiterSettled(this.pool, this, value, false);
+  }
+
+  fail(reason: unknown): void {
+    waiterSettled(this.pool, this, reason, true);
+  }
+
+  /** The deadline passed. */
+  fire(): void {
+    if (this.parked!.cancel(new PoolTimeoutError(this.timeout))) {
+      waiterTimedOut(this.pool);
+    }
+  }
+
+  /** The signal aborted. */
+  handleEvent(): void {
+    this.parked!.cancel(this.signal!.reason);
+  }
+}
+
+// Bound to Pool's private methods in its static block.
+let waiterSettled: <T>(
+  pool: Pool<T>,
+  waiter: Waiter<T>,
+  value: unknown,
+  failed: boolean,
+) => void;
+let waiterTimedOut: <T>(pool: Pool<T>) => void;
+
 /** Base and cap of the minIdle refill backoff, in milliseconds. */
 const BACKOFF_BASE = 100;
 const BACKOFF_CAP = 30_000;
@@ -470,6 +556,10 @@ class Entry<T> {
   leakReported = false;
   /** What Lease.destroy was given, for the close function. */
   reason: unknown = undefined;
+  /** The live lease, until the tracking timer registers it for GC checks. */
+  lease: Lease<T> | null = null;
+  /** Registered with the FinalizationRegistry (unregister on settle). */
+  tracked = false;
   /** Marked dead while sitting in the idle channel (already destroyed). */
   dead = false;
   readonly resource: T;
@@ -789,12 +879,12 @@ export class Lease<T> implements Disposable, AsyncDisposable {
  * - `idle`: the idle resources (LIFO by default), capacity `maxIdle`;
  * - `slots`: Go's counting-semaphore idiom, one buffered value per resource
  *   counted against `max` (open or being dialed);
- * - `failures`: unbuffered, hands a failed dial's error to one waiter.
+ * - a failed dial's error goes to the first parked borrower through the idle
+ *   channel too, and only to a parked one: it is never buffered.
  *
  * A borrow takes an idle resource at once when there is one (no timer, no
- * promise but its own). Otherwise it waits with
- * `select([{ receive: idle }, { receive: failures }])`, first come first
- * served, and a dial is started for it while fewer than `maxDialing` are in
+ * promise but its own). Otherwise it parks on the idle channel, first come
+ * first served, and a dial is started for it while fewer than `maxDialing` are in
  * flight and a slot is free; it takes whichever comes first, a released
  * resource or the fresh one. A released resource goes straight to the first
  * waiter. Every slot that comes back while borrowers wait starts a dial for
@@ -845,28 +935,25 @@ export class Pool<T> implements AsyncDisposable {
 
   // idle holds IDLE entries (and `dead` ones, counted in #deadIdle, already
   // destroyed); a borrower waits only while it is empty.
-  readonly #idle: Channel<Entry<T>>;
+  readonly #idle: Channel<Entry<T> | DialError>;
   // slots.size = resources counted against max = idle + inUse + dialing +
   // checking (overflow resources excluded).
   readonly #slots: Channel<undefined>;
-  readonly #failures: Channel<DialError> = new Channel();
-  readonly #waitCases: readonly [
-    { receive: Channel<Entry<T>> },
-    { receive: Channel<DialError> },
-  ];
   // Entries lent out (BUSY), for leak checks and forced close. Holds entries,
   // never leases, so a dropped lease can be garbage-collected.
   readonly #busy: LinkedQueue<Entry<T>> = new LinkedQueue();
   readonly #deadlines: DeadlineHeap;
   readonly #dialControllers = new Set<AbortController>();
-  readonly #registry: FinalizationRegistry<Entry<T>>;
+  readonly #registry: FinalizationRegistry<Tracked<T>>;
+  #trackTimer: unknown = undefined;
+  #coarse = 0;
+  #coarseTimer: unknown = undefined;
 
   #inUse = 0; // BUSY entries, including ones handed to a waiter not yet resumed
   #dialing = 0; // dials counted in slots, not yet settled
   #pendingDials = 0; // dial promises not yet settled (even abandoned ones)
   #checking = 0;
   #waiting = 0;
-  #handed = 0; // waiters already served (by #offer or a failure), not resumed
   #overflow = 0;
   #deadIdle = 0;
   #closing = 0; // resource closes in progress
@@ -1040,11 +1127,8 @@ export class Pool<T> implements AsyncDisposable {
     this.#lifo = order === "lifo";
     this.#idle = new Channel({ capacity: this.#maxIdle, order });
     this.#slots = new Channel({ capacity: this.#max });
-    this.#waitCases = [{ receive: this.#idle }, { receive: this.#failures }];
     this.#deadlines = new DeadlineHeap(clock, false);
-    this.#registry = new FinalizationRegistry((entry) =>
-      this.#collected(entry)
-    );
+    this.#registry = new FinalizationRegistry((held) => this.#collected(held));
     this.#fill();
   }
 
@@ -1076,6 +1160,13 @@ export class Pool<T> implements AsyncDisposable {
     if (this.#validate === null && options?.fresh !== true) {
       const entry = this.#takeIdle();
       if (entry !== undefined) return Promise.resolve(this.#lend(entry));
+      // Straight to the wait, without an async frame in between: every
+      // promise hop shows under contention.
+      try {
+        return this.#afterIdle(options);
+      } catch (error) {
+        return Promise.reject(error);
+      }
     }
     return this.#borrowSlow(options);
   }
@@ -1163,7 +1254,7 @@ export class Pool<T> implements AsyncDisposable {
       inUse: this.#inUse,
       dialing: this.#dialing,
       checking: this.#checking,
-      waiting: this.#waiting - this.#handed,
+      waiting: this.#waiting,
       overflow: this.#overflow,
       borrows: this.#borrows,
       waits: this.#waits,
@@ -1225,11 +1316,15 @@ export class Pool<T> implements AsyncDisposable {
       this.#closed = true;
       this.#drained = Promise.withResolvers();
       this.#disarmHousekeeping();
-      this.#idle.close();
-      this.#failures.close();
+      this.#idle.close(new PoolClosedError("Cannot borrow: the pool closed"));
+      for (const timer of [this.#trackTimer, this.#coarseTimer]) {
+        if (timer !== undefined) this.#clock.clearTimeout(timer);
+      }
+      this.#trackTimer = this.#coarseTimer = undefined;
+      this.#deadlines.clear();
       let r;
       while ((r = this.#idle.tryReceive()).state === "ok") {
-        this.#discardIdle(r.value, "closed");
+        this.#discardIdle(r.value as Entry<T>, "closed");
       }
       const reason = new PoolClosedError("Cannot dial: the pool is closed");
       for (const ctl of this.#dialControllers) ctl.abort(reason);
@@ -1269,44 +1364,25 @@ export class Pool<T> implements AsyncDisposable {
   // -- borrowing --
 
   /** Takes the next usable idle entry, discarding dead and expired ones. */
+  // Expired idle entries are evicted by the housekeeping timer, armed at the
+  // earliest due time; a clock read here would cost as much as the rest of
+  // the borrow.
   #takeIdle(): Entry<T> | undefined {
     while (true) {
       const r = this.#idle.tryReceive();
       if (r.state !== "ok") return undefined;
-      const entry = r.value;
+      const entry = r.value as Entry<T>;
       if (entry.dead) {
         this.#deadIdle--;
         continue;
-      }
-      if (
-        this.#maxLifetime !== Infinity || this.#idleTimeout !== Infinity
-      ) {
-        const now = this.#clock.now();
-        if (entry.expiresAt <= now) {
-          this.#discardIdle(entry, "lifetime");
-          continue;
-        }
-        if (entry.idleSince + this.#idleTimeout <= now) {
-          this.#discardIdle(entry, "idle");
-          continue;
-        }
       }
       return entry;
     }
   }
 
+  /** Borrows with `validate` or `fresh`: may await checks of idle entries. */
   async #borrowSlow(options: BorrowOptions | undefined): Promise<Lease<T>> {
-    const signal = options?.signal;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw new TypeError(
-        `Cannot borrow: signal must be an AbortSignal, received ${
-          describe(signal)
-        }`,
-      );
-    }
-    const timeout = options?.timeout === undefined
-      ? this.#acquireTimeout
-      : duration("timeout", options.timeout, "borrow");
+    this.#borrowOptions(options);
     let entry;
     while (!options?.fresh && (entry = this.#takeIdle()) !== undefined) {
       if (this.#validate === null) return this.#lend(entry);
@@ -1316,6 +1392,28 @@ export class Pool<T> implements AsyncDisposable {
         this.#destroy(entry, "closed");
       }
     }
+    return await this.#afterIdle(options);
+  }
+
+  /** Checks a borrow's options; returns its timeout. */
+  #borrowOptions(options: BorrowOptions | undefined): number {
+    const signal = options?.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new TypeError(
+        `Cannot borrow: signal must be an AbortSignal, received ${
+          describe(signal)
+        }`,
+      );
+    }
+    return options?.timeout === undefined
+      ? this.#acquireTimeout
+      : duration("timeout", options.timeout, "borrow");
+  }
+
+  /** Nothing idle (or a fresh one wanted): dial, fail, overflow or wait. */
+  #afterIdle(options: BorrowOptions | undefined): Promise<Lease<T>> {
+    const timeout = this.#borrowOptions(options);
+    const signal = options?.signal;
     if (this.#closed) {
       throw new PoolClosedError("Cannot borrow: the pool is closed");
     }
@@ -1331,53 +1429,31 @@ export class Pool<T> implements AsyncDisposable {
     return this.#wait(signal, timeout);
   }
 
-  async #wait(
+  #wait(
     signal: AbortSignal | undefined,
     timeout: number,
   ): Promise<Lease<T>> {
-    const start = this.#clock.now();
     this.#waits++;
     this.#waiting++;
-    let ctl: AbortController | undefined;
-    let deadline: Deadline | undefined;
-    const onAbort = () => ctl!.abort(signal!.reason);
-    if (signal !== undefined || timeout !== Infinity) {
-      ctl = new AbortController();
-      signal?.addEventListener("abort", onAbort, { once: true });
-      if (timeout !== Infinity) {
-        deadline = {
-          at: start + timeout,
-          pos: -1,
-          fire: () => {
-            this.#timeouts++;
-            ctl!.abort(new PoolTimeoutError(timeout));
-          },
-        };
-        this.#deadlines.add(deadline);
-      }
-    }
-    this.#fill();
-    try {
-      while (true) {
-        const r = await select(this.#waitCases, { signal: ctl?.signal });
-        if (!r.ok) throw new PoolClosedError("Cannot borrow: the pool closed");
-        this.#handed--;
-        if (r.index === 1) throw r.value;
-        // Handed over by a release or a dial (counted in #inUse already).
-        const entry = r.value;
-        this.#inUse--;
-        if (entry.dead || entry.expiresAt <= this.#clock.now()) {
-          if (!entry.dead) this.#destroy(entry, "lifetime");
-          continue;
-        }
-        return this.#lend(entry);
-      }
-    } finally {
-      this.#waiting--;
-      if (deadline !== undefined) this.#deadlines.remove(deadline);
-      signal?.removeEventListener("abort", onAbort);
-      this.#waitTime += this.#clock.now() - start;
-    }
+    const waiter = new Waiter(this, signal, timeout, this.#coarseNow());
+    waiter.parked = internals.park(this.#idle as Channel<unknown>, waiter);
+    if (timeout !== Infinity) this.#deadlines.add(waiter);
+    signal?.addEventListener("abort", waiter, { once: true });
+    if (this.#slots.size < this.#max) this.#fill();
+    return waiter.promise;
+  }
+
+  /**
+   * A waiter got an entry or a dial error from the idle channel, or failed
+   * (timeout, abort, close): synchronously, inside the sender's call.
+   */
+  #waiterSettled(waiter: Waiter<T>, value: unknown, failed: boolean): void {
+    this.#waiting--;
+    if (waiter.pos !== -1) this.#deadlines.remove(waiter);
+    waiter.signal?.removeEventListener("abort", waiter);
+    this.#waitTime += this.#coarseNow() - waiter.start;
+    if (failed || value instanceof DialError) return waiter.reject(value);
+    waiter.resolve(this.#lend(value as Entry<T>));
   }
 
   #evictOldestIdle(): void {
@@ -1480,7 +1556,11 @@ export class Pool<T> implements AsyncDisposable {
       this.#armHousekeeping(entry.borrowedAt + this.#leakTimeout);
     }
     const lease = new Lease(this, entry, gen);
-    this.#registry.register(lease, entry, lease);
+    // Leases are registered for garbage-collection checks only if still held
+    // when the tracking timer fires: most are released long before, and a
+    // registration costs more than the rest of a borrow.
+    entry.lease = lease;
+    if (this.#trackTimer === undefined) this.#armTracking();
     return lease;
   }
 
@@ -1495,7 +1575,11 @@ export class Pool<T> implements AsyncDisposable {
     reason: DestroyReason = "destroyed",
   ): void {
     if (entry.gen !== gen || entry.state !== BUSY) return;
-    if (lease !== null) this.#registry.unregister(lease);
+    entry.lease = null;
+    if (entry.tracked) {
+      entry.tracked = false;
+      this.#registry.unregister(entry);
+    }
     entry.gen++;
     entry.stack = undefined;
     this.#busy.remove(entry);
@@ -1510,10 +1594,29 @@ export class Pool<T> implements AsyncDisposable {
     this.#inUse--;
     if (destroy) return this.#destroy(entry, reason);
     if (this.#closed) return this.#destroy(entry, "closed");
-    const now = this.#clock.now();
+    const now = this.#coarseNow();
     if (entry.expiresAt <= now) return this.#destroy(entry, "lifetime");
     this.#putIdle(entry, now);
   }
+
+  /**
+   * The clock, read at most once per COARSE ms while releases come in: a
+   * clock read costs about as much as the rest of a release, and idle and
+   * lifetime limits do not need better than COARSE ms.
+   */
+  #coarseNow(): number {
+    if (this.#coarseTimer !== undefined) return this.#coarse;
+    const now = this.#coarse = this.#clock.now();
+    if (!this.#closed) {
+      this.#coarseTimer = this.#clock.setTimeout(this.#coarseExpired, COARSE);
+      this.#clock.unref?.(this.#coarseTimer);
+    }
+    return now;
+  }
+
+  readonly #coarseExpired = () => {
+    this.#coarseTimer = undefined;
+  };
 
   /** Offers an entry (not counted anywhere) to the first waiter, or idles it. */
   #putIdle(entry: Entry<T>, now: number): void {
@@ -1529,10 +1632,7 @@ export class Pool<T> implements AsyncDisposable {
     const before = this.#idle.size;
     if (!this.#idle.trySend(entry)) return false;
     if (this.#idle.size === before) {
-      // handed to a parked waiter: counted as lent from here on
-      entry.state = BUSY;
-      this.#inUse++;
-      this.#handed++;
+      // Handed to a parked waiter, which lent it already.
     } else if (this.#needsHousekeeping) {
       this.#armHousekeeping(this.#dueAt(entry));
     }
@@ -1592,7 +1692,9 @@ export class Pool<T> implements AsyncDisposable {
   #drainIdle(): Entry<T>[] {
     const out: Entry<T>[] = [];
     let r;
-    while ((r = this.#idle.tryReceive()).state === "ok") out.push(r.value);
+    while ((r = this.#idle.tryReceive()).state === "ok") {
+      out.push(r.value as Entry<T>);
+    }
     return out;
   }
 
@@ -1614,7 +1716,7 @@ export class Pool<T> implements AsyncDisposable {
     // empty; it calls #fill itself once they are back.
     if (this.#closed || this.#sweeping) return;
     while (this.#dialing < this.#maxDialing) {
-      const forWaiters = this.#waiting - this.#handed > this.#dialing;
+      const forWaiters = this.#waiting > this.#dialing;
       if (!forWaiters && !this.#idleDeficit()) break;
       if (!forWaiters && this.#refillAt > this.#clock.now()) {
         this.#armHousekeeping(this.#refillAt);
@@ -1720,11 +1822,12 @@ export class Pool<T> implements AsyncDisposable {
     this.#dialErrors++;
     this.#slots.tryReceive();
     if (!this.#closed) {
-      if (
-        this.#failures.trySend(
+      // Only ever to a parked borrower: an error is never buffered.
+      if (internals.waiting(this.#idle as Channel<unknown>).receivers > 0) {
+        this.#idle.trySend(
           new DialError(`Cannot dial: ${errorMessage(cause)}`, { cause }),
-        )
-      ) this.#handed++;
+        );
+      }
       this.#backoff = Math.min(
         BACKOFF_CAP,
         Math.max(BACKOFF_BASE, this.#backoff * 2),
@@ -1891,8 +1994,24 @@ export class Pool<T> implements AsyncDisposable {
     return ok;
   }
 
-  #collected(entry: Entry<T>): void {
-    if (entry.state !== BUSY) return;
+  #armTracking(): void {
+    if (this.#closed) return;
+    this.#trackTimer = this.#clock.setTimeout(() => {
+      this.#trackTimer = undefined;
+      for (let e = this.#busy.head; e !== null; e = e.next) {
+        const lease = e.lease;
+        if (lease === null) continue;
+        e.lease = null;
+        e.tracked = true;
+        this.#registry.register(lease, { entry: e, gen: e.gen }, e);
+      }
+    }, TRACK_DELAY);
+    this.#clock.unref?.(this.#trackTimer);
+  }
+
+  #collected({ entry, gen }: Tracked<T>): void {
+    if (entry.state !== BUSY || entry.gen !== gen) return;
+    entry.tracked = false;
     this.#onLeak({
       resource: entry.resource,
       heldFor: this.#clock.now() - entry.borrowedAt,
@@ -1914,6 +2033,9 @@ export class Pool<T> implements AsyncDisposable {
   static {
     settle = (pool, entry, gen, lease, destroy) =>
       pool.#settle(entry, gen, lease, destroy);
+    waiterSettled = (pool, waiter, value, failed) =>
+      pool.#waiterSettled(waiter, value, failed);
+    waiterTimedOut = (pool) => pool.#timeouts++;
   }
 }
 

@@ -7,6 +7,7 @@ interface Timer {
   id: number;
   at: number;
   callback: () => void;
+  unref: boolean;
 }
 
 /** A {@linkcode Clock} driven by {@linkcode FakeClock.advance}. */
@@ -21,7 +22,12 @@ export class FakeClock implements Clock {
 
   setTimeout(callback: () => void, delay: number): unknown {
     const id = this.#nextId++;
-    this.#timers.set(id, { id, at: this.#now + Math.max(0, delay), callback });
+    this.#timers.set(id, {
+      id,
+      at: this.#now + Math.max(0, delay),
+      callback,
+      unref: false,
+    });
     return id;
   }
 
@@ -29,10 +35,25 @@ export class FakeClock implements Clock {
     this.#timers.delete(handle as number);
   }
 
-  unref(): void {}
+  unref(handle: unknown): void {
+    const timer = this.#timers.get(handle as number);
+    if (timer !== undefined) timer.unref = true;
+  }
 
-  /** Timers still armed. */
+  ref(handle: unknown): void {
+    const timer = this.#timers.get(handle as number);
+    if (timer !== undefined) timer.unref = false;
+  }
+
+  /** Timers still armed that keep a program alive (not unref'd). */
   get pending(): number {
+    let n = 0;
+    for (const t of this.#timers.values()) if (!t.unref) n++;
+    return n;
+  }
+
+  /** Every timer still armed, unref'd ones included. */
+  get pendingAll(): number {
     return this.#timers.size;
   }
 
