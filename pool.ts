@@ -660,7 +660,6 @@ let settle: <T>(
   pool: Pool<T>,
   entry: Entry<T>,
   gen: number,
-  lease: Lease<T> | null,
   destroy: boolean,
 ) => void;
 
@@ -798,7 +797,7 @@ export class Lease<T> implements Disposable, AsyncDisposable {
     const entry = this.#entry;
     if (entry === null) return;
     this.#entry = null;
-    settle(this.#pool, entry, this.#gen, this, false);
+    settle(this.#pool, entry, this.#gen, false);
   }
 
   /**
@@ -827,7 +826,7 @@ export class Lease<T> implements Disposable, AsyncDisposable {
     if (entry === null) return;
     this.#entry = null;
     if (entry.gen === this.#gen) entry.reason = reason;
-    settle(this.#pool, entry, this.#gen, this, true);
+    settle(this.#pool, entry, this.#gen, true);
   }
 
   /**
@@ -1332,7 +1331,7 @@ export class Pool<T> implements AsyncDisposable {
     if (options?.force) {
       let entry;
       while ((entry = this.#busy.head) !== null) {
-        this.#settle(entry, entry.gen, null, true, "closed");
+        this.#settle(entry, entry.gen, true, "closed");
       }
     }
     this.#checkDrained();
@@ -1566,11 +1565,10 @@ export class Pool<T> implements AsyncDisposable {
 
   // -- releasing --
 
-  /** Ends a lease. `lease` is null when the pool ends it (forced close, GC). */
+  /** Ends a lease: released, destroyed, force-closed or collected. */
   #settle(
     entry: Entry<T>,
     gen: number,
-    lease: Lease<T> | null,
     destroy: boolean,
     reason: DestroyReason = "destroyed",
   ): void {
@@ -2018,7 +2016,7 @@ export class Pool<T> implements AsyncDisposable {
       stack: entry.stack?.stack,
       collected: true,
     });
-    this.#settle(entry, entry.gen, null, true, "leaked");
+    this.#settle(entry, entry.gen, true, "leaked");
   }
 
   #checkDrained(): void {
@@ -2031,8 +2029,7 @@ export class Pool<T> implements AsyncDisposable {
   }
 
   static {
-    settle = (pool, entry, gen, lease, destroy) =>
-      pool.#settle(entry, gen, lease, destroy);
+    settle = (pool, entry, gen, destroy) => pool.#settle(entry, gen, destroy);
     waiterSettled = (pool, waiter, value, failed) =>
       pool.#waiterSettled(waiter, value, failed);
     waiterTimedOut = (pool) => pool.#timeouts++;
