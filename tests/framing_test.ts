@@ -672,3 +672,28 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "FrameReader.prefetch() reads ahead once; the next reads take its bytes",
+  NONE,
+  async () => {
+    const frames = [bytes(10), bytes(3000, 2)];
+    const source = new ChunkReader(
+      concat(...frames.map((f) => encodeFrame(f))),
+      () => 7,
+    );
+    const reader = new FrameReader(source, { bufferSize: 16 });
+    const first = reader.prefetch();
+    assert.equal(reader.prefetch(), first, "one read in flight at most");
+    assert.equal(await first, 7);
+    assert.equal(reader.buffered, 7);
+    assert.equal(reader.received, 7);
+    // A read while a prefetch is pending waits for it, then goes on.
+    const again = reader.prefetch();
+    assert.deepEqual(await reader.readFrame(), frames[0]);
+    assert.equal(await again, 7);
+    assert.deepEqual(await reader.readFrame(), frames[1]);
+    assert.equal(await reader.prefetch(), null);
+    assert.equal(await reader.readFrame(), null);
+  },
+);
