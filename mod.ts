@@ -20,3 +20,4 @@
 export * from "./channel.ts";
 export * from "./pool.ts";
 export * from "./framing.ts";
+export * from "./tcp.ts";
