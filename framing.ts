@@ -448,7 +448,7 @@ export class FrameWriter {
       );
     }
     this.#writer = writer;
-    this.#f = format(options, "create FrameWriter");
+    this.#f = cachedFormat(options, "create FrameWriter");
   }
 
   /**
@@ -610,7 +610,7 @@ export class FrameReader {
       );
     }
     this.#source = source;
-    this.#f = format(options, where);
+    this.#f = cachedFormat(options, where);
     this.#initial = positive(where, "bufferSize", options?.bufferSize, 8192);
     this.#maxLine = positive(
       where,
@@ -892,9 +892,13 @@ export class FrameReader {
    * takes its bytes; nothing is read twice. A pooled connection leaves one
    * pending while idle, to see the server close it (or write to it) at once.
    *
+   * @param onSettled Called when this read settles, right after the reader
+   *   took its bytes (or EOF), or with `true` when it failed: cheaper than a
+   *   `then` of your own on the returned promise, for a watch kept on many
+   *   connections. (Handle the returned promise's rejection yourself then.)
    * @returns The read in flight.
    */
-  prefetch(): Promise<number | null> {
+  prefetch(onSettled?: (failed: boolean) => void): Promise<number | null> {
     this.#check();
     if (this.#pending !== null) return this.#pending;
     if (this.#eof) return Promise.resolve(null);
@@ -913,7 +917,10 @@ export class FrameReader {
       this.#start = 0;
       this.#end = have;
     }
-    const pending = this.#source.read(this.#buf.subarray(this.#end)).then(
+    const buf = this.#buf;
+    const pending = this.#source.read(
+      this.#end === 0 ? buf : buf.subarray(this.#end),
+    ).then(
       (n) => {
         this.#pending = null;
         if (n === null) this.#eof = true;
@@ -921,10 +928,12 @@ export class FrameReader {
           this.#end += n;
           this.#received += n;
         }
+        onSettled?.(false);
         return n;
       },
       (error) => {
         this.#pending = null;
+        onSettled?.(true);
         throw error;
       },
     );

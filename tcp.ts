@@ -44,6 +44,7 @@
 import {
   type FrameOptions,
   FrameReader,
+  type FrameReaderOptions,
   FrameTooLargeError,
   FrameWriter,
   UnexpectedEofError,
@@ -212,10 +213,10 @@ class Connection {
   readonly conn: Deno.TcpConn | Deno.TlsConn;
   readonly reader: FrameReader;
   readonly writer: FrameWriter;
-  /** The idle watch: the reader's prefetch, pending while idle. */
-  #watch: Promise<number | null> | null = null;
   evict: (() => boolean) | null = null;
   #closed = false;
+  /** The watch's read while pending, to silence its rejection on close. */
+  #watch: Promise<number | null> | null = null;
   /** Lent to a user (not idle, not in a hand-over). */
   borrowed = false;
   /** Saw EOF, an error or stray bytes while not borrowed. */
@@ -225,17 +226,20 @@ class Connection {
   /** The first use of this connection is over. */
   used = false;
 
+  /**
+   * @param conn The socket.
+   * @param frame Frame options, one object shared by the pool's connections
+   *   (so their parsed form is shared too).
+   * @param readerOptions The same plus the buffer size, shared likewise.
+   */
   constructor(
     conn: Deno.TcpConn | Deno.TlsConn,
-    readBufferSize: number,
     frame: FrameOptions | undefined,
+    readerOptions: FrameReaderOptions,
   ) {
     this.conn = conn;
     this.writer = new FrameWriter(conn, frame);
-    this.reader = new FrameReader(conn, {
-      ...frame,
-      bufferSize: readBufferSize,
-    });
+    this.reader = new FrameReader(conn, readerOptions);
   }
 
   /** Bytes received and not consumed yet. */
@@ -252,31 +256,31 @@ class Connection {
   watch(): void {
     this.borrowed = false;
     if (this.#closed) return;
-    let read: Promise<number | null>;
     try {
-      read = this.reader.prefetch();
+      this.#watch = this.reader.prefetch(this.#watched);
     } catch {
       this.stale = true;
-      return;
     }
-    if (read === this.#watch) return; // still pending from the last idle spell
-    this.#watch = read;
-    read.then(() => this.#watched(read), () => this.#watched(read));
   }
 
-  #watched(read: Promise<number | null>): void {
-    // Taken over by a borrower meanwhile: the borrower sees the result.
-    if (this.#watch !== read || this.borrowed) return;
+  /**
+   * The watch's read settled. If the connection is still idle, that was EOF,
+   * a reset or bytes nobody asked for: it is dead or dirty. (A borrower that
+   * took it over meanwhile lent it first, and reads the result itself.)
+   */
+  readonly #watched = (failed: boolean): void => {
+    // A failed read nobody may await (idle, or lent but not read from).
+    if (failed) this.#watch?.catch(noop);
     this.#watch = null;
+    if (this.borrowed || this.#closed) return;
     this.stale = true;
     this.close();
     this.evict?.();
-  }
+  };
 
   /** Marks it lent; a watch completing from now on is the borrower's. */
   lend(): void {
     this.borrowed = true;
-    this.#watch = null;
   }
 
   close(): void {
@@ -287,8 +291,12 @@ class Connection {
     } catch {
       // already closed
     }
+    // The watch's read rejects now; a borrower may not be there to see it.
+    this.#watch?.catch(noop);
   }
 }
+
+function noop(): void {}
 
 /** Ends a borrow: back to the pool, or destroyed if broken or dirty. */
 function giveBack(c: Connection, lease: Lease<Connection>): void {
@@ -756,6 +764,10 @@ export class TcpPool implements AsyncDisposable {
     this.#hostname = hostname;
     this.#port = p;
     const tlsOptions = tls === true ? {} : tls === false ? null : tls;
+    const readerOptions: FrameReaderOptions = {
+      ...frame,
+      bufferSize: readBufferSize,
+    };
     const dial = async (signal: AbortSignal): Promise<Connection> => {
       let conn: Deno.TcpConn | Deno.TlsConn;
       if (tlsOptions === null) {
@@ -779,7 +791,7 @@ export class TcpPool implements AsyncDisposable {
         }
         conn = tlsConn;
       }
-      return new Connection(conn, readBufferSize, frame);
+      return new Connection(conn, frame, readerOptions);
     };
     this.#pool = new Pool(dial, {
       ...poolOptions,
