@@ -21,15 +21,17 @@ export interface Sink {
   fail(reason: unknown): void;
 }
 
-/** A receiver parked by `internals.park`; its owner cancels it. */
-export interface Parked {
-  /**
-   * Takes the receiver out of its queue and fails its sink with `reason`,
-   * if it is still waiting.
-   *
-   * @returns Whether it was still waiting.
-   */
-  cancel(reason: unknown): boolean;
+/**
+ * A receiver node that its owner parks and unparks itself, and which the
+ * channel settles through `sink` (itself, usually): no promise, signal or
+ * node of the channel's own.
+ */
+export interface ParkNode extends Sink {
+  prev: unknown;
+  next: unknown;
+  queue: unknown;
+  readonly sel: null;
+  readonly sink: Sink;
 }
 
 /** Views of and hooks into private state, bound when the modules load. */
@@ -40,12 +42,17 @@ export const internals: {
    * promise or a signal of its own (a pool's borrowers: cheaper under
    * contention). The caller has checked that nothing is ready.
    */
-  park: (ch: Channel<unknown>, sink: Sink) => Parked;
+  park: (ch: Channel<unknown>, node: ParkNode) => void;
+  /** Takes a parked node out of its queue; whether it was still parked. */
+  unpark: (node: ParkNode) => boolean;
 } = {
   waiting: () => {
     throw new Error("channel.ts is not loaded");
   },
   park: () => {
+    throw new Error("channel.ts is not loaded");
+  },
+  unpark: () => {
     throw new Error("channel.ts is not loaded");
   },
 };

@@ -11,7 +11,6 @@
 // instead of the heap: O(1) to add and to remove from anywhere.
 
 import type { Clock } from "./pool.ts";
-import { LinkedQueue, type QueueNode } from "./_queue.ts";
 
 /** The default clock: `performance.now()` and the global timers. */
 export const SYSTEM_CLOCK: Clock = {
@@ -23,8 +22,11 @@ export const SYSTEM_CLOCK: Clock = {
 };
 
 /** A deadline in a {@linkcode DeadlineHeap}; `fire` runs once it is due. */
-export interface Deadline extends QueueNode<Deadline> {
+export interface Deadline {
   at: number;
+  /** Links of the FIFO lane (their own, so a node can sit in a channel too). */
+  dprev: Deadline | null;
+  dnext: Deadline | null;
   /** Position in the heap; IN_FIFO in the FIFO lane; -1 while in neither. */
   pos: number;
   fire(): void;
@@ -36,7 +38,9 @@ export class DeadlineHeap {
   readonly #clock: Clock;
   readonly #unref: boolean;
   #heap: Deadline[] = [];
-  #fifo: LinkedQueue<Deadline> = new LinkedQueue();
+  #head: Deadline | null = null;
+  #tail: Deadline | null = null;
+  #lane = 0;
   #timer: unknown = undefined;
   #armedAt = Infinity;
   #refd = false;
@@ -47,14 +51,19 @@ export class DeadlineHeap {
   }
 
   get size(): number {
-    return this.#heap.length + this.#fifo.length;
+    return this.#heap.length + this.#lane;
   }
 
   add(node: Deadline): void {
-    const tail = this.#fifo.tail;
+    const tail = this.#tail;
     if (tail === null || node.at >= tail.at) {
       node.pos = IN_FIFO;
-      this.#fifo.push(node);
+      node.dprev = tail;
+      node.dnext = null;
+      if (tail === null) this.#head = node;
+      else tail.dnext = node;
+      this.#tail = node;
+      this.#lane++;
     } else {
       const heap = this.#heap;
       node.pos = heap.length;
@@ -69,7 +78,13 @@ export class DeadlineHeap {
     const i = node.pos;
     if (i === IN_FIFO) {
       node.pos = -1;
-      this.#fifo.remove(node);
+      const { dprev, dnext } = node;
+      if (dprev === null) this.#head = dnext;
+      else dprev.dnext = dnext;
+      if (dnext === null) this.#tail = dprev;
+      else dnext.dprev = dprev;
+      node.dprev = node.dnext = null;
+      this.#lane--;
     } else if (i >= 0) {
       node.pos = -1;
       const heap = this.#heap;
@@ -91,8 +106,14 @@ export class DeadlineHeap {
   clear(): void {
     for (const node of this.#heap) node.pos = -1;
     this.#heap = [];
-    let node;
-    while ((node = this.#fifo.shift()) !== null) node.pos = -1;
+    for (let node = this.#head; node !== null;) {
+      const next: Deadline | null = node.dnext;
+      node.pos = -1;
+      node.dprev = node.dnext = null;
+      node = next;
+    }
+    this.#head = this.#tail = null;
+    this.#lane = 0;
     this.#disarm();
   }
 
@@ -131,7 +152,7 @@ export class DeadlineHeap {
   }
 
   #earliest(): Deadline | null {
-    const a = this.#fifo.head;
+    const a = this.#head;
     const b = this.#heap[0];
     if (b === undefined) return a;
     return a === null || b.at < a.at ? b : a;

@@ -177,15 +177,6 @@ class Waiter {
 
   /** For `internals.park`: settled through this instead of a promise. */
   sink: Sink | null = null;
-
-  /** For `internals.park`: leave the queue and fail, if still parked. */
-  cancel(reason: unknown): boolean {
-    const queue = this.queue;
-    if (queue === null) return false;
-    queue.remove(this);
-    this.sink!.fail(reason);
-    return true;
-  }
 }
 
 /** Settles a parked receiver (already dequeued) with `value`. */
@@ -815,11 +806,14 @@ export class Channel<T>
   }
 
   static {
-    internals.park = (ch, sink) => {
-      const w = new Waiter(undefined, null, 0);
-      w.sink = sink;
-      ch.#receivers.push(w);
-      return w;
+    internals.park = (ch, node) => {
+      ch.#receivers.push(node as unknown as Waiter);
+    };
+    internals.unpark = (node) => {
+      const w = node as unknown as Waiter;
+      if (w.queue === null) return false;
+      w.queue.remove(w);
+      return true;
     };
     recvReady = (ch) =>
       ch.#count > 0 || ch.#senders.head !== null || ch.#closed;

@@ -22,7 +22,7 @@
  */
 
 import { Channel } from "./channel.ts";
-import { internals, type Parked, type Sink } from "./_internal.ts";
+import { internals, type ParkNode } from "./_internal.ts";
 import { LinkedQueue } from "./_queue.ts";
 import { type Deadline, DeadlineHeap, SYSTEM_CLOCK } from "./_timers.ts";
 import { describe } from "./_util.ts";
@@ -472,14 +472,19 @@ interface Tracked<T> {
  * the idle channel settles synchronously when it hands over an entry or a
  * dial error, so a hand-over costs one promise hop.
  */
-class Waiter<T> implements Deadline, Sink {
+class Waiter<T> implements Deadline, ParkNode {
+  // In the idle channel's receiver queue (the waiter is its own node).
+  prev: unknown = null;
+  next: unknown = null;
+  queue: unknown = null;
+  readonly sel = null;
+  readonly sink: this = this;
+  // In the deadline lane or heap.
   at: number;
   pos = -1;
-  prev: Deadline | null = null;
-  next: Deadline | null = null;
-  queue: LinkedQueue<Deadline> | null = null;
+  dprev: Deadline | null = null;
+  dnext: Deadline | null = null;
   readonly pool: Pool<T>;
-  parked: Parked | null = null;
   readonly signal: AbortSignal | undefined;
   readonly timeout: number;
   readonly start: number;
@@ -514,14 +519,15 @@ class Waiter<T> implements Deadline, Sink {
 
   /** The deadline passed. */
   fire(): void {
-    if (this.parked!.cancel(new PoolTimeoutError(this.timeout))) {
+    if (internals.unpark(this)) {
       waiterTimedOut(this.pool);
+      this.fail(new PoolTimeoutError(this.timeout));
     }
   }
 
   /** The signal aborted. */
   handleEvent(): void {
-    this.parked!.cancel(this.signal!.reason);
+    if (internals.unpark(this)) this.fail(this.signal!.reason);
   }
 }
 
@@ -1435,7 +1441,7 @@ export class Pool<T> implements AsyncDisposable {
     this.#waits++;
     this.#waiting++;
     const waiter = new Waiter(this, signal, timeout, this.#coarseNow());
-    waiter.parked = internals.park(this.#idle as Channel<unknown>, waiter);
+    internals.park(this.#idle as Channel<unknown>, waiter);
     if (timeout !== Infinity) this.#deadlines.add(waiter);
     signal?.addEventListener("abort", waiter, { once: true });
     if (this.#slots.size < this.#max) this.#fill();
