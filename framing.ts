@@ -641,22 +641,12 @@ export class FrameReader {
    * @returns The payload, or `null` at EOF between frames.
    */
   async readFrame(): Promise<Uint8Array | null> {
-    // The common case inline, with at most one await for the header: every
-    // nested async call is a promise hop per frame.
+    // No await at all when the frame is buffered: each is a promise hop.
     this.#check();
-    const h = this.#f.header;
-    if (this.#end - this.#start < h) {
-      if (this.#pending !== null) await this.#pending;
-      if (this.#end - this.#start < h) {
-        if (this.#end === this.#start && !(await this.#more(1))) return null;
-        await this.#fill(h, "header");
-      }
+    if (this.#end - this.#start < this.#f.header && !(await this.#header())) {
+      return null;
     }
-    const len = readHeader(this.#buf, this.#start, this.#f);
-    if (len > this.#f.max) {
-      throw this.#fail(new FrameTooLargeError(len, this.#f.max));
-    }
-    this.#start += h;
+    const len = this.#takeHeader();
     if (this.#end - this.#start < len) {
       if (len > SLAB_MAX) return await this.#adopt(len);
       await this.#fill(len, "frame");
@@ -713,8 +703,11 @@ export class FrameReader {
    * @returns The payload view, or `null` at EOF between frames.
    */
   async readFrameView(): Promise<Uint8Array | null> {
-    const len = await this.#frameLength();
-    if (len === null) return null;
+    this.#check();
+    if (this.#end - this.#start < this.#f.header && !(await this.#header())) {
+      return null;
+    }
+    const len = this.#takeHeader();
     if (this.#end - this.#start < len) await this.#fill(len, "frame");
     const start = this.#start;
     this.#start = start + len;
@@ -821,19 +814,23 @@ export class FrameReader {
     return error;
   }
 
-  /** Reads a header; `null` at a clean EOF. */
-  async #frameLength(): Promise<number | null> {
-    this.#check();
+  /** Buffers a whole header; `false` at a clean EOF before it. */
+  async #header(): Promise<boolean> {
     const h = this.#f.header;
-    if (this.#end - this.#start < h) {
-      if (this.#end === this.#start && !(await this.#more(1))) return null;
-      await this.#fill(h, "header");
-    }
+    if (this.#pending !== null) await this.#pending;
+    if (this.#end - this.#start >= h) return true;
+    if (this.#end === this.#start && !(await this.#more(1))) return false;
+    await this.#fill(h, "header");
+    return true;
+  }
+
+  /** Consumes a buffered header and checks its length against the limit. */
+  #takeHeader(): number {
     const len = readHeader(this.#buf, this.#start, this.#f);
     if (len > this.#f.max) {
       throw this.#fail(new FrameTooLargeError(len, this.#f.max));
     }
-    this.#start += h;
+    this.#start += this.#f.header;
     return len;
   }
 
