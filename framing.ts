@@ -389,19 +389,10 @@ export async function writeFrame(
   payload: Uint8Array,
   options?: FrameOptions,
 ): Promise<void> {
-  const bytes = encode(
-    payload,
-    cachedFormat(options, "write frame"),
-    "write frame",
+  await writeAll(
+    writer,
+    encode(payload, cachedFormat(options, "write frame"), "write frame"),
   );
-  let off = 0;
-  while (off < bytes.length) {
-    const n = await writer.write(off === 0 ? bytes : bytes.subarray(off));
-    if (!(n > 0)) {
-      throw new Error(`Cannot write frame: the writer wrote ${n} bytes`);
-    }
-    off += n;
-  }
 }
 
 /**
@@ -482,16 +473,7 @@ export class FrameWriter {
 
   async #writeReused(bytes: Uint8Array): Promise<void> {
     try {
-      let off = 0;
-      while (off < bytes.length) {
-        const n = await this.#writer.write(
-          off === 0 ? bytes : bytes.subarray(off),
-        );
-        if (!(n > 0)) {
-          throw new Error(`Cannot write frame: the writer wrote ${n} bytes`);
-        }
-        off += n;
-      }
+      await writeAll(this.#writer, bytes);
     } finally {
       this.#busy = false;
     }
@@ -500,6 +482,7 @@ export class FrameWriter {
 
 const REUSE_MAX = 64 * 1024;
 
+/** Writes all of `bytes`, resuming short writes where they stopped. */
 async function writeAll(writer: ByteWriter, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) {
