@@ -56,3 +56,16 @@ export const internals: {
     throw new Error("channel.ts is not loaded");
   },
 };
+
+/** Hooks into `Lease`, for `tcp.ts`; bound when pool.ts loads. */
+export const poolHooks: {
+  /**
+   * Destroys a lease's resource, counting it in `stats.destroyed[key]`
+   * rather than `stats.destroyed.destroyed`; `reason` goes to `close`.
+   */
+  destroyAs: (lease: object, key: string, reason: unknown) => void;
+} = {
+  destroyAs: () => {
+    throw new Error("pool.ts is not loaded");
+  },
+};

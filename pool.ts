@@ -22,7 +22,7 @@
  */
 
 import { Channel } from "./channel.ts";
-import { internals, type ParkNode } from "./_internal.ts";
+import { internals, type ParkNode, poolHooks } from "./_internal.ts";
 import { LinkedQueue } from "./_queue.ts";
 import { type Deadline, DeadlineHeap, SYSTEM_CLOCK } from "./_timers.ts";
 import { describe } from "./_util.ts";
@@ -88,8 +88,47 @@ export class PoolExhaustedError extends Error {
 }
 
 /**
+ * Something took longer than its `timeout`: a borrow, a request, an I/O call
+ * on a pooled connection. `timeout` is the limit in milliseconds; `cause`,
+ * when set, says which step ran out (a {@linkcode PoolTimeoutError} when the
+ * time ran out while waiting for a resource). Its `name` is `"TimeoutError"`,
+ * as for the web platform's `AbortSignal.timeout`.
+ *
+ * @example Usage
+ * ```ts
+ * import { Pool, TimeoutError } from "./pool.ts";
+ * import assert from "node:assert/strict";
+ *
+ * await using pool = new Pool(() => ({}), { max: 1 });
+ * await using _held = await pool.borrow();
+ * await assert.rejects(pool.borrow({ timeout: 10 }), (e) => {
+ *   assert.ok(e instanceof TimeoutError); // a PoolTimeoutError is one
+ *   assert.equal(e.timeout, 10);
+ *   return true;
+ * });
+ * ```
+ */
+export class TimeoutError extends Error {
+  /** The limit that ran out, in whole milliseconds. */
+  readonly timeout: number;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What timed out.
+   * @param timeout The limit, in milliseconds (rounded to a whole number).
+   * @param options Error options; `cause` says which step ran out.
+   */
+  constructor(message: string, timeout: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TimeoutError";
+    this.timeout = Math.round(timeout);
+  }
+}
+
+/**
  * Raised by a borrow that waited `timeout` (default `acquireTimeout`)
- * milliseconds without getting a resource.
+ * milliseconds without getting a resource. It is a {@linkcode TimeoutError}.
  *
  * @example Usage
  * ```ts
@@ -101,10 +140,7 @@ export class PoolExhaustedError extends Error {
  * await assert.rejects(pool.borrow({ timeout: 10 }), PoolTimeoutError);
  * ```
  */
-export class PoolTimeoutError extends Error {
-  /** How long the borrow waited, in milliseconds. */
-  readonly timeout: number;
-
+export class PoolTimeoutError extends TimeoutError {
   /**
    * Creates the error.
    *
@@ -112,9 +148,12 @@ export class PoolTimeoutError extends Error {
    * @param options Error options.
    */
   constructor(timeout: number, options?: ErrorOptions) {
-    super(`Cannot borrow: no resource within ${timeout} ms`, options);
+    super(
+      `Cannot borrow: no resource within ${Math.round(timeout)} ms`,
+      timeout,
+      options,
+    );
     this.name = "PoolTimeoutError";
-    this.timeout = timeout;
   }
 }
 
@@ -349,6 +388,13 @@ export interface PoolOptions<T> {
   watch?: ((resource: T, evict: () => boolean) => void) | undefined;
   /** The clock for every timeout and timer. Defaults to the system's. */
   clock?: Clock | undefined;
+  /**
+   * Names the pool in error messages: `"Cannot dial db-primary: refused"`.
+   * {@linkcode TcpPool} sets it to `hostname:port`.
+   *
+   * @default {""}
+   */
+  name?: string | undefined;
 }
 
 /** Options for {@linkcode Pool.borrow} and {@linkcode Pool.use}. */
@@ -544,7 +590,19 @@ let waiterTimedOut: <T>(pool: Pool<T>) => void;
 const BACKOFF_BASE = 100;
 const BACKOFF_CAP = 30_000;
 
-type DestroyReason = keyof DestroyedStats;
+/**
+ * After this many failed dials in a row, dials for borrowers pause for a
+ * step that doubles from PAUSE_BASE up to PAUSE_CAP (minus up to half, at
+ * random), and borrows that only a dial could serve fail at once meanwhile:
+ * a server that is down gets a few dials a second, not one per borrow, and
+ * one that comes back is dialed again within PAUSE_CAP.
+ */
+const PAUSE_AFTER = 3;
+const PAUSE_BASE = 50;
+const PAUSE_CAP = 800;
+
+/** A key of `stats.destroyed`: the pool's own, or one a sibling module adds. */
+type DestroyReason = string;
 
 /** One resource and its bookkeeping. Sits in the busy list while lent. */
 class Entry<T> {
@@ -667,6 +725,7 @@ let settle: <T>(
   entry: Entry<T>,
   gen: number,
   destroy: boolean,
+  key?: DestroyReason,
 ) => void;
 
 /**
@@ -828,11 +887,20 @@ export class Lease<T> implements Disposable, AsyncDisposable {
    * ```
    */
   destroy(reason?: unknown): void {
+    this.#destroyAs("destroyed", reason);
+  }
+
+  #destroyAs(key: DestroyReason, reason: unknown): void {
     const entry = this.#entry;
     if (entry === null) return;
     this.#entry = null;
     if (entry.gen === this.#gen) entry.reason = reason;
-    settle(this.#pool, entry, this.#gen, true);
+    settle(this.#pool, entry, this.#gen, true, key);
+  }
+
+  static {
+    poolHooks.destroyAs = (lease, key, reason) =>
+      (lease as Lease<unknown>).#destroyAs(key, reason);
   }
 
   /**
@@ -937,6 +1005,8 @@ export class Pool<T> implements AsyncDisposable {
   readonly #heartbeat: number;
   readonly #leakTimeout: number;
   readonly #lifo: boolean;
+  /** `" " + name` for messages, or "". */
+  readonly #named: string;
 
   // idle holds IDLE entries (and `dead` ones, counted in #deadIdle, already
   // destroyed); a borrower waits only while it is empty.
@@ -948,7 +1018,10 @@ export class Pool<T> implements AsyncDisposable {
   // never leases, so a dropped lease can be garbage-collected.
   readonly #busy: LinkedQueue<Entry<T>> = new LinkedQueue();
   readonly #deadlines: DeadlineHeap;
-  readonly #dialControllers = new Set<AbortController>();
+  // Aborts validate and heartbeat checks in flight when the pool closes.
+  readonly #checkControllers = new Set<AbortController>();
+  // Gives up every dial in flight (#runDial) when the pool closes.
+  readonly #dialRuns = new Set<(reason: unknown) => void>();
   readonly #registry: FinalizationRegistry<Tracked<T>>;
   #trackTimer: unknown = undefined;
   #coarse = 0;
@@ -966,7 +1039,10 @@ export class Pool<T> implements AsyncDisposable {
   #drained: PromiseWithResolvers<void> | null = null;
   #hkTimer: unknown = undefined;
   #hkAt = Infinity;
-  #backoff = 0;
+  #backoff = 0; // minIdle refill backoff step, ms (0 after a good dial)
+  #failStreak = 0; // dials failed in a row (reset by a good one)
+  #lastDialError: DialError | null = null;
+  #pausedUntil = 0; // demand dials wait until then after PAUSE_AFTER failures
   #sweeping = false;
   #refillAt = 0;
 
@@ -977,7 +1053,7 @@ export class Pool<T> implements AsyncDisposable {
   #dials = 0;
   #dialErrors = 0;
   #closeErrors = 0;
-  readonly #destroyed: DestroyedStats = {
+  readonly #destroyed: DestroyedStats & Record<string, number> = {
     destroyed: 0,
     invalid: 0,
     heartbeat: 0,
@@ -1129,6 +1205,14 @@ export class Pool<T> implements AsyncDisposable {
       );
     }
     this.#clock = clock;
+    if (o.name !== undefined && typeof o.name !== "string") {
+      throw new TypeError(
+        `Cannot create pool: name must be a string, received ${
+          describe(o.name)
+        }`,
+      );
+    }
+    this.#named = o.name ? ` ${o.name}` : "";
     this.#lifo = order === "lifo";
     this.#idle = new Channel({ capacity: this.#maxIdle, order });
     this.#slots = new Channel({ capacity: this.#max });
@@ -1332,7 +1416,8 @@ export class Pool<T> implements AsyncDisposable {
         this.#discardIdle(r.value as Entry<T>, "closed");
       }
       const reason = new PoolClosedError("Cannot dial: the pool is closed");
-      for (const ctl of this.#dialControllers) ctl.abort(reason);
+      for (const ctl of this.#checkControllers) ctl.abort(reason);
+      for (const abandon of [...this.#dialRuns]) abandon(reason);
     }
     if (options?.force) {
       let entry;
@@ -1425,12 +1510,19 @@ export class Pool<T> implements AsyncDisposable {
     if (signal?.aborted) throw signal.reason;
     if (options?.fresh) {
       if (this.#slots.size >= this.#max) this.#evictOldestIdle();
-      if (this.#slots.trySend(undefined)) return this.#lendFresh(signal);
+      if (this.#slots.size < this.#max) {
+        this.#checkPaused(true);
+        this.#slots.trySend(undefined);
+        return this.#lendFresh(signal, timeout);
+      }
     }
     if (this.#slots.size >= this.#max) {
       if (this.#whenExhausted === FAIL) throw new PoolExhaustedError(this.#max);
-      if (this.#whenExhausted === OVERFLOW) return this.#lendOverflow(signal);
-    }
+      if (this.#whenExhausted === OVERFLOW) {
+        this.#checkPaused(true);
+        return this.#lendOverflow(signal, timeout);
+      }
+    } else this.#checkPaused(false);
     return this.#wait(signal, timeout);
   }
 
@@ -1470,80 +1562,62 @@ export class Pool<T> implements AsyncDisposable {
     if (oldest !== undefined) this.#destroy(oldest, "evicted");
   }
 
-  /** Dials a counted resource for one borrower (its slot is taken). */
-  async #lendFresh(signal: AbortSignal | undefined): Promise<Lease<T>> {
+  /**
+   * Dials a counted resource for one borrower (its slot is taken), within
+   * the borrow's timeout as well as `connectTimeout`.
+   */
+  #lendFresh(
+    signal: AbortSignal | undefined,
+    timeout: number,
+  ): Promise<Lease<T>> {
     this.#dialing++;
-    let resource: T;
-    try {
-      resource = await this.#dialOnce(signal);
-    } catch (error) {
+    const { promise, resolve, reject } = Promise.withResolvers<Lease<T>>();
+    this.#runDial(timeout, signal, (failed, value) => {
       this.#dialing--;
-      this.#slots.tryReceive();
-      this.#fill();
-      this.#checkDrained();
-      throw error;
-    }
-    this.#dialing--;
-    const entry = this.#newEntry(resource);
-    if (entry === null) {
-      throw new DialError("Cannot dial: watch threw for the new resource");
-    }
-    if (this.#closed) {
-      this.#destroy(entry, "closed");
-      throw new PoolClosedError("Cannot borrow: the pool closed");
-    }
-    return this.#lend(entry);
+      if (failed) {
+        this.#slots.tryReceive();
+        this.#fill();
+        this.#checkDrained();
+        return reject(value);
+      }
+      const entry = this.#newEntry(value as T);
+      if (entry === null) {
+        return reject(
+          new DialError(`Cannot dial${this.#named}: watch threw`),
+        );
+      }
+      if (this.#closed) {
+        this.#destroy(entry, "closed");
+        return reject(new PoolClosedError("Cannot borrow: the pool closed"));
+      }
+      resolve(this.#lend(entry));
+    });
+    return promise;
   }
 
-  async #lendOverflow(signal: AbortSignal | undefined): Promise<Lease<T>> {
+  /** Dials an uncounted resource for one borrower at `max`. */
+  #lendOverflow(
+    signal: AbortSignal | undefined,
+    timeout: number,
+  ): Promise<Lease<T>> {
+    // Counted in #overflow while dialing, so close() waits for it.
     this.#overflow++;
-    let resource: T;
-    try {
-      resource = await this.#dialOnce(signal);
-    } catch (error) {
+    const { promise, resolve, reject } = Promise.withResolvers<Lease<T>>();
+    this.#runDial(timeout, signal, (failed, value) => {
       this.#overflow--;
-      this.#checkDrained();
-      throw error;
-    }
-    const now = this.#clock.now();
-    const entry = new Entry(resource, now, Infinity, true);
-    if (this.#closed) {
-      this.#overflow--;
-      this.#closeResource(entry.resource);
-      throw new PoolClosedError("Cannot borrow: the pool closed");
-    }
-    this.#overflow--; // #lend counts it again
-    return this.#lend(entry);
-  }
-
-  /** Dials one uncounted resource, for overflow borrows. */
-  async #dialOnce(signal: AbortSignal | undefined): Promise<T> {
-    this.#dials++;
-    const ctl = new AbortController();
-    const onAbort = () => ctl.abort(signal!.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    this.#dialControllers.add(ctl);
-    let timer: unknown;
-    if (this.#connectTimeout !== Infinity) {
-      timer = this.#clock.setTimeout(
-        () => ctl.abort(this.#dialTimeoutError()),
-        this.#connectTimeout,
-      );
-    }
-    try {
-      const resource = await this.#dial(ctl.signal);
-      return resource;
-    } catch (error) {
-      this.#dialErrors++;
-      if (signal?.aborted && error === signal.reason) throw error;
-      throw new DialError(`Cannot dial: ${errorMessage(error)}`, {
-        cause: error,
-      });
-    } finally {
-      if (timer !== undefined) this.#clock.clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      this.#dialControllers.delete(ctl);
-    }
+      if (failed) {
+        this.#checkDrained();
+        return reject(value);
+      }
+      const entry = new Entry(value as T, this.#clock.now(), Infinity, true);
+      if (this.#closed) {
+        this.#closeResource(entry.resource);
+        this.#checkDrained();
+        return reject(new PoolClosedError("Cannot borrow: the pool closed"));
+      }
+      resolve(this.#lend(entry));
+    });
+    return promise;
   }
 
   #lend(entry: Entry<T>): Lease<T> {
@@ -1647,7 +1721,7 @@ export class Pool<T> implements AsyncDisposable {
   #destroy(entry: Entry<T>, reason: DestroyReason): void {
     if (entry.state === GONE) return;
     entry.state = GONE;
-    this.#destroyed[reason]++;
+    this.#destroyed[reason] = (this.#destroyed[reason] ?? 0) + 1;
     this.#closeResource(entry.resource, entry.reason);
     this.#slots.tryReceive();
     this.#fill();
@@ -1721,13 +1795,35 @@ export class Pool<T> implements AsyncDisposable {
     if (this.#closed || this.#sweeping) return;
     while (this.#dialing < this.#maxDialing) {
       const forWaiters = this.#waiting > this.#dialing;
-      if (!forWaiters && !this.#idleDeficit()) break;
-      if (!forWaiters && this.#refillAt > this.#clock.now()) {
-        this.#armHousekeeping(this.#refillAt);
-        break;
+      if (forWaiters) {
+        if (this.#pausedUntil !== 0 && this.#pausedUntil > this.#clock.now()) {
+          this.#shedWaiters();
+          break;
+        }
+      } else {
+        if (!this.#idleDeficit()) break;
+        if (this.#refillAt > this.#clock.now()) {
+          this.#armHousekeeping(this.#refillAt);
+          break;
+        }
       }
       if (!this.#slots.trySend(undefined)) break;
       this.#startDial();
+    }
+  }
+
+  /**
+   * Demand dials are paused: waiters that nothing but a dial can serve get
+   * the last dial error now; others wait for a release or the pause's end.
+   */
+  #shedWaiters(): void {
+    const left = this.#pausedUntil - this.#clock.now();
+    if (this.#inUse + this.#dialing + this.#checking === 0) {
+      const error = this.#pausedError(left);
+      const idle = this.#idle as Channel<unknown>;
+      while (internals.waiting(idle).receivers > 0) this.#idle.trySend(error);
+    } else {
+      this.#armHousekeeping(this.#pausedUntil);
     }
   }
 
@@ -1736,50 +1832,134 @@ export class Pool<T> implements AsyncDisposable {
       this.#idle.size - this.#deadIdle + this.#dialing < this.#minIdle;
   }
 
+  /** Starts a background dial whose resource goes idle (or to a waiter). */
   #startDial(): void {
     this.#dialing++;
-    this.#pendingDials++;
+    this.#runDial(Infinity, undefined, (failed, value) => {
+      if (failed) this.#dialFailed(value);
+      else this.#dialed(value as T);
+    });
+  }
+
+  /**
+   * Every dial goes through here. It settles exactly once, calling `done`:
+   * with the resource; with a {@linkcode DialError} when the dial failed or
+   * outlived `connectTimeout`; with a {@linkcode PoolTimeoutError} when it
+   * outlived the borrow's `timeout` (shorter than `connectTimeout`); with
+   * the borrower's `signal.reason`; or with a {@linkcode PoolClosedError}
+   * when the pool closes. The dial's signal aborts in every case but the
+   * first, and a resource that arrives after that is closed at once: a dial
+   * that ignores its signal holds no borrower and no slot (`close()` still
+   * waits for it to return).
+   */
+  #runDial(
+    timeout: number,
+    signal: AbortSignal | undefined,
+    done: (failed: boolean, value: unknown) => void,
+  ): void {
     this.#dials++;
+    this.#pendingDials++;
     const ctl = new AbortController();
-    this.#dialControllers.add(ctl);
+    let timer: unknown = undefined;
     let settled = false;
-    let timer: unknown;
-    if (this.#connectTimeout !== Infinity) {
+    const settle = (failed: boolean, value: unknown): void => {
+      if (settled) {
+        // Given up on already: a late resource is closed, an error dropped.
+        if (!failed) this.#closeResource(value as T);
+        return;
+      }
+      settled = true;
+      if (timer !== undefined) this.#clock.clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      this.#dialRuns.delete(abandon);
+      if (failed) {
+        if (!ctl.signal.aborted) ctl.abort(value);
+        if (value instanceof DialError) this.#noteDialFailure(value);
+      } else {
+        this.#failStreak = 0;
+        this.#pausedUntil = 0;
+      }
+      done(failed, value);
+      this.#checkDrained();
+    };
+    const onAbort = () => settle(true, signal!.reason);
+    const abandon = (reason: unknown) => settle(true, reason);
+    const limit = Math.min(this.#connectTimeout, timeout);
+    if (limit !== Infinity) {
       timer = this.#clock.setTimeout(() => {
         timer = undefined;
-        if (settled) return;
-        settled = true;
-        const error = this.#dialTimeoutError();
-        ctl.abort(error);
-        this.#dialFailed(error);
-      }, this.#connectTimeout);
+        if (timeout < this.#connectTimeout) {
+          this.#timeouts++;
+          settle(true, new PoolTimeoutError(timeout));
+        } else {
+          const cause = new TimeoutError(
+            `Dial timed out after ${Math.round(limit)} ms`,
+            limit,
+          );
+          settle(true, this.#dialError(cause));
+        }
+      }, limit);
     }
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.#dialRuns.add(abandon);
     let p: Promise<T>;
     try {
       p = Promise.resolve(this.#dial(ctl.signal));
     } catch (error) {
       p = Promise.reject(error);
     }
-    p.then((resource) => {
-      if (settled) return this.#closeResource(resource); // timed out earlier
-      settled = true;
-      this.#dialed(resource);
-    }, (error) => {
-      if (settled) return;
-      settled = true;
-      this.#dialFailed(error);
-    }).finally(() => {
-      if (timer !== undefined) this.#clock.clearTimeout(timer);
-      this.#dialControllers.delete(ctl);
+    p.then(
+      (resource) => settle(false, resource),
+      (error) => settle(true, this.#dialError(error)),
+    ).finally(() => {
+      // close() waits for this: an aborted dial's socket is closed by then.
       this.#pendingDials--;
       this.#checkDrained();
     });
   }
 
-  #dialTimeoutError(): DOMException {
-    return new DOMException(
-      `Dial timed out after ${this.#connectTimeout} ms`,
-      "TimeoutError",
+  /** A dial's failure as a DialError naming the pool (one is kept as is). */
+  #dialError(cause: unknown): DialError {
+    if (cause instanceof DialError) return cause;
+    return new DialError(`Cannot dial${this.#named}: ${errorMessage(cause)}`, {
+      cause,
+    });
+  }
+
+  /** Counts a failed dial; after a few in a row, pauses demand dials. */
+  #noteDialFailure(error: DialError): void {
+    this.#dialErrors++;
+    this.#lastDialError = error;
+    const streak = ++this.#failStreak;
+    if (streak >= PAUSE_AFTER) {
+      const step = Math.min(
+        PAUSE_CAP,
+        PAUSE_BASE * 2 ** (streak - PAUSE_AFTER),
+      );
+      this.#pausedUntil = this.#clock.now() +
+        step * (0.5 + Math.random() / 2);
+    }
+  }
+
+  /**
+   * Throws at once while demand dials are paused and nothing but a dial
+   * could serve this borrow (or it needs a dial of its own: `fresh`,
+   * overflow): failing fast beats queueing for a dial that will not start.
+   */
+  #checkPaused(ownDial: boolean): void {
+    if (this.#pausedUntil === 0) return;
+    if (!ownDial && this.#inUse + this.#dialing + this.#checking > 0) return;
+    const left = this.#pausedUntil - this.#clock.now();
+    if (left > 0) throw this.#pausedError(left);
+  }
+
+  #pausedError(left: number): DialError {
+    const last = this.#lastDialError!;
+    return new DialError(
+      `${last.message} (dialing paused for ${
+        Math.ceil(left)
+      } ms after ${this.#failStreak} failed dials in a row)`,
+      { cause: last.cause },
     );
   }
 
@@ -1821,16 +2001,14 @@ export class Pool<T> implements AsyncDisposable {
     return true;
   }
 
-  #dialFailed(cause: unknown): void {
+  /** A background dial failed, timed out, or was abandoned by close(). */
+  #dialFailed(error: unknown): void {
     this.#dialing--;
-    this.#dialErrors++;
     this.#slots.tryReceive();
     if (!this.#closed) {
       // Only ever to a parked borrower: an error is never buffered.
       if (internals.waiting(this.#idle as Channel<unknown>).receivers > 0) {
-        this.#idle.trySend(
-          new DialError(`Cannot dial: ${errorMessage(cause)}`, { cause }),
-        );
+        this.#idle.trySend(error as DialError);
       }
       this.#backoff = Math.min(
         BACKOFF_CAP,
@@ -1960,7 +2138,7 @@ export class Pool<T> implements AsyncDisposable {
     entry.state = CHECKING;
     this.#checking++;
     const ctl = new AbortController();
-    this.#dialControllers.add(ctl);
+    this.#checkControllers.add(ctl);
     let timer: unknown;
     let ok: boolean;
     try {
@@ -1968,7 +2146,13 @@ export class Pool<T> implements AsyncDisposable {
       if (isThenable(result)) {
         if (this.#connectTimeout !== Infinity) {
           timer = this.#clock.setTimeout(
-            () => ctl.abort(this.#dialTimeoutError()),
+            () =>
+              ctl.abort(
+                new TimeoutError(
+                  `Check timed out after ${this.#connectTimeout} ms`,
+                  this.#connectTimeout,
+                ),
+              ),
             this.#connectTimeout,
           );
         }
@@ -1987,7 +2171,7 @@ export class Pool<T> implements AsyncDisposable {
       ok = false;
     } finally {
       if (timer !== undefined) this.#clock.clearTimeout(timer);
-      this.#dialControllers.delete(ctl);
+      this.#checkControllers.delete(ctl);
     }
     // On success the caller uncounts it when it lends or re-idles the entry,
     // so that no step in between sees it in no count at all.
@@ -2035,7 +2219,8 @@ export class Pool<T> implements AsyncDisposable {
   }
 
   static {
-    settle = (pool, entry, gen, destroy) => pool.#settle(entry, gen, destroy);
+    settle = (pool, entry, gen, destroy, key) =>
+      pool.#settle(entry, gen, destroy, key);
     waiterSettled = (pool, waiter, value, failed) =>
       pool.#waiterSettled(waiter, value, failed);
     waiterTimedOut = (pool) => pool.#timeouts++;

@@ -12,6 +12,7 @@ import {
   type PoolOptions,
   type PoolStats,
   PoolTimeoutError,
+  TimeoutError,
 } from "../pool.ts";
 import { FakeClock, settle } from "./_clock.ts";
 import { mulberry32 } from "./_random.ts";
@@ -750,6 +751,165 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "Pool: fresh and overflow borrows end at their timeout even if the dial ignores its signal",
+  NONE,
+  async () => {
+    const { clock, dialer, pool } = setup({
+      max: 1,
+      whenExhausted: "overflow",
+      connectTimeout: 10_000,
+    });
+    dialer.manual = true; // dials never settle unless told to
+    const fresh = track(pool.borrow({ fresh: true, timeout: 300 }));
+    await clock.advance(299);
+    assert.equal(fresh.settled, false);
+    assert.equal(pool.stats.open, 1, "the fresh dial holds the slot");
+    await clock.advance(1);
+    assert.ok(fresh.error instanceof PoolTimeoutError);
+    assert.equal(dialer.signals[0]!.aborted, true);
+    assert.equal(pool.stats.open, 0, "and gives it back at the deadline");
+    // An overflow borrow, at max with the slot held by another fresh dial.
+    const held = track(pool.borrow({ fresh: true, timeout: 5_000 }));
+    await clock.advance(0);
+    const over = track(pool.borrow({ timeout: 200 }));
+    await clock.advance(200);
+    assert.ok(over.error instanceof PoolTimeoutError);
+    assert.equal(pool.stats.overflow, 0);
+    // Dials that come back late are closed, not leaked. (Parked in order:
+    // the timed-out fresh dial, the held one, the overflow one.)
+    const lateFresh = dialer.resolveNext();
+    dialer.resolveNext(); // the held fresh dial, still in time
+    const lateOverflow = dialer.resolveNext();
+    await clock.advance(0);
+    assert.equal(lateFresh.closed, 1);
+    assert.equal(lateOverflow.closed, 1);
+    assert.ok(held.value);
+    held.value.release();
+    checkStats(pool.stats);
+    await pool.close();
+    dialer.assertAllClosedOnce();
+  },
+);
+
+Deno.test(
+  "Pool: a fresh borrow gets PoolClosedError at once when the pool closes mid-dial",
+  NONE,
+  async () => {
+    const { dialer, pool } = setup({ max: 2 });
+    dialer.manual = true;
+    const fresh = track(pool.borrow({ fresh: true }));
+    await settle();
+    const closing = track(pool.close());
+    await settle();
+    assert.ok(fresh.error instanceof PoolClosedError);
+    assert.equal(dialer.signals[0]!.aborted, true);
+    assert.equal(closing.settled, false, "close waits for the dial to return");
+    const late = dialer.resolveNext();
+    await settle();
+    assert.equal(late.closed, 1);
+    assert.equal(closing.settled, true);
+  },
+);
+
+Deno.test(
+  "Pool: after 3 failed dials in a row, borrows fail fast without dialing until a short pause ends",
+  NONE,
+  async () => {
+    const { clock, dialer, pool } = setup({ max: 4, name: "db:5432" });
+    const cause = new Error("connection refused");
+    dialer.failWith = cause;
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(pool.borrow(), (e) => {
+        assert.ok(e instanceof DialError);
+        assert.equal(e.message, "Cannot dial db:5432: connection refused");
+        assert.equal(e.cause, cause);
+        return true;
+      });
+    }
+    assert.equal(dialer.started, 3);
+    // Paused: 100 borrows fail at once, none dials, the cause is kept.
+    for (let i = 0; i < 100; i++) {
+      const p = track(pool.borrow());
+      await settle();
+      assert.ok(p.error instanceof DialError, "failed fast");
+      assert.match(
+        (p.error as Error).message,
+        /^Cannot dial db:5432: connection refused \(dialing paused for \d+ ms after 3 failed dials in a row\)$/,
+      );
+      assert.equal((p.error as Error).cause, cause);
+    }
+    assert.equal(dialer.started, 3);
+    // The pause ends within its step (50 ms for the first); one dial tries.
+    await clock.advance(50);
+    await assert.rejects(pool.borrow(), DialError);
+    assert.equal(dialer.started, 4);
+    // Pauses double: count dials over 2 s of borrowing every 5 ms.
+    const before = dialer.started;
+    for (let t = 0; t < 2_000; t += 5) {
+      const p = track(pool.borrow());
+      await clock.advance(5);
+      assert.ok(p.error instanceof DialError);
+    }
+    const dials = dialer.started - before;
+    assert.ok(dials >= 3 && dials <= 8, `${dials} dials in 2 s`);
+    // The server is back: at most one pause (≤ 800 ms) later, borrows work.
+    dialer.failWith = undefined;
+    await clock.advance(800);
+    const lease = await pool.borrow();
+    lease.release();
+    checkStats(pool.stats);
+    await pool.close();
+  },
+);
+
+Deno.test(
+  "Pool: while dials pause, a borrow that a lease in use can serve waits for it",
+  NONE,
+  async () => {
+    const { clock, dialer, pool } = setup({ max: 4 });
+    const held = await pool.borrow();
+    dialer.failWith = new Error("down");
+    for (let i = 0; i < 3; i++) {
+      // Fresh borrows dial whatever is in use: three failures in a row.
+      await assert.rejects(pool.borrow({ fresh: true }), DialError);
+    }
+    const waiter = track(pool.borrow({ timeout: 1_000 }));
+    await clock.advance(10);
+    assert.equal(waiter.settled, false, "it waits: a lease may come back");
+    held.release();
+    await clock.advance(0);
+    assert.ok(waiter.value, "and gets the released resource");
+    // Destroyed instead: nothing can serve a second waiter but a dial.
+    const other = track(pool.borrow({ timeout: 1_000 }));
+    await clock.advance(0);
+    assert.equal(other.settled, false);
+    waiter.value.destroy();
+    await clock.advance(0);
+    assert.ok(other.error instanceof DialError, "failed at once");
+    assert.match((other.error as Error).message, /paused/);
+    checkStats(pool.stats);
+    await pool.close();
+  },
+);
+
+Deno.test(
+  "PoolTimeoutError is a TimeoutError named PoolTimeoutError, in whole milliseconds",
+  NONE,
+  () => {
+    const e = new PoolTimeoutError(399.6);
+    assert.ok(e instanceof TimeoutError);
+    assert.equal(e.name, "PoolTimeoutError");
+    assert.equal(e.timeout, 400);
+    assert.equal(e.message, "Cannot borrow: no resource within 400 ms");
+    const t = new TimeoutError("Request timed out after 400 ms", 400, {
+      cause: e,
+    });
+    assert.equal(t.name, "TimeoutError");
+    assert.equal(t.cause, e);
+  },
+);
+
 // -- Destroying, validating, expiring --
 
 Deno.test(
@@ -1355,8 +1515,12 @@ Deno.test(
           if (end > 0.95) lease.release(); // double release: no-op
         } catch (error) {
           if (error instanceof PoolTimeoutError) note("timeout");
-          else if (error instanceof DialError) note("dial error");
-          else if (error instanceof Error && error.message === "aborted") {
+          else if (error instanceof DialError) {
+            // "dial paused": failed fast while dials pause after failures.
+            note(/paused/.test(error.message) ? "dial paused" : "dial error");
+            // As a caller would: after a failed dial, wait a little.
+            await sleep(clock, 1 + Math.floor(random() * 40));
+          } else if (error instanceof Error && error.message === "aborted") {
             note(
               "aborted",
             );
@@ -1383,6 +1547,7 @@ Deno.test(
         "destroyed",
         "timeout",
         "dial error",
+        "dial paused",
         "aborted",
       ]
     ) {
