@@ -250,8 +250,8 @@ function format(options: FrameOptions | undefined, where: string): Format {
       TypeError,
     );
   }
-  if (!Number.isSafeInteger(max) || max < 0) {
-    fail(where, `maxFrameSize must be a non-negative integer, received ${max}`);
+  if (!Number.isSafeInteger(max) || max < 1) {
+    fail(where, `maxFrameSize must be a positive integer, received ${max}`);
   }
   return { header, little, max: Math.min(max, expressible) };
 }
@@ -440,6 +440,23 @@ export class FrameWriter {
     }
     this.#writer = writer;
     this.#f = cachedFormat(options, "create FrameWriter");
+  }
+
+  /**
+   * The largest payload this writer accepts, in bytes: `maxFrameSize`, or
+   * what the header can express if that is less.
+   *
+   * @example Usage
+   * ```ts
+   * import { FrameWriter } from "./framing.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const sink = { write: (p: Uint8Array) => Promise.resolve(p.length) };
+   * assert.equal(new FrameWriter(sink, { headerSize: 1 }).maxFrameSize, 255);
+   * ```
+   */
+  get maxFrameSize(): number {
+    return this.#f.max;
   }
 
   /**
@@ -924,6 +941,24 @@ export class FrameReader {
   /** Bytes read from the source so far, in all. */
   get received(): number {
     return this.#received;
+  }
+
+  /**
+   * `true` once the source reported its end (bytes may still be buffered).
+   *
+   * @example Usage
+   * ```ts
+   * import { FrameReader } from "./framing.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const reader = new FrameReader({ read: () => Promise.resolve(null) });
+   * assert.equal(reader.eof, false);
+   * assert.equal(await reader.readLine(), null);
+   * assert.equal(reader.eof, true);
+   * ```
+   */
+  get eof(): boolean {
+    return this.#eof;
   }
 
   /** Fills `out` from the buffer, then straight from the source. */

@@ -548,7 +548,22 @@ Deno.test(
       [
         () => new FrameReader(source, { maxFrameSize: -1 }),
         RangeError,
-        /maxFrameSize must be a non-negative integer, received -1/,
+        /maxFrameSize must be a positive integer, received -1/,
+      ],
+      [
+        () => new FrameReader(source, { maxFrameSize: 0 }),
+        RangeError,
+        /maxFrameSize must be a positive integer, received 0/,
+      ],
+      [
+        () => encodeFrame(new Uint8Array(0), { maxFrameSize: 0.5 }),
+        RangeError,
+        /maxFrameSize must be a positive integer, received 0.5/,
+      ],
+      [
+        () => new FrameDecoderStream({ maxFrameSize: 0 }),
+        RangeError,
+        /maxFrameSize must be a positive integer, received 0/,
       ],
       [
         () => new FrameReader(source, { maxFrameSize: NaN }),
