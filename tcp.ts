@@ -1,22 +1,40 @@
 // Copyright 2026 the chanpool authors. MIT license.
 /**
- * Pooled TCP (and TLS) connections that are never handed out dead or dirty.
+ * Pooled TCP (and TLS) connections that are never handed out dead, and
+ * never handed out with another request's reply on the way.
  *
- * {@linkcode TcpPool} keeps `Deno.connect` (or `Deno.connectTls`)
- * connections in a {@linkcode Pool}. While a connection is idle a read stays
- * pending on it (the idle watch): if the server closes it, resets it or sends
- * anything at all, it is closed and evicted at once, so the next borrower
- * never gets it. A request that fails, times out or is aborted after its
- * first byte was written poisons its connection, and a connection released
- * with unread bytes is dirty: both are destroyed, never pooled, so a late
- * response can never reach the next borrower.
+ * {@linkcode TcpPool} keeps `Deno.connect` connections (TLS: `node:tls`,
+ * see the README) in a {@linkcode Pool}. What it guarantees, exactly:
+ *
+ * - A connection goes back to the idle set only when nothing is in flight
+ *   on it: no read or write of the borrower's pending, no bytes written
+ *   since the last read completed, nothing buffered, no EOF seen. Otherwise
+ *   `release()` destroys it (`stats.destroyed.dirty`).
+ * - While idle, a read stays pending on it (the idle watch): EOF, a reset
+ *   or any byte at all closes it and evicts it at once. A connection found
+ *   dead or holding bytes when it is borrowed is destroyed and another is
+ *   taken (`stats.stale`).
+ * - Every I/O call takes `{ signal, timeout }`; expiry or abort after the
+ *   call started closes the connection (`stats.destroyed.broken`), so its
+ *   late reply reaches nobody.
+ * - {@linkcode TcpPool.exchange} (any protocol: pass a function that reads
+ *   one reply) and {@linkcode TcpPool.request} (length-prefixed frames) add
+ *   a `verify(request, reply)` hook: a reply that fails it destroys the
+ *   connection and rejects with {@linkcode ProtocolError}. Bytes left
+ *   buffered after a reply do the same. This is what catches a server that
+ *   sends a reply nobody asked for: no pool can tell an unsolicited reply
+ *   from the real one by itself.
+ * - Every error is typed: {@linkcode ConnectionBrokenError},
+ *   {@linkcode ProtocolError}, {@linkcode TimeoutError},
+ *   {@linkcode DialError}, {@linkcode PoolClosedError}, the framing errors,
+ *   or the caller's own `signal.reason`; the runtime's error is the `cause`.
  *
  * @example Usage
  * ```ts
  * import { TcpPool } from "./tcp.ts";
  * import assert from "node:assert/strict";
  *
- * // An echo server for 4-byte length-prefixed frames.
+ * // An echo server: whatever it gets, it sends back.
  * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
  * const served = (async () => {
  *   for await (const conn of listener) {
@@ -26,13 +44,16 @@
  *
  * {
  *   await using pool = new TcpPool({ port: listener.addr.port, max: 2 });
+ *   // A line protocol: write a line, read one line back.
+ *   const line = await pool.exchange(
+ *     new TextEncoder().encode("PING\r\n"),
+ *     (reader) => reader.readLine(),
+ *     { timeout: 1_000 },
+ *   );
+ *   assert.equal(line, "PING");
+ *   // Length-prefixed frames.
  *   const reply = await pool.request(new TextEncoder().encode("ping"));
  *   assert.equal(new TextDecoder().decode(reply), "ping");
- *
- *   await using conn = await pool.borrow();
- *   assert.equal(conn.reused, true);
- *   await conn.writeFrame(new TextEncoder().encode("pong"));
- *   assert.equal(new TextDecoder().decode((await conn.readFrame())!), "pong");
  * }
  * listener.close();
  * await served;
@@ -51,29 +72,43 @@ import {
 } from "./framing.ts";
 import {
   type BorrowOptions,
+  type Clock,
+  type DestroyedStats,
+  type LeakReport,
   type Lease,
   Pool,
+  PoolClosedError,
   type PoolCloseOptions,
   type PoolOptions,
   type PoolStats,
+  PoolTimeoutError,
+  TimeoutError,
 } from "./pool.ts";
+import { type Deadline, DeadlineHeap, SYSTEM_CLOCK } from "./_timers.ts";
+import { poolHooks } from "./_internal.ts";
+import {
+  dialTls,
+  type Socket,
+  SocketError,
+  type TlsSettings,
+} from "./_socket.ts";
 import { describe } from "./_util.ts";
 
 // -- Errors --
 
 /**
  * A connection failed in the middle of its work: the server closed or reset
- * it, or a request on it timed out or was aborted after it started. The
- * connection is destroyed; `beforeResponse` says whether any byte of a
- * response had arrived (if not, a retry on another connection is safe for an
- * idempotent request).
+ * it, it was destroyed or released while a call was in flight, or it was
+ * already broken. The connection is not reused. `beforeResponse` says
+ * whether no byte of a reply had arrived (then a retry on another connection
+ * is safe for an idempotent request); `cause` is the runtime's error.
  *
  * @example Usage
  * ```ts
  * import { ConnectionBrokenError } from "./tcp.ts";
  * import assert from "node:assert/strict";
  *
- * const error = new ConnectionBrokenError("Cannot read response: EOF", {
+ * const error = new ConnectionBrokenError("Cannot read reply: EOF", {
  *   beforeResponse: true,
  * });
  * assert.equal(error.name, "ConnectionBrokenError");
@@ -81,14 +116,14 @@ import { describe } from "./_util.ts";
  * ```
  */
 export class ConnectionBrokenError extends Error {
-  /** `true` when the connection failed before any byte of the response. */
+  /** `true` when the connection failed before any byte of the reply. */
   readonly beforeResponse: boolean;
 
   /**
    * Makes the error.
    *
    * @param message What failed.
-   * @param options `cause`, and whether no response byte had arrived.
+   * @param options `cause`, and whether no reply byte had arrived.
    */
   constructor(
     message: string,
@@ -97,6 +132,34 @@ export class ConnectionBrokenError extends Error {
     super(message, options);
     this.name = "ConnectionBrokenError";
     this.beforeResponse = options?.beforeResponse ?? false;
+  }
+}
+
+/**
+ * A reply that cannot be the answer to the request it came for: `verify`
+ * returned false (or threw: that is the `cause`), or bytes nobody asked for
+ * were buffered before the request or after the reply. The request was
+ * delivered, so it is never retried; the connection is destroyed.
+ *
+ * @example Usage
+ * ```ts
+ * import { ProtocolError } from "./tcp.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new ProtocolError("Cannot send request: verify rejected the reply");
+ * assert.equal(error.name, "ProtocolError");
+ * ```
+ */
+export class ProtocolError extends Error {
+  /**
+   * Makes the error.
+   *
+   * @param message What was wrong.
+   * @param options `cause`.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ProtocolError";
   }
 }
 
@@ -116,7 +179,52 @@ export type TcpPoolPoolOptions = Pick<
   | "idleTimeout"
   | "maxLifetime"
   | "leakTimeout"
+  | "clock"
 >;
+
+/** What a leak report or a heartbeat tells about a connection. */
+export interface TcpConnInfo {
+  /** The local address (its port identifies the connection). */
+  localAddr: Deno.NetAddr;
+  /** The server's address. */
+  remoteAddr: Deno.NetAddr;
+}
+
+/** Pings for idle connections: see {@linkcode TcpPoolOptions.heartbeat}. */
+export interface TcpHeartbeatOptions {
+  /** How long a connection may sit idle before it is pinged, in ms. */
+  interval: number;
+  /**
+   * Checks one idle connection, lent for the call (do not release it).
+   * Returning `false`, throwing, or leaving anything in flight or unread
+   * destroys it. `signal` aborts after `connectTimeout`: pass it to the
+   * connection's calls.
+   */
+  ping: (conn: PooledConn, signal: AbortSignal) => unknown;
+}
+
+/** TLS settings for {@linkcode TcpPoolOptions.tls}. */
+export interface TcpTlsOptions {
+  /**
+   * PEM root certificates to verify the server with (a private CA, a
+   * self-signed server), passed to `node:tls` as `ca`. Unset: the runtime's
+   * default roots.
+   */
+  caCerts?: string[] | undefined;
+  /** ALPN protocols offered to the server. */
+  alpnProtocols?: string[] | undefined;
+  /**
+   * Skip checking the certificate's names against `hostname` (the chain is
+   * still verified).
+   *
+   * @default {false}
+   */
+  unsafelyDisableHostnameVerification?: boolean | undefined;
+  /** A client certificate chain (PEM), with `key`, for mutual TLS. */
+  cert?: string | undefined;
+  /** The client certificate's private key (PEM). */
+  key?: string | undefined;
+}
 
 /**
  * Options for {@linkcode TcpPool}: where to connect, how, and the pool's
@@ -132,20 +240,21 @@ export interface TcpPoolOptions extends TcpPoolPoolOptions {
   /** The server's port. */
   port: number;
   /**
-   * Connect with TLS: `true`, or options for `Deno.connectTls` (`caCerts`,
-   * `alpnProtocols`...). Certificates are verified by default.
+   * Connect with TLS: `true`, or {@linkcode TcpTlsOptions}. Certificates
+   * are verified; the handshake is part of the dial, bounded by
+   * `connectTimeout`.
    *
    * @default {false}
    */
-  tls?: boolean | Omit<Deno.ConnectTlsOptions, "port" | "hostname"> | undefined;
+  tls?: boolean | TcpTlsOptions | undefined;
   /**
-   * Sets `TCP_NODELAY` on each connection (plain TCP only).
+   * Sets `TCP_NODELAY` on each connection.
    *
    * @default {true}
    */
   noDelay?: boolean | undefined;
   /**
-   * Sets `SO_KEEPALIVE` on each connection (plain TCP only).
+   * Sets `SO_KEEPALIVE` on each connection.
    *
    * @default {true}
    */
@@ -159,36 +268,103 @@ export interface TcpPoolOptions extends TcpPoolPoolOptions {
   readBufferSize?: number | undefined;
   /**
    * Length-prefixed framing for `readFrame`, `writeFrame` and `request`:
-   * `headerSize` (1, 2, 4 or 8), `littleEndian`, `maxFrameSize`.
+   * `headerSize` (1, 2, 4 or 8), `littleEndian`, `maxFrameSize` (≥ 1).
    *
    * @default {{ headerSize: 4, littleEndian: false, maxFrameSize: 4 MiB }}
    */
   frame?: FrameOptions | undefined;
+  /**
+   * Pings connections idle for `interval` ms, for peers behind NATs or
+   * firewalls that drop silent connections without a word (off by default:
+   * the idle watch sees every close the server makes).
+   */
+  heartbeat?: TcpHeartbeatOptions | undefined;
+  /**
+   * Receives leak reports (see `leakTimeout`). By default they go to
+   * `console.warn`.
+   */
+  onLeak?: ((report: LeakReport<TcpConnInfo>) => void) | undefined;
 }
 
-/** Options for a request: {@linkcode PooledConn.request}. */
-export interface RequestOptions {
+/** Options for every I/O call of a {@linkcode PooledConn}. */
+export interface IoOptions {
   /**
-   * How long the request may take, in milliseconds; the connection is
-   * destroyed if it runs out after the request started.
+   * How long the call may take, in milliseconds. When it runs out after the
+   * call started, the connection is closed (it is out of step) and the call
+   * rejects with a {@linkcode TimeoutError}.
    *
    * @default {Infinity}
    */
   timeout?: number | undefined;
-  /** Cancels the request; it then rejects with `signal.reason`. */
+  /**
+   * Cancels the call: it rejects with `signal.reason`, and, if the call had
+   * started, the connection is closed.
+   */
   signal?: AbortSignal | undefined;
 }
 
-/** Options for {@linkcode TcpPool.request}. */
-export interface PoolRequestOptions extends RequestOptions {
+/** Options for {@linkcode PooledConn.write} and `writeFrame`. */
+export interface WriteOptions extends IoOptions {
   /**
-   * Retry once, on a freshly dialed connection, when a *reused* connection
-   * fails before any byte of the response arrived (the server had closed it
-   * just then). Turn it off for requests that must not run twice.
+   * `false` for bytes the server does not answer: the connection then stays
+   * reusable without a read. By default a write means a reply is due, and a
+   * connection released before a read completed is destroyed.
    *
    * @default {true}
    */
-  retry?: boolean | undefined;
+  expectReply?: boolean | undefined;
+}
+
+/**
+ * Options for one request and its reply.
+ *
+ * @typeParam R The reply type.
+ */
+export interface ExchangeOptions<R> extends IoOptions {
+  /**
+   * Checks that `reply` answers `request` (an id, an echoed token). Called
+   * once the reply is read; returning a falsy value or throwing destroys the
+   * connection and rejects with {@linkcode ProtocolError}. Without it, a
+   * server that sends an unsolicited reply can shift later replies by one
+   * on the same connection; see the module docs for what is detected
+   * without it.
+   */
+  verify?: ((request: Uint8Array, reply: R) => unknown) | undefined;
+}
+
+/** Options for {@linkcode PooledConn.request}. */
+export type RequestOptions = ExchangeOptions<Uint8Array>;
+
+/**
+ * Options for {@linkcode TcpPool.exchange}: `timeout` bounds the whole call
+ * (borrow, dial, write, read, retry).
+ *
+ * @typeParam R The reply type.
+ */
+export interface PoolExchangeOptions<R> extends ExchangeOptions<R> {
+  /**
+   * Whether running the request twice is harmless. If so, a *reused*
+   * connection that fails before any byte of the reply (the server closed
+   * it just then) is retried once on a fresh connection.
+   *
+   * @default {true}
+   */
+  idempotent?: boolean | undefined;
+}
+
+/** Options for {@linkcode TcpPool.request}. */
+export type PoolRequestOptions = PoolExchangeOptions<Uint8Array>;
+
+/** Why connections were destroyed: the pool's reasons, plus TCP's own. */
+export interface TcpDestroyedStats extends DestroyedStats {
+  /** A call on it failed, timed out or was aborted, or it reached EOF. */
+  broken: number;
+  /**
+   * Released with a call in flight, a reply not read, or unread bytes.
+   */
+  dirty: number;
+  /** Found dead or holding bytes when borrowed. */
+  stale: number;
 }
 
 /** Counts of a {@linkcode TcpPool}: the pool's, plus retries. */
@@ -198,53 +374,131 @@ export interface TcpPoolStats extends PoolStats {
   /**
    * Connections found dead or dirty at borrow time, after the pool handed
    * them over but before the idle watch could evict them (also counted in
-   * `destroyed.destroyed`).
+   * `destroyed.stale`).
    */
   stale: number;
+  /** Destroyed connections, by reason. */
+  destroyed: TcpDestroyedStats;
+}
+
+// -- Shared state of one pool's connections --
+
+/** What every connection of one pool shares. */
+class Shared {
+  readonly clock: Clock;
+  /** The largest frame payload the pool's connections write. */
+  readonly maxFrame: number;
+  /** I/O deadlines: one timer for all of them, as for the pool's waiters. */
+  readonly deadlines: DeadlineHeap;
+  poolClosed = false;
+  // Released connections whose idle watch starts at the next macrotask.
+  #toWatch: Connection[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+
+  constructor(clock: Clock, maxFrame: number) {
+    this.clock = clock;
+    this.maxFrame = maxFrame;
+    this.deadlines = new DeadlineHeap(clock, true);
+  }
+
+  /**
+   * Arms `c`'s idle watch at the next macrotask, if it is still idle then.
+   * A connection borrowed again at once (a loop of requests, a waiter
+   * served by the release) never has a read pending when it writes, which
+   * costs Deno a few microseconds per request; one that stays idle is
+   * watched a moment later, and its watch read returns at once whatever
+   * arrived meanwhile.
+   */
+  watchSoon(c: Connection): void {
+    if (c.queued) return;
+    c.queued = true;
+    this.#toWatch.push(c);
+    if (this.#timer === undefined) {
+      const timer = this.#timer = setTimeout(this.#flush, 0);
+      Deno.unrefTimer(timer);
+    }
+  }
+
+  readonly #flush = (): void => {
+    this.#timer = undefined;
+    const list = this.#toWatch;
+    this.#toWatch = [];
+    for (const c of list) {
+      c.queued = false;
+      if (!c.borrowed) c.watch();
+    }
+  };
+
+  /** Stops every timer; for the pool's close, once its connections are. */
+  stop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#toWatch = [];
+    this.deadlines.clear();
+  }
 }
 
 // -- Connection: the pooled resource --
+
+function noop(): void {}
 
 /**
  * One socket and its read side, as the pool holds it. Users get it wrapped
  * in a {@linkcode PooledConn}.
  */
 class Connection {
-  readonly conn: Deno.TcpConn | Deno.TlsConn;
+  readonly sock: Socket;
   readonly reader: FrameReader;
   readonly writer: FrameWriter;
+  readonly shared: Shared;
   evict: (() => boolean) | null = null;
-  #closed = false;
-  /** The watch's read while pending, to silence its rejection on close. */
+  closed = false;
+  /** Why we closed it: what a call still in flight rejects with. */
+  closeReason: unknown = undefined;
+  /** The idle watch's read while pending, to silence its rejection. */
   #watch: Promise<number | null> | null = null;
-  /** Lent to a user (not idle, not in a hand-over). */
+  /** Lent (or being pinged): a watch result is the borrower's. */
   borrowed = false;
+  /** In the shared watch queue. */
+  queued = false;
   /** Saw EOF, an error or stray bytes while not borrowed. */
   stale = false;
-  /** A request failed midway: must not be reused. */
+  /** A call on it failed midway: out of step, never reused. */
   broken = false;
+  /** A read (or write) of the borrower's is in flight. */
+  reading = false;
+  writing = false;
+  /** Bytes were written since the last read completed: a reply is due. */
+  unanswered = false;
   /** The first use of this connection is over. */
   used = false;
 
-  /**
-   * @param conn The socket.
-   * @param frame Frame options, one object shared by the pool's connections
-   *   (so their parsed form is shared too).
-   * @param readerOptions The same plus the buffer size, shared likewise.
-   */
   constructor(
-    conn: Deno.TcpConn | Deno.TlsConn,
+    sock: Socket,
+    shared: Shared,
     frame: FrameOptions | undefined,
     readerOptions: FrameReaderOptions,
   ) {
-    this.conn = conn;
-    this.writer = new FrameWriter(conn, frame);
-    this.reader = new FrameReader(conn, readerOptions);
+    this.sock = sock;
+    this.shared = shared;
+    this.writer = new FrameWriter(sock, frame);
+    this.reader = new FrameReader(sock, readerOptions);
   }
 
   /** Bytes received and not consumed yet. */
   get buffered(): number {
     return this.reader.buffered;
+  }
+
+  /** Nothing in flight, nothing owed, nothing unread, not at EOF. */
+  get clean(): boolean {
+    return !this.reading && !this.writing && !this.unanswered &&
+      this.reader.buffered === 0 && !this.reader.eof;
+  }
+
+  /** Dead or out of step: never lent or pooled again. */
+  get unusable(): boolean {
+    return this.broken || this.stale || this.closed;
   }
 
   /**
@@ -254,85 +508,434 @@ class Connection {
    * dirty: closed and evicted at once.
    */
   watch(): void {
-    this.borrowed = false;
-    if (this.#closed) return;
+    if (this.closed || this.#watch !== null) return;
     try {
       this.#watch = this.reader.prefetch(this.#watched);
     } catch {
-      this.stale = true;
+      this.#idleFault();
     }
   }
 
   /**
    * The watch's read settled. If the connection is still idle, that was EOF,
    * a reset or bytes nobody asked for: it is dead or dirty. (A borrower that
-   * took it over meanwhile lent it first, and reads the result itself.)
+   * took it over meanwhile reads the result itself.)
    */
   readonly #watched = (failed: boolean): void => {
     // A failed read nobody may await (idle, or lent but not read from).
-    if (failed) this.#watch?.catch(noop);
+    if (failed) {
+      this.#watch?.catch(noop);
+      this.stale = true;
+    }
     this.#watch = null;
-    if (this.borrowed || this.#closed) return;
+    if (this.borrowed || this.closed) return;
+    this.#idleFault();
+  };
+
+  #idleFault(): void {
     this.stale = true;
     this.close();
     this.evict?.();
-  };
-
-  /** Marks it lent; a watch completing from now on is the borrower's. */
-  lend(): void {
-    this.borrowed = true;
   }
 
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+  /** Closes the socket; calls in flight reject with `reason`. */
+  close(reason?: unknown): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = reason;
     try {
-      this.conn.close();
+      this.sock.close();
     } catch {
       // already closed
     }
     // The watch's read rejects now; a borrower may not be there to see it.
     this.#watch?.catch(noop);
   }
+
+  /** Out of step: closed now, so whatever is still on the way reaches nobody. */
+  poison(reason: unknown): void {
+    this.broken = true;
+    this.close(reason);
+  }
 }
 
-function noop(): void {}
+const DENO_ERRORS: ReadonlySet<unknown> = new Set(Object.values(Deno.errors));
+
+/** An error from the socket itself, not from a parser or the caller. */
+function isSocketError(error: unknown): error is Error {
+  return error instanceof SocketError ||
+    (error instanceof Error && DENO_ERRORS.has(error.constructor));
+}
+
+/**
+ * The error a caller sees for `error`, raised by a call on `c` that had
+ * started; the connection is out of step from now on. Our own errors and
+ * the caller's pass through; the runtime's become ConnectionBrokenError,
+ * or, when we closed the socket ourselves, the reason we closed it.
+ */
+function fault(
+  c: Connection,
+  error: unknown,
+  what: string,
+  received: number,
+): unknown {
+  const ours = c.closed && c.closeReason !== undefined;
+  c.poison(error);
+  if (error === c.closeReason && ours) return error;
+  if (ours && isSocketError(error)) return c.closeReason;
+  const beforeResponse = c.reader.received === received;
+  if (c.closed && c.closeReason === undefined && c.shared.poolClosed) {
+    return new PoolClosedError(`Cannot ${what}: the pool closed`, {
+      cause: error,
+    });
+  }
+  if (isSocketError(error)) {
+    return new ConnectionBrokenError(`Cannot ${what}: ${error.message}`, {
+      cause: error,
+      beforeResponse,
+    });
+  }
+  if (error instanceof ConnectionBrokenError) return error;
+  if (
+    c.reader.eof && !(error instanceof FrameTooLargeError) &&
+    !(error instanceof UnexpectedEofError) && !(error instanceof ProtocolError)
+  ) {
+    // The reply's parser failed on a stream that had ended: the end is why.
+    return new ConnectionBrokenError(
+      `Cannot ${what}: the server closed the connection`,
+      { cause: error, beforeResponse },
+    );
+  }
+  return error;
+}
+
+/** EOF where a reply should have been: the connection is done. */
+function closedEarly(
+  c: Connection,
+  what: string,
+  received: number,
+): ConnectionBrokenError {
+  c.poison(undefined);
+  return new ConnectionBrokenError(
+    `Cannot ${what}: the server closed the connection`,
+    { beforeResponse: c.reader.received === received },
+  );
+}
+
+/**
+ * Races a call on `c` against a deadline (absolute, on the pool's clock)
+ * and a signal; either one closes the connection before rejecting, so what
+ * the call was waiting for reaches nobody.
+ */
+class Race<R> implements Deadline {
+  at: number;
+  pos = -1;
+  dprev: Deadline | null = null;
+  dnext: Deadline | null = null;
+  readonly #c: Connection;
+  readonly #signal: AbortSignal | undefined;
+  readonly #limit: number;
+  readonly #what: string;
+  readonly #resolve: (value: R) => void;
+  readonly #reject: (reason: unknown) => void;
+  #settled = false;
+
+  constructor(
+    c: Connection,
+    work: Promise<R>,
+    at: number,
+    limit: number,
+    signal: AbortSignal | undefined,
+    what: string,
+    resolve: (value: R) => void,
+    reject: (reason: unknown) => void,
+  ) {
+    this.#c = c;
+    this.at = at;
+    this.#limit = limit;
+    this.#signal = signal;
+    this.#what = what;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    if (at !== Infinity) c.shared.deadlines.add(this);
+    signal?.addEventListener("abort", this, { once: true });
+    work.then(this.#ok, this.#fail);
+  }
+
+  #end(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    if (this.pos !== -1) this.#c.shared.deadlines.remove(this);
+    this.#signal?.removeEventListener("abort", this);
+    return true;
+  }
+
+  readonly #ok = (value: R): void => {
+    if (this.#end()) this.#resolve(value);
+  };
+
+  readonly #fail = (error: unknown): void => {
+    if (this.#end()) this.#reject(error);
+  };
+
+  /** The deadline passed. */
+  fire(): void {
+    if (!this.#end()) return;
+    const error = new TimeoutError(
+      `Cannot ${this.#what}: timed out after ${Math.round(this.#limit)} ms`,
+      this.#limit,
+    );
+    this.#c.poison(error);
+    this.#reject(error);
+  }
+
+  /** The signal aborted. */
+  handleEvent(): void {
+    if (!this.#end()) return;
+    const reason = this.#signal!.reason;
+    this.#c.poison(reason);
+    this.#reject(reason);
+  }
+}
+
+function race<R>(
+  c: Connection,
+  work: Promise<R>,
+  at: number,
+  limit: number,
+  signal: AbortSignal | undefined,
+  what: string,
+): Promise<R> {
+  const { promise, resolve, reject } = Promise.withResolvers<R>();
+  new Race(c, work, at, limit, signal, what, resolve, reject);
+  return promise;
+}
+
+// -- Argument checks --
+
+/** A call's `{ signal, timeout }`, checked; `at` is the absolute deadline. */
+interface Limits {
+  signal: AbortSignal | undefined;
+  timeout: number;
+}
+
+function limits(what: string, options: IoOptions | undefined): Limits {
+  if (options === undefined) return NO_LIMITS;
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Cannot ${what}: options must be an object, received ${
+        describe(options)
+      }`,
+    );
+  }
+  const { signal, timeout = Infinity } = options;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(
+      `Cannot ${what}: signal must be an AbortSignal, received ${
+        describe(signal)
+      }`,
+    );
+  }
+  if (typeof timeout !== "number") {
+    throw new TypeError(
+      `Cannot ${what}: timeout must be a number of milliseconds, received ${
+        describe(timeout)
+      }`,
+    );
+  }
+  if (!(timeout >= 0)) {
+    throw new RangeError(
+      `Cannot ${what}: timeout must be a non-negative number of milliseconds, received ${timeout}`,
+    );
+  }
+  return { signal, timeout };
+}
+
+const NO_LIMITS: Limits = { signal: undefined, timeout: Infinity };
+
+function bytes(what: string, name: string, value: unknown): Uint8Array {
+  if (!(value instanceof Uint8Array)) {
+    throw new TypeError(
+      `Cannot ${what}: ${name} must be a Uint8Array, received ${
+        describe(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+function frameSize(what: string, shared: Shared, payload: Uint8Array): void {
+  const max = shared.maxFrame;
+  if (payload.length > max) {
+    throw new RangeError(
+      `Cannot ${what}: payload length ${payload.length} exceeds maxFrameSize ${max}`,
+    );
+  }
+}
+
+/** An exchange's arguments, checked before any I/O. */
+interface ExchangeArgs<R> extends Limits {
+  verify: ((request: Uint8Array, reply: R) => unknown) | undefined;
+}
+
+function exchangeArgs<R>(
+  what: string,
+  payload: unknown,
+  frame: boolean,
+  read: unknown,
+  options: ExchangeOptions<R> | undefined,
+  shared: Shared,
+): ExchangeArgs<R> {
+  bytes(what, "payload", payload);
+  if (typeof read !== "function") {
+    throw new TypeError(
+      `Cannot ${what}: read must be a function, received ${describe(read)}`,
+    );
+  }
+  const verify = options?.verify;
+  if (verify !== undefined && typeof verify !== "function") {
+    throw new TypeError(
+      `Cannot ${what}: verify must be a function, received ${describe(verify)}`,
+    );
+  }
+  const { signal, timeout } = limits(what, options);
+  if (frame) frameSize(what, shared, payload as Uint8Array);
+  return { verify, signal, timeout };
+}
+
+// -- Exchanges --
+
+/** Reads one reply; `null` from it at EOF means the server hung up. */
+type ReadReply<R> = (reader: FrameReader) => Promise<R> | R;
+
+const READ_FRAME: ReadReply<Uint8Array | null> = (reader) => reader.readFrame();
+
+/**
+ * Writes a request and reads its reply on a lent connection that is idle
+ * and clean: the one path behind every request, on a held connection or
+ * through the pool. `frame`: the payload is written as a length-prefixed
+ * frame (else as is). `at` is the absolute deadline, `limit` the timeout
+ * it came from (for the message).
+ */
+async function exchangeOn<R>(
+  c: Connection,
+  payload: Uint8Array,
+  frame: boolean,
+  read: ReadReply<R>,
+  verify: ((request: Uint8Array, reply: R) => unknown) | undefined,
+  signal: AbortSignal | undefined,
+  at: number,
+  limit: number,
+): Promise<R> {
+  const what = "send request";
+  c.reading = c.writing = true;
+  const received = c.reader.received;
+  let reply: R;
+  try {
+    const work = exchangeWork(c, payload, frame, read);
+    reply = signal === undefined && at === Infinity
+      ? await work
+      : await race(c, work, at, limit, signal, what);
+  } catch (error) {
+    throw fault(c, error, what, received);
+  } finally {
+    c.reading = c.writing = false;
+  }
+  if (reply === null && c.reader.eof) throw closedEarly(c, what, received);
+  c.unanswered = false;
+  if (verify !== undefined) {
+    let ok: unknown;
+    try {
+      ok = verify(payload, reply);
+    } catch (error) {
+      c.poison(error);
+      throw new ProtocolError(`Cannot ${what}: verify threw`, {
+        cause: error,
+      });
+    }
+    if (!ok) {
+      c.poison(undefined);
+      throw new ProtocolError(
+        `Cannot ${what}: the reply does not answer the request (verify returned ${
+          describe(ok)
+        })`,
+      );
+    }
+  }
+  const extra = c.reader.buffered;
+  if (extra > 0) {
+    // More than the reply arrived: a reply nobody asked for came before or
+    // after ours. Verified, the reply is ours; either way the stream is out
+    // of step and the connection goes.
+    c.poison(undefined);
+    if (verify === undefined) {
+      throw new ProtocolError(
+        `Cannot ${what}: ${extra} more bytes arrived after the reply (an unsolicited reply; pass verify to keep the verified reply)`,
+      );
+    }
+  }
+  return reply;
+}
+
+async function exchangeWork<R>(
+  c: Connection,
+  payload: Uint8Array,
+  frame: boolean,
+  read: ReadReply<R>,
+): Promise<R> {
+  if (frame) await c.writer.write(payload);
+  else await writeAll(c.sock, payload);
+  c.writing = false;
+  c.unanswered = true;
+  return await read(c.reader);
+}
+
+async function writeAll(sock: Socket, p: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < p.length) {
+    off += await sock.write(off === 0 ? p : p.subarray(off));
+  }
+}
 
 /** Ends a borrow: back to the pool, or destroyed if broken or dirty. */
 function giveBack(c: Connection, lease: Lease<Connection>): void {
-  if (c.broken || c.stale || c.buffered > 0) {
-    lease.destroy(c.broken ? "broken" : "dirty");
-    return;
+  c.borrowed = false;
+  if (c.unusable || c.reader.eof) {
+    poolHooks.destroyAs(lease, "broken", c.closeReason);
+  } else if (!c.clean) {
+    const reason = new ConnectionBrokenError(
+      "Cannot use connection: it was released with a call in flight, a reply unread or bytes unread",
+    );
+    c.poison(reason);
+    poolHooks.destroyAs(lease, "dirty", reason);
+  } else {
+    lease.release();
+    c.shared.watchSoon(c);
   }
-  c.watch();
-  if (c.stale) lease.destroy("stale");
-  else lease.release();
 }
 
 // -- PooledConn: a borrowed connection --
 
-function released(): TypeError {
-  return new TypeError("Cannot use connection: it was released");
-}
+const READ = 0;
+const WRITE = 1;
+const WRITE_NO_REPLY = 2;
+type Kind = typeof READ | typeof WRITE | typeof WRITE_NO_REPLY;
 
-const STALE_CODES = new Set([
-  "ConnectionReset",
-  "BrokenPipe",
-  "ConnectionAborted",
-  "UnexpectedEof",
-  "NotConnected",
-]);
-
-/** A socket error that means the peer went away (not a framing error). */
-function isConnectionLoss(error: unknown): boolean {
-  return error instanceof Error && !(error instanceof UnexpectedEofError) &&
-    STALE_CODES.has(error.name);
-}
+// Bound in PooledConn's static block: makes a connection lent for a ping,
+// and ends it.
+let pingView: (c: Connection) => PooledConn;
+let endView: (conn: PooledConn) => void;
 
 /**
  * A connection lent by a {@linkcode TcpPool}. Release it (or let
  * `await using` do it) when done; destroy it if it is in an unknown state.
- * Every method throws a `TypeError` once it is released.
+ * Every call rejects with a `TypeError` once it is released.
+ *
+ * Release gives it back to the pool only if it is clean: no call in flight,
+ * no bytes written since the last read completed (pass `expectReply: false`
+ * to a write the server does not answer), nothing unread, no EOF. Otherwise
+ * it is destroyed, so a reply still on its way can never reach the next
+ * borrower.
  *
  * @example Usage
  * ```ts
@@ -348,8 +951,8 @@ function isConnectionLoss(error: unknown): boolean {
  * {
  *   await using pool = new TcpPool({ port: listener.addr.port });
  *   await using conn = await pool.borrow();
- *   await conn.write(new TextEncoder().encode("hello\n"));
- *   assert.equal(await conn.readLine(), "hello");
+ *   await conn.write(new TextEncoder().encode("hello\n"), { timeout: 1_000 });
+ *   assert.equal(await conn.readLine({ timeout: 1_000 }), "hello");
  *   const reply = await conn.request(new Uint8Array([1, 2, 3]), {
  *     timeout: 5_000,
  *   });
@@ -360,26 +963,50 @@ function isConnectionLoss(error: unknown): boolean {
  * ```
  */
 export class PooledConn implements AsyncDisposable, Disposable {
-  readonly #lease: Lease<Connection>;
+  readonly #lease: Lease<Connection> | null;
   #c: Connection | null;
   readonly #reused: boolean;
 
   /**
-   * Wraps a lease; made by {@linkcode TcpPool.borrow}.
+   * Made by {@linkcode TcpPool.borrow}; not public API.
    *
    * @param lease The pool's lease on the connection.
    */
-  constructor(lease: Lease<Connection>) {
+  constructor(lease: Lease<Connection>);
+  constructor(lease: Lease<Connection> | null, c?: Connection) {
     this.#lease = lease;
-    const c = lease.resource;
-    this.#c = c;
-    this.#reused = c.used;
-    c.used = true;
+    const conn = lease === null ? c! : lease.resource;
+    this.#c = conn;
+    this.#reused = conn.used;
+    conn.used = true;
   }
 
-  #conn(): Connection {
+  static {
+    pingView = (c) =>
+      new (PooledConn as unknown as new (
+        lease: null,
+        c: Connection,
+      ) => PooledConn)(null, c);
+    endView = (conn) => {
+      conn.#c = null;
+    };
+  }
+
+  /** The connection, if this conn may still use it; else why not. */
+  #live(what: string): Connection {
     const c = this.#c;
-    if (c === null) throw released();
+    if (c === null) {
+      throw new TypeError(`Cannot ${what}: the connection was released`);
+    }
+    if (this.#lease !== null && !this.#lease.held) {
+      throw new PoolClosedError(`Cannot ${what}: the pool closed`);
+    }
+    if (c.unusable) {
+      throw new ConnectionBrokenError(
+        `Cannot ${what}: the connection is broken`,
+        { cause: c.closeReason, beforeResponse: true },
+      );
+    }
     return c;
   }
 
@@ -389,22 +1016,28 @@ export class PooledConn implements AsyncDisposable, Disposable {
     return this.#reused;
   }
 
+  #conn(): Connection {
+    const c = this.#c;
+    if (c === null) throw new TypeError("Cannot use connection: released");
+    return c;
+  }
+
   /**
-   * `true` once a request on it failed midway: it will be destroyed on
-   * release.
+   * `true` once a call on it failed midway (or it was closed): it will be
+   * destroyed on release.
    */
   get broken(): boolean {
-    return this.#conn().broken;
+    return this.#conn().unusable;
   }
 
   /** The local address (its port identifies the connection). */
   get localAddr(): Deno.NetAddr {
-    return this.#conn().conn.localAddr;
+    return this.#conn().sock.localAddr;
   }
 
   /** The server's address. */
   get remoteAddr(): Deno.NetAddr {
-    return this.#conn().conn.remoteAddr;
+    return this.#conn().sock.remoteAddr;
   }
 
   /** Unread bytes already received (a connection released so is dirty). */
@@ -413,113 +1046,276 @@ export class PooledConn implements AsyncDisposable, Disposable {
   }
 
   /**
-   * Writes all of `p` (looping over short writes).
+   * Runs one I/O call on the connection: checks come first (a bad argument
+   * rejects without touching the connection), then the call, under the
+   * options' deadline and signal; a failure once started poisons it.
+   */
+  async #io<R>(
+    what: string,
+    options: IoOptions | undefined,
+    kind: Kind,
+    start: (c: Connection) => Promise<R>,
+  ): Promise<R> {
+    const c = this.#live(what);
+    const { signal, timeout } = limits(what, options);
+    const reading = kind === READ;
+    if (reading ? c.reading : c.writing) {
+      throw new TypeError(
+        `Cannot ${what}: another ${
+          reading ? "read" : "write"
+        } is in flight on this connection`,
+      );
+    }
+    signal?.throwIfAborted();
+    if (reading) c.reading = true;
+    else c.writing = true;
+    const received = c.reader.received;
+    try {
+      const work = start(c);
+      const result = signal === undefined && timeout === Infinity
+        ? await work
+        : await race(
+          c,
+          work,
+          timeout === Infinity ? Infinity : c.shared.clock.now() + timeout,
+          timeout,
+          signal,
+          what,
+        );
+      if (kind === WRITE) c.unanswered = true;
+      else if (reading && result !== null) c.unanswered = false;
+      return result;
+    } catch (error) {
+      throw fault(c, error, what, received);
+    } finally {
+      if (reading) c.reading = false;
+      else c.writing = false;
+    }
+  }
+
+  /**
+   * Writes all of `p` (looping over short writes). A reply is then due:
+   * the connection is reused only once a read completed, unless
+   * `expectReply` is `false`.
    *
    * @param p The bytes.
+   * @param options `timeout`, `signal`, `expectReply`.
    * @returns `p.length`.
+   * @throws {TypeError} If `p` is not a Uint8Array or an option is wrong.
+   * @throws {ConnectionBrokenError} If the connection failed.
+   * @throws {TimeoutError} If `timeout` ran out (the connection is closed).
    */
-  async write(p: Uint8Array): Promise<number> {
-    const c = this.#conn();
-    try {
-      let off = 0;
-      while (off < p.length) off += await c.conn.write(p.subarray(off));
-      return p.length;
-    } catch (error) {
-      c.broken = true;
-      throw error;
-    }
+  async write(p: Uint8Array, options?: WriteOptions): Promise<number> {
+    bytes("write", "p", p);
+    await this.#io(
+      "write",
+      options,
+      options?.expectReply === false ? WRITE_NO_REPLY : WRITE,
+      (c) => writeAll(c.sock, p),
+    );
+    return p.length;
   }
 
   /**
    * Reads into `p`: buffered bytes first, then from the socket.
    *
    * @param p Where to read to.
-   * @returns The number of bytes read, or `null` at EOF.
+   * @param options `timeout`, `signal`.
+   * @returns The number of bytes read, or `null` at EOF (the connection is
+   *   then destroyed on release).
+   * @throws {ConnectionBrokenError} If the connection failed.
+   * @throws {TimeoutError} If `timeout` ran out (the connection is closed).
    */
-  read(p: Uint8Array): Promise<number | null> {
-    const c = this.#conn();
-    return this.#guard(c, c.reader.read(p));
+  read(p: Uint8Array, options?: IoOptions): Promise<number | null> {
+    try {
+      bytes("read", "p", p);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#io("read", options, READ, (c) => c.reader.read(p));
   }
 
   /**
    * Reads exactly `n` bytes (Go `gtcp`'s `Recv(n)`).
    *
    * @param n How many.
+   * @param options `timeout`, `signal`.
    * @returns The bytes, or `null` at EOF before any.
+   * @throws {RangeError} If `n` is not a non-negative integer.
+   * @throws {UnexpectedEofError} If the stream ended after some of them.
+   * @throws {ConnectionBrokenError} If the connection failed.
+   * @throws {TimeoutError} If `timeout` ran out (the connection is closed).
    */
-  readExact(n: number): Promise<Uint8Array | null> {
-    const c = this.#conn();
-    return this.#guard(c, c.reader.readExact(n));
+  readExact(n: number, options?: IoOptions): Promise<Uint8Array | null> {
+    if (!Number.isSafeInteger(n) || n < 0) {
+      return Promise.reject(
+        new RangeError(
+          `Cannot read exact: n must be a non-negative integer, received ${
+            describe(n)
+          }`,
+        ),
+      );
+    }
+    return this.#io("read exact", options, READ, (c) => c.reader.readExact(n));
   }
 
   /**
    * Reads a line ending in `\n` or `\r\n`, without it (`gtcp`'s `RecvLine`).
    *
+   * @param options `timeout`, `signal`.
    * @returns The line, or `null` at EOF.
+   * @throws {FrameTooLargeError} If the line is longer than 64 KiB.
+   * @throws {ConnectionBrokenError} If the connection failed.
+   * @throws {TimeoutError} If `timeout` ran out (the connection is closed).
    */
-  readLine(): Promise<string | null> {
-    const c = this.#conn();
-    return this.#guard(c, c.reader.readLine());
+  readLine(options?: IoOptions): Promise<string | null> {
+    return this.#io("read line", options, READ, (c) => c.reader.readLine());
   }
 
   /**
    * Reads one length-prefixed frame (`gtcp`'s `RecvPkg`).
    *
+   * @param options `timeout`, `signal`.
    * @returns Its payload, or `null` at EOF between frames.
+   * @throws {FrameTooLargeError} If the header announces more than
+   *   `maxFrameSize`.
+   * @throws {UnexpectedEofError} If the stream ended inside the frame.
+   * @throws {ConnectionBrokenError} If the connection failed.
+   * @throws {TimeoutError} If `timeout` ran out (the connection is closed).
    */
-  readFrame(): Promise<Uint8Array | null> {
-    const c = this.#conn();
-    return this.#guard(c, c.reader.readFrame());
+  readFrame(options?: IoOptions): Promise<Uint8Array | null> {
+    return this.#io("read frame", options, READ, (c) => c.reader.readFrame());
   }
 
   /**
    * Writes one length-prefixed frame in a single write (`gtcp`'s `SendPkg`).
    *
    * @param payload The frame's payload.
+   * @param options `timeout`, `signal`, `expectReply`.
+   * @throws {RangeError} If the payload exceeds `maxFrameSize` (nothing is
+   *   written and the connection stays usable).
+   * @throws {ConnectionBrokenError} If the connection failed.
+   * @throws {TimeoutError} If `timeout` ran out (the connection is closed).
    */
-  async writeFrame(payload: Uint8Array): Promise<void> {
-    const c = this.#conn();
-    try {
-      await c.writer.write(payload);
-    } catch (error) {
-      if (!(error instanceof RangeError)) c.broken = true;
-      throw error;
-    }
-  }
-
-  async #guard<R>(c: Connection, p: Promise<R>): Promise<R> {
-    try {
-      return await p;
-    } catch (error) {
-      c.broken = true;
-      throw error;
-    }
+  async writeFrame(payload: Uint8Array, options?: WriteOptions): Promise<void> {
+    const what = "write frame";
+    bytes(what, "payload", payload);
+    frameSize(what, this.#live(what).shared, payload);
+    await this.#io(
+      what,
+      options,
+      options?.expectReply === false ? WRITE_NO_REPLY : WRITE,
+      (c) => c.writer.write(payload),
+    );
   }
 
   /**
-   * Writes a frame and reads the response frame (`gtcp`'s `SendRecvPkg`).
-   * A timeout, abort or failure after the request started destroys the
-   * connection on release, so its late response reaches nobody.
+   * Writes `payload` as it is and reads one reply with `read`, which gets
+   * the connection's reader (`readLine`, `readFrame`, `readExact`...) and
+   * returns the parsed reply. The same guarantees as
+   * {@linkcode TcpPool.exchange}, on a connection you hold.
    *
-   * @param payload The request's payload.
-   * @param options `timeout` and `signal`.
-   * @returns The response's payload.
+   * @typeParam R The reply type.
+   * @param payload The request's bytes.
+   * @param read Reads one reply.
+   * @param options `timeout`, `signal`, `verify`.
+   * @returns What `read` returned.
+   * @throws {ProtocolError} If `verify` rejected the reply, or bytes were
+   *   buffered before the request or after the reply.
+   * @throws {ConnectionBrokenError} If the connection failed (or the
+   *   server closed it before the reply was complete).
+   * @throws {TimeoutError} If `timeout` ran out (the connection is closed).
    */
-  request(payload: Uint8Array, options?: RequestOptions): Promise<Uint8Array> {
-    const c = this.#conn();
-    return request(c, payload, options);
+  exchange<R>(
+    payload: Uint8Array,
+    read: (reader: FrameReader) => Promise<R> | R,
+    options?: ExchangeOptions<R>,
+  ): Promise<R> {
+    return this.#exchange("exchange", payload, false, read, options);
   }
 
-  /** Gives the connection back (destroyed instead if broken or dirty). */
+  /**
+   * Writes a frame and reads the reply frame (`gtcp`'s `SendRecvPkg`):
+   * {@linkcode PooledConn.exchange} for length-prefixed frames.
+   *
+   * @param payload The request's payload.
+   * @param options `timeout`, `signal`, `verify`.
+   * @returns The reply's payload.
+   * @throws {RangeError} If the payload exceeds `maxFrameSize` (nothing is
+   *   written and the connection stays usable).
+   * @throws {ProtocolError} If `verify` rejected the reply, or bytes were
+   *   buffered before the request or after the reply.
+   * @throws {ConnectionBrokenError} If the connection failed.
+   * @throws {TimeoutError} If `timeout` ran out (the connection is closed).
+   */
+  request(payload: Uint8Array, options?: RequestOptions): Promise<Uint8Array> {
+    return this.#exchange(
+      "request",
+      payload,
+      true,
+      READ_FRAME as ReadReply<Uint8Array>,
+      options,
+    );
+  }
+
+  async #exchange<R>(
+    what: string,
+    payload: Uint8Array,
+    frame: boolean,
+    read: ReadReply<R>,
+    options: ExchangeOptions<R> | undefined,
+  ): Promise<R> {
+    const c = this.#live(what);
+    const { verify, signal, timeout } = exchangeArgs(
+      what,
+      payload,
+      frame,
+      read,
+      options,
+      c.shared,
+    );
+    if (c.reading || c.writing) {
+      throw new TypeError(
+        `Cannot ${what}: another call is in flight on this connection`,
+      );
+    }
+    signal?.throwIfAborted();
+    if (c.buffered > 0) {
+      const n = c.buffered;
+      c.poison(undefined);
+      throw new ProtocolError(
+        `Cannot ${what}: ${n} unread bytes were buffered before the request (a reply nobody read, or bytes the server sent unasked)`,
+      );
+    }
+    const at = timeout === Infinity ? Infinity : c.shared.clock.now() + timeout;
+    return await exchangeOn(
+      c,
+      payload,
+      frame,
+      read,
+      verify,
+      signal,
+      at,
+      timeout,
+    );
+  }
+
+  /**
+   * Gives the connection back: to the pool if it is clean, else destroyed
+   * (counted in `stats.destroyed.dirty` or `.broken`). A call still in
+   * flight then rejects with {@linkcode ConnectionBrokenError}.
+   */
   release(): void {
     const c = this.#c;
     if (c === null) return;
     this.#c = null;
+    if (this.#lease === null) return;
     giveBack(c, this.#lease);
   }
 
   /**
-   * Closes the connection instead of giving it back.
+   * Closes the connection instead of giving it back; a call still in flight
+   * rejects with {@linkcode ConnectionBrokenError} (`reason` as its cause).
    *
    * @param reason Why, for the pool's records.
    */
@@ -527,7 +1323,13 @@ export class PooledConn implements AsyncDisposable, Disposable {
     const c = this.#c;
     if (c === null) return;
     this.#c = null;
-    this.#lease.destroy(reason);
+    c.poison(
+      new ConnectionBrokenError(
+        "Cannot use connection: it was destroyed by its borrower",
+        { cause: reason },
+      ),
+    );
+    this.#lease?.destroy(reason);
   }
 
   /** Releases the connection, for `using`. */
@@ -546,110 +1348,6 @@ export class PooledConn implements AsyncDisposable, Disposable {
   }
 }
 
-async function request(
-  c: Connection,
-  payload: Uint8Array,
-  options: RequestOptions | undefined,
-): Promise<Uint8Array> {
-  const signal = options?.signal;
-  const timeout = options?.timeout ?? Infinity;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new TypeError(
-      `Cannot send request: signal must be an AbortSignal, received ${
-        describe(signal)
-      }`,
-    );
-  }
-  if (typeof timeout !== "number" || !(timeout >= 0)) {
-    throw new RangeError(
-      `Cannot send request: timeout must be a non-negative number of milliseconds, received ${
-        describe(timeout)
-      }`,
-    );
-  }
-  if (c.broken) {
-    throw new ConnectionBrokenError(
-      "Cannot send request: the connection is broken",
-    );
-  }
-  signal?.throwIfAborted();
-  const received = c.reader.received;
-  let response: Uint8Array | null;
-  if (signal === undefined && timeout === Infinity) {
-    try {
-      await c.writer.write(payload);
-      response = await c.reader.readFrame();
-    } catch (error) {
-      throw fail(c, error, received);
-    }
-  } else {
-    const work = (async () => {
-      await c.writer.write(payload);
-      return await c.reader.readFrame();
-    })();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: (() => void) | undefined;
-    const stop = new Promise<never>((_, reject) => {
-      onAbort = () => reject(signal!.reason);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      if (timeout !== Infinity) {
-        timer = setTimeout(() => {
-          reject(
-            new DOMException(
-              `Request timed out after ${timeout} ms`,
-              "TimeoutError",
-            ),
-          );
-        }, timeout);
-      }
-    });
-    try {
-      response = await Promise.race([work, stop]);
-    } catch (error) {
-      // Timed out or aborted: the response may still come, so the
-      // connection must go. Closing it settles `work`.
-      c.broken = true;
-      c.close();
-      work.catch(() => {});
-      if (error === signal?.reason || error instanceof DOMException) {
-        throw error;
-      }
-      throw fail(c, error, received);
-    } finally {
-      clearTimeout(timer);
-      if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
-    }
-  }
-  if (response === null) throw closedEarly(c, received);
-  return response;
-}
-
-/** EOF where a response should have been: the connection is done. */
-function closedEarly(c: Connection, received: number): ConnectionBrokenError {
-  c.broken = true;
-  return new ConnectionBrokenError(
-    "Cannot read response: the server closed the connection",
-    { beforeResponse: c.reader.received === received },
-  );
-}
-
-function fail(c: Connection, error: unknown, received: number): unknown {
-  c.broken = true;
-  if (
-    error instanceof FrameTooLargeError || error instanceof RangeError ||
-    error instanceof TypeError
-  ) return error;
-  if (isConnectionLoss(error)) {
-    return new ConnectionBrokenError(
-      `Cannot complete request: ${
-        error instanceof Error ? error.message : String(error)
-      }`,
-      { cause: error, beforeResponse: c.reader.received === received },
-    );
-  }
-  return error;
-}
-
 // -- TcpPool --
 
 function port(value: unknown): number {
@@ -664,6 +1362,43 @@ function port(value: unknown): number {
     );
   }
   return value;
+}
+
+function tlsSettings(tls: unknown): TlsSettings | null {
+  if (tls === false) return null;
+  if (tls === true) return {};
+  if (typeof tls !== "object" || tls === null) {
+    throw new TypeError(
+      `Cannot create pool: tls must be a boolean or TLS options, received ${
+        describe(tls)
+      }`,
+    );
+  }
+  const t = tls as TcpTlsOptions;
+  for (const name of ["caCerts", "alpnProtocols"] as const) {
+    const v = t[name];
+    if (
+      v !== undefined &&
+      !(Array.isArray(v) && v.every((x) => typeof x === "string"))
+    ) {
+      throw new TypeError(
+        `Cannot create pool: tls.${name} must be an array of strings, received ${
+          describe(v)
+        }`,
+      );
+    }
+  }
+  if ((t.cert === undefined) !== (t.key === undefined)) {
+    throw new TypeError(
+      "Cannot create pool: tls.cert and tls.key must be given together",
+    );
+  }
+  return t;
+}
+
+/** What a leak report shows of a connection. */
+function info(c: Connection): TcpConnInfo {
+  return { localAddr: c.sock.localAddr, remoteAddr: c.sock.remoteAddr };
 }
 
 /**
@@ -701,6 +1436,7 @@ function port(value: unknown): number {
  */
 export class TcpPool implements AsyncDisposable {
   readonly #pool: Pool<Connection>;
+  readonly #shared: Shared;
   readonly #hostname: string;
   readonly #port: number;
   #retries = 0;
@@ -710,6 +1446,9 @@ export class TcpPool implements AsyncDisposable {
    * Makes a pool; it dials lazily (or in the background for `minIdle`).
    *
    * @param options Where to connect, and pool options.
+   * @throws {TypeError} If an option has the wrong type.
+   * @throws {RangeError} If an option is out of range (`port`,
+   *   `readBufferSize`, `frame`, and the pool's options).
    */
   constructor(options: TcpPoolOptions) {
     if (typeof options !== "object" || options === null) {
@@ -727,6 +1466,8 @@ export class TcpPool implements AsyncDisposable {
       keepAlive = true,
       readBufferSize = 8192,
       frame,
+      heartbeat,
+      onLeak,
       ...poolOptions
     } = options;
     if (typeof hostname !== "string" || hostname === "") {
@@ -747,71 +1488,99 @@ export class TcpPool implements AsyncDisposable {
         }`,
       );
     }
+    const tlsOptions = tlsSettings(tls);
+    if (onLeak !== undefined && typeof onLeak !== "function") {
+      throw new TypeError(
+        `Cannot create pool: onLeak must be a function, received ${
+          describe(onLeak)
+        }`,
+      );
+    }
     if (
-      tls !== true && tls !== false && (typeof tls !== "object" || tls === null)
+      heartbeat !== undefined &&
+      (typeof heartbeat !== "object" || heartbeat === null ||
+        typeof heartbeat.ping !== "function")
     ) {
       throw new TypeError(
-        `Cannot create pool: tls must be a boolean or Deno.ConnectTlsOptions, received ${
-          describe(tls)
+        `Cannot create pool: heartbeat must be { interval, ping }, received ${
+          describe(heartbeat)
         }`,
       );
     }
     // Validates frame options now rather than at the first dial.
-    new FrameReader({ read: () => Promise.resolve(null) }, {
-      ...frame,
-      bufferSize: 1,
-    });
+    const maxFrame = new FrameWriter({ write: () => Promise.resolve(0) }, frame)
+      .maxFrameSize;
     this.#hostname = hostname;
     this.#port = p;
-    const tlsOptions = tls === true ? {} : tls === false ? null : tls;
+    const shared = this.#shared = new Shared(
+      poolOptions.clock ?? SYSTEM_CLOCK,
+      maxFrame,
+    );
     const readerOptions: FrameReaderOptions = {
       ...frame,
       bufferSize: readBufferSize,
     };
     const dial = async (signal: AbortSignal): Promise<Connection> => {
-      let conn: Deno.TcpConn | Deno.TlsConn;
+      let sock: Socket;
       if (tlsOptions === null) {
         const tcp = await Deno.connect({ hostname, port: p, signal });
-        if (noDelay) tcp.setNoDelay(true);
-        if (keepAlive) tcp.setKeepAlive(true);
-        conn = tcp;
-      } else {
-        const tlsConn = await Deno.connectTls({
-          ...tlsOptions,
-          hostname,
-          port: p,
-        });
         try {
-          // Verify the certificate now, so a bad one is a DialError.
-          await tlsConn.handshake();
-          signal.throwIfAborted();
+          if (noDelay) tcp.setNoDelay(true);
+          if (keepAlive) tcp.setKeepAlive(true);
         } catch (error) {
-          tlsConn.close();
+          tcp.close();
           throw error;
         }
-        conn = tlsConn;
+        sock = tcp;
+      } else {
+        sock = await dialTls(
+          hostname,
+          p,
+          tlsOptions,
+          signal,
+          noDelay,
+          keepAlive,
+        );
       }
-      return new Connection(conn, frame, readerOptions);
+      return new Connection(sock, shared, frame, readerOptions);
     };
     this.#pool = new Pool(dial, {
       ...poolOptions,
-      close: (c) => c.close(),
+      name: this.address,
+      close: (c, reason) => c.close(reason),
       watch: (c, evict) => {
         c.evict = evict;
+        c.shared.watchSoon(c);
       },
+      ...(onLeak === undefined ? {} : {
+        onLeak: (report) =>
+          onLeak({ ...report, resource: info(report.resource) }),
+      }),
+      ...(heartbeat === undefined ? {} : {
+        heartbeat: {
+          interval: heartbeat.interval,
+          ping: (c, signal) => this.#ping(c, heartbeat.ping, signal),
+        },
+      }),
     });
   }
 
-  /** `hostname:port` of the server. */
+  /** `hostname:port` of the server (`[host]:port` for IPv6). */
   get address(): string {
-    return `${this.#hostname}:${this.#port}`;
+    const h = this.#hostname;
+    return `${h.includes(":") ? `[${h}]` : h}:${this.#port}`;
   }
 
   /**
-   * Borrows a connection: an idle one that is still alive, or a new one.
+   * Borrows a connection: an idle one that is still alive and clean, or a
+   * new one.
    *
    * @param options `signal`, `timeout` (default `acquireTimeout`), `fresh`.
    * @returns The connection; release it when done.
+   * @throws {PoolTimeoutError} If none came within the timeout.
+   * @throws {DialError} If the dial made for this borrow failed.
+   * @throws {PoolClosedError} If the pool is or becomes closed.
+   * @throws {PoolExhaustedError} At `max` with `whenExhausted: "fail"`.
    */
   async borrow(options?: BorrowOptions): Promise<PooledConn> {
     while (true) {
@@ -821,17 +1590,19 @@ export class TcpPool implements AsyncDisposable {
   }
 
   /**
-   * Lends a borrowed connection, or destroys it if it died during the
-   * hand-over, before its idle watch could evict it.
+   * Lends a borrowed connection, or destroys it if it died (or received
+   * bytes nobody asked for) during the hand-over, before its idle watch
+   * could evict it.
    */
   #take(lease: Lease<Connection>): boolean {
     const c = lease.resource;
-    if (c.stale) {
+    if (c.unusable || !c.clean) {
       this.#stale++;
-      lease.destroy("stale");
+      c.poison(undefined);
+      poolHooks.destroyAs(lease, "stale", undefined);
       return false;
     }
-    c.lend();
+    c.borrowed = true;
     return true;
   }
 
@@ -849,57 +1620,171 @@ export class TcpPool implements AsyncDisposable {
   }
 
   /**
-   * Borrows a connection, sends one frame, reads one frame back, releases.
-   * A reused connection that fails before any response byte (the server
-   * closed it just then) is retried once on a fresh one, unless `retry` is
-   * `false`.
+   * Borrows a connection, writes `payload` as it is, reads one reply with
+   * `read`, and releases the connection: any protocol (lines, RESP, your
+   * own) with every guarantee of the pool. `read` gets the connection's
+   * {@linkcode FrameReader} and returns the parsed reply.
+   *
+   * - `timeout` bounds the whole call: borrow, dial, write, read, retry.
+   *   It rejects with {@linkcode TimeoutError} (a
+   *   {@linkcode PoolTimeoutError} as `cause` if it ran out while waiting
+   *   for a connection). Once the request started, the connection is
+   *   closed, so its late reply reaches nobody.
+   * - A *reused* connection that fails before any byte of the reply (the
+   *   server had just closed it) is retried once on a fresh connection,
+   *   unless `idempotent` is `false`.
+   * - `verify(request, reply)` that returns false, or bytes left unread
+   *   after the reply, reject with {@linkcode ProtocolError} and destroy the
+   *   connection (never retried: the request was delivered).
+   * - EOF before the reply is complete is a {@linkcode ConnectionBrokenError}.
+   *
+   * @example A line protocol
+   * ```ts
+   * import { TcpPool } from "./tcp.ts";
+   * import assert from "node:assert/strict";
+   *
+   * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+   * const served = (async () => {
+   *   for await (const conn of listener) {
+   *     conn.readable.pipeTo(conn.writable).catch(() => {});
+   *   }
+   * })();
+   * {
+   *   await using pool = new TcpPool({ port: listener.addr.port });
+   *   const token = crypto.randomUUID();
+   *   const line = await pool.exchange(
+   *     new TextEncoder().encode(`ECHO ${token}\r\n`),
+   *     (reader) => reader.readLine(),
+   *     { timeout: 1_000, verify: (_req, reply) => reply === `ECHO ${token}` },
+   *   );
+   *   assert.equal(line, `ECHO ${token}`);
+   * }
+   * listener.close();
+   * await served;
+   * ```
+   *
+   * @typeParam R The reply type.
+   * @param payload The request's bytes, written as they are.
+   * @param read Reads one reply from the connection's reader.
+   * @param options `timeout`, `signal`, `idempotent`, `verify`.
+   * @returns What `read` returned.
+   * @throws {TimeoutError} If `timeout` ran out.
+   * @throws {ConnectionBrokenError} If the connection failed.
+   * @throws {ProtocolError} If the reply failed `verify` or was followed by
+   *   unread bytes.
+   * @throws {DialError} If no connection could be dialed.
+   * @throws {PoolClosedError} If the pool is or becomes closed.
+   */
+  exchange<R>(
+    payload: Uint8Array,
+    read: (reader: FrameReader) => Promise<R> | R,
+    options?: PoolExchangeOptions<R>,
+  ): Promise<R> {
+    return this.#exchange("exchange", payload, false, read, options);
+  }
+
+  /**
+   * Borrows a connection, sends one length-prefixed frame, reads one frame
+   * back, releases: {@linkcode TcpPool.exchange} for frames (gtcp's
+   * `SendRecvPkg`), with the same guarantees.
    *
    * @param payload The request's payload.
-   * @param options `timeout` (for the whole call), `signal`, `retry`.
+   * @param options `timeout` (for the whole call), `signal`, `idempotent`,
+   *   `verify`.
    * @returns The response's payload.
+   * @throws {RangeError} If the payload exceeds `maxFrameSize`.
+   * @throws {TimeoutError} If `timeout` ran out.
+   * @throws {ConnectionBrokenError} If the connection failed.
+   * @throws {ProtocolError} If the reply failed `verify` or was followed by
+   *   unread bytes.
+   * @throws {DialError} If no connection could be dialed.
+   * @throws {PoolClosedError} If the pool is or becomes closed.
    */
-  async request(
+  request(
     payload: Uint8Array,
     options?: PoolRequestOptions,
   ): Promise<Uint8Array> {
-    const timeout = options?.timeout;
-    const signal = options?.signal;
-    const deadline = timeout === undefined
-      ? Infinity
-      : performance.now() + timeout;
+    return this.#exchange(
+      "request",
+      payload,
+      true,
+      READ_FRAME as ReadReply<Uint8Array>,
+      options,
+    );
+  }
+
+  async #exchange<R>(
+    what: string,
+    payload: Uint8Array,
+    frame: boolean,
+    read: ReadReply<R>,
+    options: PoolExchangeOptions<R> | undefined,
+  ): Promise<R> {
+    const { verify, signal, timeout } = exchangeArgs(
+      what,
+      payload,
+      frame,
+      read,
+      options,
+      this.#shared,
+    );
+    const retry = options?.idempotent !== false;
+    const clock = this.#shared.clock;
+    const at = timeout === Infinity ? Infinity : clock.now() + timeout;
     let fresh = false;
     while (true) {
-      const left = deadline === Infinity
-        ? undefined
-        : Math.max(0, deadline - performance.now());
       // An idle connection without a promise hop; else borrow and wait.
-      const lease = (fresh ? undefined : this.#pool.tryBorrow()) ??
-        await this.#pool.borrow({ signal, timeout: left, fresh });
+      let lease = fresh ? undefined : this.#pool.tryBorrow();
+      if (lease === undefined) {
+        try {
+          lease = await this.#pool.borrow({
+            signal,
+            fresh,
+            timeout: at === Infinity
+              ? undefined
+              : Math.max(0, at - clock.now()),
+          });
+        } catch (error) {
+          if (error instanceof PoolTimeoutError && at !== Infinity) {
+            throw new TimeoutError(
+              `Cannot ${what}: timed out after ${
+                Math.round(timeout)
+              } ms (waiting for a connection)`,
+              timeout,
+              { cause: error },
+            );
+          }
+          throw error;
+        }
+      }
       if (!this.#take(lease)) continue;
       const c = lease.resource;
       const reused = c.used;
       c.used = true;
-      try {
-        let response: Uint8Array | null;
-        if (left === undefined && signal === undefined) {
-          // Inline: no timer, no listener, no extra async frame.
-          const received = c.reader.received;
-          try {
-            await c.writer.write(payload);
-            response = await c.reader.readFrame();
-          } catch (error) {
-            throw fail(c, error, received);
-          }
-          if (response === null) throw closedEarly(c, received);
-        } else {
-          response = await request(c, payload, { signal, timeout: left });
-        }
+      if (at !== Infinity && at <= clock.now()) {
         giveBack(c, lease);
-        return response;
+        throw new TimeoutError(
+          `Cannot ${what}: timed out after ${Math.round(timeout)} ms`,
+          timeout,
+        );
+      }
+      try {
+        const reply = await exchangeOn(
+          c,
+          payload,
+          frame,
+          read,
+          verify,
+          signal,
+          at,
+          timeout,
+        );
+        giveBack(c, lease);
+        return reply;
       } catch (error) {
         giveBack(c, lease); // destroyed: it is broken
         if (
-          !fresh && reused && options?.retry !== false &&
+          !fresh && reused && retry &&
           error instanceof ConnectionBrokenError && error.beforeResponse
         ) {
           fresh = true;
@@ -911,9 +1796,36 @@ export class TcpPool implements AsyncDisposable {
     }
   }
 
-  /** Counts: the pool's, plus `retries`. */
+  /** A heartbeat: lends an idle connection to `ping`, then checks it. */
+  async #ping(
+    c: Connection,
+    ping: TcpHeartbeatOptions["ping"],
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    if (c.unusable || !c.clean) return false;
+    c.borrowed = true;
+    const view = pingView(c);
+    let ok: unknown;
+    try {
+      ok = await ping(view, signal);
+    } finally {
+      endView(view);
+    }
+    if (ok === false || c.unusable || !c.clean) return false;
+    c.borrowed = false;
+    c.shared.watchSoon(c);
+    return true;
+  }
+
+  /** Counts: the pool's, plus `retries`, `stale`, and TCP's destroy reasons. */
   get stats(): TcpPoolStats {
-    return { ...this.#pool.stats, retries: this.#retries, stale: this.#stale };
+    const stats = this.#pool.stats;
+    return {
+      ...stats,
+      retries: this.#retries,
+      stale: this.#stale,
+      destroyed: { broken: 0, dirty: 0, stale: 0, ...stats.destroyed },
+    };
   }
 
   /** `true` once `close` was called. */
@@ -923,13 +1835,16 @@ export class TcpPool implements AsyncDisposable {
 
   /**
    * Closes the pool: idle connections at once, connections in use when
-   * released (or at once with `force`).
+   * released (or at once with `force`: a call in flight on them rejects
+   * with {@linkcode PoolClosedError}).
    *
    * @param options `force`.
    * @returns When every connection is closed.
    */
-  close(options?: PoolCloseOptions): Promise<void> {
-    return this.#pool.close(options);
+  async close(options?: PoolCloseOptions): Promise<void> {
+    this.#shared.poolClosed = true;
+    await this.#pool.close(options);
+    this.#shared.stop();
   }
 
   /**

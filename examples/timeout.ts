@@ -4,7 +4,7 @@
 //
 // Run: deno run --allow-net=127.0.0.1 examples/timeout.ts
 
-import { FrameReader, TcpPool, writeFrame } from "../mod.ts";
+import { FrameReader, TcpPool, TimeoutError, writeFrame } from "../mod.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -41,13 +41,14 @@ const server = (async () => {
   try {
     await pool.request(encoder.encode("slow: first"), { timeout: 100 });
   } catch (error) {
-    console.log(`first request: ${(error as Error).name} (as expected)`);
+    if (!(error instanceof TimeoutError)) throw error;
+    console.log(`first request: ${error.message} (as expected)`);
   }
   const reply = await pool.request(encoder.encode("second"), {
     timeout: 1_000,
   });
   console.log(`second request got: ${decoder.decode(reply)}`);
-  console.log(`destroyed as broken: ${pool.stats.destroyed.destroyed}`);
+  console.log(`destroyed as broken: ${pool.stats.destroyed.broken}`);
 }
 
 // Let the slow handler finish before the server goes.

@@ -34,6 +34,12 @@ export interface FaultMode {
    * the payload; the connection stays open.
    */
   garbage?: boolean;
+  /**
+   * After each response, write the same response frame once more this many
+   * milliseconds later: an unsolicited frame, which shifts every later reply
+   * on that connection by one.
+   */
+  duplicateAfter?: number;
   /** Pick one fault per request at random; see {@linkcode RandomFaults}. */
   random?: RandomFaults;
 }
@@ -61,6 +67,10 @@ export interface RandomFaults {
   pStray?: number;
   /** Respond with a huge declared length, as `garbage`. @default {0} */
   pGarbage?: number;
+  /** Respond, then write the same frame again `duplicateMs` later. @default {0} */
+  pDuplicate?: number;
+  /** The delay for `pDuplicate`, in milliseconds. @default {2} */
+  duplicateMs?: number;
 }
 
 /** Why the server closed (or saw the end of) a connection. */
@@ -117,6 +127,8 @@ export interface FaultServerStats {
   strayWrites: number;
   /** Garbage responses written. */
   garbageWrites: number;
+  /** Unsolicited duplicate frames written. */
+  duplicateWrites: number;
 }
 
 /** Options for {@linkcode startFaultServer}. */
@@ -212,6 +224,8 @@ interface Plan {
   action: Action;
   closeAfter: boolean;
   stray: boolean;
+  /** Write the response again this many ms later; -1 for never. */
+  duplicate: number;
 }
 
 function validateMode(mode: FaultMode | "echo"): FaultMode {
@@ -219,7 +233,14 @@ function validateMode(mode: FaultMode | "echo"): FaultMode {
   if (typeof mode !== "object" || mode === null) {
     throw new TypeError(`Cannot set mode: expected an object, got ${mode}`);
   }
-  for (const key of ["closeIdleAfter", "strayBytesWhenIdleAfter", "delay"]) {
+  for (
+    const key of [
+      "closeIdleAfter",
+      "strayBytesWhenIdleAfter",
+      "delay",
+      "duplicateAfter",
+    ]
+  ) {
     const v = mode[key as keyof FaultMode];
     if (v !== undefined && !(typeof v === "number" && v >= 0)) {
       throw new RangeError(`Cannot set mode: ${key} must be >= 0, got ${v}`);
@@ -233,8 +254,8 @@ function validateMode(mode: FaultMode | "echo"): FaultMode {
       r.pCloseMid,
       r.pDelay,
       r.pStray,
-      r
-        .pGarbage,
+      r.pGarbage,
+      r.pDuplicate,
     ];
     let sum = 0;
     for (const p of ps) {
@@ -282,6 +303,7 @@ class FaultServerImpl implements FaultServer {
     closedMidResponse: 0,
     strayWrites: 0,
     garbageWrites: 0,
+    duplicateWrites: 0,
   };
 
   constructor(options: FaultServerOptions) {
@@ -459,6 +481,7 @@ class FaultServerImpl implements FaultServer {
         : "echo",
       closeAfter: m.closeAfterResponse ?? false,
       stray: false,
+      duplicate: m.duplicateAfter ?? -1,
     };
     const r = m.random;
     if (r && this.#random) {
@@ -467,7 +490,12 @@ class FaultServerImpl implements FaultServer {
         x -= p ?? 0;
         return x < 0;
       };
-      const base = { delay: 0, closeAfter: false, stray: false } as const;
+      const base = {
+        delay: 0,
+        closeAfter: false,
+        stray: false,
+        duplicate: -1,
+      } as const;
       if (pick(r.pClose)) return { ...base, action: "closeBefore" };
       if (pick(r.pCloseAfter)) {
         return { ...base, action: "echo", closeAfter: true };
@@ -478,6 +506,9 @@ class FaultServerImpl implements FaultServer {
       }
       if (pick(r.pStray)) return { ...base, action: "echo", stray: true };
       if (pick(r.pGarbage)) return { ...base, action: "garbage" };
+      if (pick(r.pDuplicate)) {
+        return { ...base, action: "echo", duplicate: r.duplicateMs ?? 2 };
+      }
     }
     return plan;
   }
@@ -741,10 +772,13 @@ class ServerConn {
           if (await this.#write(frame, true)) stats.garbageWrites++;
           break;
         }
-        case "echo":
-          if (!await this.#write(encodeFrame(payload), true)) return;
+        case "echo": {
+          const frame = encodeFrame(payload);
+          if (!await this.#write(frame, true)) return;
           if (plan.delay > 0) stats.delayed++;
+          if (plan.duplicate >= 0) this.#duplicate(frame, plan.duplicate);
           break;
+        }
       }
       if (plan.stray) {
         stats.strayWrites++;
@@ -756,6 +790,22 @@ class ServerConn {
       if (this.#pending === 0) this.armIdle();
       this.#server.changed();
     }
+  }
+
+  /** Writes `frame` again `ms` from now, unasked (cancelled on close). */
+  #duplicate(frame: Uint8Array, ms: number): void {
+    this.#pending++;
+    void sleep(ms, this.#abort.signal).then(async (due) => {
+      try {
+        if (due && !this.closed && await this.#write(frame, false)) {
+          this.#server.stats.duplicateWrites++;
+        }
+      } finally {
+        this.#pending--;
+        if (this.#pending === 0) this.armIdle();
+        this.#server.changed();
+      }
+    });
   }
 
   /**

@@ -1,0 +1,243 @@
+// Copyright 2026 the chanpool authors. MIT license.
+// The byte pipe a pooled connection owns: a `Deno.TcpConn`, or a TLS
+// connection dialed with `node:tls` behind the same small interface.
+//
+// Why not `Deno.connectTls`/`Deno.startTls`: in Deno 2.9 a `TlsConn` whose
+// handshake never completes cannot be closed: `close()` interrupts the
+// pending ops but the socket stays open until the peer acts (Deno finishes
+// the handshake before it shuts a TLS stream down), so a dial timeout
+// against a silent peer leaks one socket per dial for as long as the peer
+// lives. `node:tls` keeps the TCP handle apart from the TLS state, and
+// `destroy()` closes it at once, handshake or not (tests/tcp_test.ts,
+// "silent TLS server").
+
+import { connect as tlsConnect } from "node:tls";
+import type { TLSSocket } from "node:tls";
+import { isIP } from "node:net";
+
+/** What a pooled connection needs from its socket. */
+export interface Socket {
+  readonly localAddr: Deno.NetAddr;
+  readonly remoteAddr: Deno.NetAddr;
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  /** Closes the write side (a FIN to the peer); reads go on. */
+  closeWrite(): Promise<void>;
+  /** Closes the socket now; pending reads and writes reject. */
+  close(): void;
+}
+
+/** TLS settings, as `Deno.ConnectTlsOptions` spells them. */
+export interface TlsSettings {
+  caCerts?: string[] | undefined;
+  alpnProtocols?: string[] | undefined;
+  unsafelyDisableHostnameVerification?: boolean | undefined;
+  cert?: string | undefined;
+  key?: string | undefined;
+}
+
+/** An error of the socket itself (reset, refused, TLS failure...). */
+export class SocketError extends Error {
+  /** `code` of the underlying error, when it has one (`ECONNRESET`...). */
+  readonly code: string | undefined;
+
+  constructor(
+    message: string,
+    options: ErrorOptions & { code?: string | undefined },
+  ) {
+    super(message, options);
+    this.name = "SocketError";
+    this.code = options.code;
+  }
+}
+
+function socketError(error: unknown): SocketError {
+  if (error instanceof SocketError) return error;
+  const e = error as { message?: unknown; code?: unknown };
+  const code = typeof e?.code === "string" ? e.code : undefined;
+  const message = typeof e?.message === "string" ? e.message : String(error);
+  return new SocketError(message, { cause: error, code });
+}
+
+/** Stop reading from the socket while this many bytes wait to be read. */
+const HIGH_WATER = 256 * 1024;
+
+/**
+ * Dials TLS and resolves once the handshake is done and the certificate
+ * verified. When `signal` aborts first, the socket is destroyed at once and
+ * the promise rejects with `signal.reason`.
+ */
+export function dialTls(
+  hostname: string,
+  port: number,
+  settings: TlsSettings,
+  signal: AbortSignal,
+  noDelay: boolean,
+  keepAlive: boolean,
+): Promise<Socket> {
+  signal.throwIfAborted();
+  // Passed as node:tls's `ca` as they are: adding `rootCertificates` would
+  // need `--allow-sys=ca`.
+  const ca = settings.caCerts;
+  const socket = tlsConnect({
+    host: hostname,
+    port,
+    // SNI carries host names only (RFC 6066); an IP is checked against the
+    // certificate's IP addresses all the same.
+    ...(isIP(hostname) === 0 ? { servername: hostname } : {}),
+    ...(ca === undefined ? {} : { ca }),
+    ...(settings.alpnProtocols === undefined
+      ? {}
+      : { ALPNProtocols: settings.alpnProtocols }),
+    ...(settings.cert === undefined
+      ? {}
+      : { cert: settings.cert, key: settings.key }),
+    ...(settings.unsafelyDisableHostnameVerification
+      ? { checkServerIdentity: () => undefined }
+      : {}),
+  });
+  const { promise, resolve, reject } = Promise.withResolvers<Socket>();
+  const done = () => {
+    socket.off("secureConnect", onConnect);
+    socket.off("error", onError);
+    socket.off("close", onClose);
+    signal.removeEventListener("abort", onAbort);
+  };
+  const onConnect = () => {
+    done();
+    if (noDelay) socket.setNoDelay(true);
+    if (keepAlive) socket.setKeepAlive(true);
+    resolve(new NodeSocket(socket));
+  };
+  const onError = (error: unknown) => {
+    done();
+    socket.destroy();
+    reject(socketError(error));
+  };
+  const onClose = () => {
+    done();
+    reject(
+      new SocketError("the server closed the connection during the handshake", {
+        code: "ECONNRESET",
+      }),
+    );
+  };
+  const onAbort = () => {
+    done();
+    socket.destroy();
+    reject(signal.reason);
+  };
+  socket.on("secureConnect", onConnect);
+  socket.on("error", onError);
+  socket.on("close", onClose);
+  signal.addEventListener("abort", onAbort, { once: true });
+  return promise;
+}
+
+/**
+ * A `node:tls` socket as a pull-based {@linkcode Socket}: bytes that arrive
+ * wait in a queue for `read` (the socket pauses above HIGH_WATER), EOF and
+ * errors are remembered in order behind them.
+ */
+class NodeSocket implements Socket {
+  readonly #socket: TLSSocket;
+  readonly #queue: Uint8Array[] = [];
+  #queued = 0;
+  #ended = false;
+  #error: SocketError | null = null;
+  #waiter: (() => void) | null = null;
+  readonly localAddr: Deno.NetAddr;
+  readonly remoteAddr: Deno.NetAddr;
+
+  constructor(socket: TLSSocket) {
+    this.#socket = socket;
+    this.localAddr = {
+      transport: "tcp",
+      hostname: socket.localAddress ?? "",
+      port: socket.localPort ?? 0,
+    };
+    this.remoteAddr = {
+      transport: "tcp",
+      hostname: socket.remoteAddress ?? "",
+      port: socket.remotePort ?? 0,
+    };
+    socket.on("data", (chunk: Uint8Array) => {
+      this.#queue.push(chunk);
+      this.#queued += chunk.length;
+      if (this.#queued >= HIGH_WATER) socket.pause();
+      this.#wake();
+    });
+    socket.on("end", () => {
+      this.#ended = true;
+      this.#wake();
+    });
+    socket.on("error", (error: unknown) => {
+      this.#error ??= socketError(error);
+      this.#wake();
+    });
+    socket.on("close", () => {
+      this.#ended = true;
+      this.#wake();
+    });
+  }
+
+  #wake(): void {
+    const waiter = this.#waiter;
+    this.#waiter = null;
+    waiter?.();
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#queue.length === 0) {
+      if (this.#error !== null) throw this.#error;
+      if (this.#ended || this.#socket.destroyed) return null;
+      if (this.#waiter !== null) {
+        throw new SocketError("a read is already pending", {});
+      }
+      await new Promise<void>((resolve) => this.#waiter = resolve);
+    }
+    const head = this.#queue[0]!;
+    const n = Math.min(head.length, p.length);
+    p.set(n === head.length ? head : head.subarray(0, n));
+    if (n === head.length) this.#queue.shift();
+    else this.#queue[0] = head.subarray(n);
+    this.#queued -= n;
+    if (this.#queued < HIGH_WATER && this.#socket.isPaused()) {
+      this.#socket.resume();
+    }
+    return n;
+  }
+
+  write(p: Uint8Array): Promise<number> {
+    if (this.#error !== null) return Promise.reject(this.#error);
+    if (this.#socket.destroyed || this.#socket.writableEnded) {
+      return Promise.reject(
+        new SocketError("the connection is closed", { code: "EPIPE" }),
+      );
+    }
+    // The callback runs once `p` was handed on (encrypted and written):
+    // only then may the caller reuse it, as FrameWriter does.
+    const { promise, resolve, reject } = Promise.withResolvers<number>();
+    this.#socket.write(p, (error) => {
+      if (error) reject(socketError(error));
+      else resolve(p.length);
+    });
+    return promise;
+  }
+
+  closeWrite(): Promise<void> {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    if (this.#socket.destroyed || this.#socket.writableEnded) resolve();
+    else this.#socket.end(() => resolve());
+    return promise;
+  }
+
+  close(): void {
+    if (this.#socket.destroyed) return;
+    this.#socket.destroy();
+    this.#error ??= new SocketError("the connection was closed", {
+      code: "ECONNABORTED",
+    });
+    this.#wake();
+  }
+}
