@@ -64,8 +64,16 @@ export const poolHooks: {
    * rather than `stats.destroyed.destroyed`; `reason` goes to `close`.
    */
   destroyAs: (lease: object, key: string, reason: unknown) => void;
+  /**
+   * Releases a lease; `true` if the release lent the resource again at once
+   * (to a waiting borrower), so it is not idle.
+   */
+  release: (lease: object) => boolean;
 } = {
   destroyAs: () => {
+    throw new Error("pool.ts is not loaded");
+  },
+  release: () => {
     throw new Error("pool.ts is not loaded");
   },
 };

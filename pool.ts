@@ -901,6 +901,11 @@ export class Lease<T> implements Disposable, AsyncDisposable {
   static {
     poolHooks.destroyAs = (lease, key, reason) =>
       (lease as Lease<unknown>).#destroyAs(key, reason);
+    poolHooks.release = (lease) => {
+      const entry = (lease as Lease<unknown>).#entry;
+      (lease as Lease<unknown>).release();
+      return entry !== null && entry.state === BUSY;
+    };
   }
 
   /**

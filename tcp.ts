@@ -908,8 +908,8 @@ function giveBack(c: Connection, lease: Lease<Connection>): void {
     );
     c.poison(reason);
     poolHooks.destroyAs(lease, "dirty", reason);
-  } else {
-    lease.release();
+  } else if (!poolHooks.release(lease)) {
+    // Idle (not handed straight to a waiting borrower): watch it.
     c.shared.watchSoon(c);
   }
 }
