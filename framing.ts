@@ -542,6 +542,12 @@ class Slab {
 const EMPTY = new Uint8Array(0);
 /** Payloads up to this size are carved out of shared slabs. */
 const SLAB_MAX = 1024;
+/**
+ * The first allocation for a large frame that is not buffered yet; it grows
+ * (doubling) with the bytes that arrive, so a header alone never makes the
+ * reader allocate what it announces.
+ */
+const LARGE_START = 64 * 1024;
 const SLAB = 16 * 1024;
 const DECODER = new TextDecoder();
 
@@ -589,7 +595,6 @@ export class FrameReader {
   #pending: Promise<number | null> | null = null;
   #received = 0;
   /** Size for a new buffer: large enough for the largest frame adopted. */
-  #hint = 0;
 
   /**
    * Makes a reader; the buffer is allocated on first use.
@@ -643,12 +648,13 @@ export class FrameReader {
   async readFrame(): Promise<Uint8Array | null> {
     // No await at all when the frame is buffered: each is a promise hop.
     this.#check();
+    if (this.#pending !== null) await this.#settle();
     if (this.#end - this.#start < this.#f.header && !(await this.#header())) {
       return null;
     }
     const len = this.#takeHeader();
     if (this.#end - this.#start < len) {
-      if (len > SLAB_MAX) return await this.#adopt(len);
+      if (len > SLAB_MAX) return await this.#readLarge(len);
       await this.#fill(len, "frame");
     }
     const start = this.#start;
@@ -662,29 +668,25 @@ export class FrameReader {
   }
 
   /**
-   * A large frame not fully buffered: its bytes so far stay where they are,
-   * the rest is read straight after them, and the buffer becomes the
-   * payload; the reader starts a new buffer, sized for such frames.
+   * A large frame not fully buffered: an array of its own, exactly `len`
+   * long (the caller owns it and it holds nothing else), filled with what
+   * is buffered, then straight from the source, never past the frame (the
+   * next frame's bytes stay in the source). It starts at LARGE_START and
+   * doubles as bytes arrive.
    */
-  async #adopt(len: number): Promise<Uint8Array> {
-    if (this.#pending !== null) await this.#pending.catch(() => {});
-    let buf = this.#buf;
-    let start = this.#start;
-    const have = this.#end - start;
-    if (buf.length - start < len) {
-      const room = new Uint8Array(len);
-      room.set(buf.subarray(start, this.#end));
-      buf = room;
-      start = 0;
-    }
-    this.#buf = EMPTY;
+  async #readLarge(len: number): Promise<Uint8Array> {
+    const have = this.#end - this.#start;
+    let out = new Uint8Array(Math.min(len, Math.max(have, LARGE_START)));
+    out.set(this.#buf.subarray(this.#start, this.#end));
     this.#start = this.#end = 0;
-    this.#hint = Math.max(this.#hint, len + this.#f.header);
     let got = have;
     while (got < len) {
-      const n = this.#eof
-        ? null
-        : await this.#source.read(buf.subarray(start + got, start + len));
+      if (got === out.length) {
+        const grown = new Uint8Array(Math.min(len, out.length * 2));
+        grown.set(out);
+        out = grown;
+      }
+      const n = this.#eof ? null : await this.#source.read(out.subarray(got));
       if (n === null) {
         this.#eof = true;
         throw this.#fail(new UnexpectedEofError("frame", len, got));
@@ -692,7 +694,7 @@ export class FrameReader {
       got += n;
       this.#received += n;
     }
-    return buf.subarray(start, start + len);
+    return out;
   }
 
   /**
@@ -704,6 +706,7 @@ export class FrameReader {
    */
   async readFrameView(): Promise<Uint8Array | null> {
     this.#check();
+    if (this.#pending !== null) await this.#settle();
     if (this.#end - this.#start < this.#f.header && !(await this.#header())) {
       return null;
     }
@@ -722,6 +725,7 @@ export class FrameReader {
    */
   async readLine(): Promise<string | null> {
     this.#check();
+    if (this.#pending !== null) await this.#settle();
     let scanned = 0;
     while (true) {
       const buf = this.#buf;
@@ -747,8 +751,10 @@ export class FrameReader {
       }
       if (!(await this.#more(scanned + 1))) {
         if (scanned === 0) return null;
+        // The last line, without a newline. #more may have moved the
+        // bytes (compacted or grown the buffer): read them where they are.
+        const line = this.#buf.subarray(this.#start, this.#end);
         this.#start = this.#end;
-        const line = buf.subarray(start, start + scanned);
         return DECODER.decode(
           line[line.length - 1] === CR ? line.subarray(0, -1) : line,
         );
@@ -771,6 +777,7 @@ export class FrameReader {
         }`,
       );
     }
+    if (this.#pending !== null) await this.#settle();
     if (this.#end - this.#start === 0 && n > 0) {
       if (!(await this.#more(1))) return null;
     }
@@ -807,6 +814,19 @@ export class FrameReader {
 
   #check(): void {
     if (this.#error !== null) throw this.#error;
+  }
+
+  /**
+   * Waits for the prefetch in flight, so its bytes are buffered before a
+   * read decides anything from what is buffered. Its failure is the
+   * reader's.
+   */
+  async #settle(): Promise<void> {
+    try {
+      await this.#pending;
+    } catch (error) {
+      throw this.#fail(error as Error);
+    }
   }
 
   #fail(error: Error): Error {
@@ -846,32 +866,43 @@ export class FrameReader {
   }
 
   /**
+   * The one buffer-compaction routine: makes room to read at `#end`, for
+   * `want` bytes from `#start` where the buffer allows. Compacts when that
+   * is enough, else grows, doubling at most, so a buffer grows with what
+   * arrives rather than with what a header announces. Returns the buffer.
+   */
+  #room(want: number): Uint8Array {
+    const buf = this.#buf;
+    const start = this.#start;
+    const have = this.#end - start;
+    if (have === 0) this.#start = this.#end = 0;
+    else if (buf.length - start >= want && this.#end < buf.length) return buf;
+    if (buf.length >= want && buf.length > have) {
+      if (this.#start > 0) {
+        buf.copyWithin(0, start, this.#end);
+        this.#start = 0;
+        this.#end = have;
+      }
+      return buf;
+    }
+    const grown = new Uint8Array(
+      Math.max(this.#initial, have + 1, Math.min(want, buf.length * 2)),
+    );
+    grown.set(buf.subarray(start, start + have));
+    this.#buf = grown;
+    this.#start = 0;
+    this.#end = have;
+    return grown;
+  }
+
+  /**
    * Reads once more into the buffer, making room for `want` bytes from
-   * `#start`; returns false at EOF.
+   * `#start` (see #room); returns false at EOF.
    */
   async #more(want: number): Promise<boolean> {
     if (this.#pending !== null) return (await this.#pending) !== null;
     if (this.#eof) return false;
-    let buf = this.#buf;
-    const have = this.#end - this.#start;
-    if (buf.length - this.#start < want || this.#end === buf.length) {
-      if (buf.length < want || buf.length === 0) {
-        const grown = new Uint8Array(
-          Math.max(
-            want,
-            this.#initial,
-            this.#hint,
-            Math.min(buf.length * 2, this.#f.max + this.#f.header),
-          ),
-        );
-        grown.set(buf.subarray(this.#start, this.#end));
-        buf = this.#buf = grown;
-      } else {
-        buf.copyWithin(0, this.#start, this.#end);
-      }
-      this.#start = 0;
-      this.#end = have;
-    }
+    const buf = this.#room(want);
     const n = await this.#source.read(buf.subarray(this.#end));
     if (n === null) {
       this.#eof = true;
@@ -899,22 +930,7 @@ export class FrameReader {
     this.#check();
     if (this.#pending !== null) return this.#pending;
     if (this.#eof) return Promise.resolve(null);
-    if (this.#start === this.#end) this.#start = this.#end = 0;
-    if (this.#buf.length === 0) {
-      this.#buf = new Uint8Array(Math.max(this.#initial, this.#hint));
-    } else if (this.#end === this.#buf.length) {
-      // Full: compact, or grow if nothing was consumed.
-      const have = this.#end - this.#start;
-      if (this.#start > 0) this.#buf.copyWithin(0, this.#start, this.#end);
-      else {
-        const grown = new Uint8Array(this.#buf.length * 2);
-        grown.set(this.#buf);
-        this.#buf = grown;
-      }
-      this.#start = 0;
-      this.#end = have;
-    }
-    const buf = this.#buf;
+    const buf = this.#room(this.#end - this.#start + 1);
     const pending = this.#source.read(
       this.#end === 0 ? buf : buf.subarray(this.#end),
     ).then(
@@ -963,7 +979,6 @@ export class FrameReader {
 
   /** Fills `out` from the buffer, then straight from the source. */
   async #readInto(out: Uint8Array, where: string): Promise<Uint8Array> {
-    if (this.#pending !== null) await this.#pending.catch(() => {});
     let got = this.#end - this.#start;
     out.set(this.#buf.subarray(this.#start, this.#end));
     this.#start = this.#end = 0;
@@ -1183,6 +1198,9 @@ export class LineDecoderStream extends TransformStream<Uint8Array, string> {
       65536,
     );
     const acc = new Accumulator();
+    // Bytes after acc.start already scanned without finding a newline: a
+    // long line arriving in small chunks is scanned once, not per chunk.
+    let scanned = 0;
     const emit = (
       controller: TransformStreamDefaultController<string>,
       from: number,
@@ -1198,13 +1216,16 @@ export class LineDecoderStream extends TransformStream<Uint8Array, string> {
       transform(chunk, controller) {
         acc.push(chunk);
         while (true) {
-          const i = acc.buf.subarray(acc.start, acc.end).indexOf(NEWLINE);
+          const from = acc.start + scanned;
+          const i = acc.buf.subarray(from, acc.end).indexOf(NEWLINE);
           if (i < 0) break;
-          emit(controller, acc.start, acc.start + i);
-          acc.start += i + 1;
+          emit(controller, acc.start, from + i);
+          acc.start = from + i + 1;
+          scanned = 0;
         }
-        if (acc.end - acc.start > max + 1) {
-          throw new FrameTooLargeError(acc.end - acc.start, max, "line");
+        scanned = acc.end - acc.start;
+        if (scanned > max + 1) {
+          throw new FrameTooLargeError(scanned, max, "line");
         }
         acc.settle();
       },

@@ -712,3 +712,160 @@ Deno.test(
     assert.equal(await reader.readFrame(), null);
   },
 );
+
+// -- Regressions from fault injection (issue 10) --
+
+Deno.test("FrameReader.readLine: the last line at EOF is intact when the final fill compacted the buffer", async () => {
+  const data = text("ab\ncdefghijklmno");
+  const reader = new FrameReader(new ChunkReader(data), { bufferSize: 16 });
+  assert.equal(await reader.readLine(), "ab");
+  assert.equal(await reader.readLine(), "cdefghijklmno");
+  assert.equal(await reader.readLine(), null);
+});
+
+Deno.test("FrameReader.readLine fuzz: line tails at EOF across buffer sizes and chunkings", async () => {
+  const seed = 0x7a11;
+  console.log(`readLine tail fuzz seed: ${seed}`);
+  const random = mulberry32(seed);
+  const pick = (n: number) => Math.floor(random() * n);
+  for (let run = 0; run < 20_000; run++) {
+    const lines = Array.from(
+      { length: 1 + pick(4) },
+      () => "x".repeat(pick(24)).replace(/x/g, () => "abcdefgh"[pick(8)]!),
+    );
+    const endsWithNewline = random() < 0.5;
+    const body = lines.join("\n") + (endsWithNewline ? "\n" : "");
+    // A last line is returned at EOF if it has bytes; "" after a final
+    // newline (or an empty body) is no line.
+    const expected = body.split("\n");
+    if (expected.at(-1) === "") expected.pop();
+    const chunk = 1 + pick(20);
+    const reader = new FrameReader(
+      new ChunkReader(text(body), () => 1 + pick(chunk)),
+      { bufferSize: 1 + pick(32) },
+    );
+    const got: string[] = [];
+    for (let line; (line = await reader.readLine()) !== null;) got.push(line);
+    assert.deepEqual(got, expected, `run ${run}: ${JSON.stringify(body)}`);
+  }
+});
+
+/** A source whose reads resolve when the test says, one chunk each. */
+class ManualReader implements ByteReader {
+  readonly chunks: Uint8Array[];
+  largestRead = 0;
+  #gate: PromiseWithResolvers<void> | null = null;
+  constructor(chunks: Uint8Array[]) {
+    this.chunks = chunks;
+  }
+  hold(): void {
+    this.#gate = Promise.withResolvers();
+  }
+  open(): void {
+    this.#gate?.resolve();
+    this.#gate = null;
+  }
+  async read(p: Uint8Array): Promise<number | null> {
+    this.largestRead = Math.max(this.largestRead, p.length);
+    if (this.#gate !== null) await this.#gate.promise;
+    const chunk = this.chunks.shift();
+    if (chunk === undefined) return null;
+    const n = Math.min(p.length, chunk.length);
+    p.set(chunk.subarray(0, n));
+    if (n < chunk.length) this.chunks.unshift(chunk.subarray(n));
+    return n;
+  }
+}
+
+Deno.test("FrameReader: prefetch() with bytes buffered, then readExact, takes the prefetched bytes in order", async () => {
+  const source = new ManualReader([text("ab"), text("cdefgh")]);
+  const reader = new FrameReader(source, { bufferSize: 8 });
+  assert.deepEqual(await reader.readExact(1), text("a")); // "b" stays buffered
+  source.hold();
+  const pending = reader.prefetch();
+  const exact = reader.readExact(4);
+  source.open();
+  assert.equal(await pending, 6);
+  assert.deepEqual(await exact, text("bcde"));
+  assert.deepEqual(await reader.readExact(3), text("fgh"));
+});
+
+Deno.test("FrameReader.readFrame: a frame over 1 KiB read while a prefetch is in flight keeps the next frame", async () => {
+  const big = bytes(2_000, 3);
+  const x = encodeFrame(text("x"));
+  const a = encodeFrame(big);
+  const b = encodeFrame(text("next"));
+  const source = new ManualReader([
+    concat(x, a.subarray(0, 104)),
+    concat(a.subarray(104), b),
+  ]);
+  const reader = new FrameReader(source);
+  assert.deepEqual(await reader.readFrame(), text("x"));
+  source.hold();
+  void reader.prefetch();
+  const frame = reader.readFrame();
+  source.open();
+  assert.deepEqual(await frame, big);
+  assert.deepEqual(await reader.readFrame(), text("next"));
+  assert.equal(await reader.readFrame(), null);
+});
+
+Deno.test("FrameReader.readFrame: a returned payload retains no more than its own bytes plus a small constant", async () => {
+  const huge = bytes(4 << 20, 4);
+  const small = Array.from({ length: 100 }, (_, i) => bytes(2_000, 10 + i));
+  const data = concat(encodeFrame(huge), ...small.map((p) => encodeFrame(p)));
+  // 1 000-byte reads: no 2 KB frame is ever fully buffered.
+  const reader = new FrameReader(new ChunkReader(data, () => 1_000));
+  assert.deepEqual(await reader.readFrame(), huge);
+  let retained = 0;
+  for (const expected of small) {
+    const payload = (await reader.readFrame())!;
+    assert.deepEqual(payload, expected);
+    assert.ok(
+      payload.buffer.byteLength <= payload.length + 1_024,
+      `a ${payload.length}-byte payload holds ${payload.buffer.byteLength} bytes`,
+    );
+    retained += payload.buffer.byteLength;
+  }
+  assert.ok(retained < 300_000, `100 replies of 2 KB hold ${retained} bytes`);
+});
+
+Deno.test("FrameReader: a header alone does not make the reader allocate what it announces", async () => {
+  const header = new Uint8Array([0x00, 0x40, 0x00, 0x00]); // 4 MiB
+  const source = new ChunkReader(concat(header, bytes(10)));
+  const reader = new FrameReader(source);
+  await assert.rejects(reader.readFrame(), UnexpectedEofError);
+  assert.ok(
+    source.largestRead <= 64 * 1024,
+    `a read was given ${source.largestRead} bytes`,
+  );
+  // The same through readFrameView, which fills the reader's own buffer.
+  const viewSource = new ChunkReader(concat(header, bytes(10)));
+  const viewReader = new FrameReader(viewSource);
+  await assert.rejects(viewReader.readFrameView(), UnexpectedEofError);
+  assert.ok(viewReader.bufferCapacity <= 64 * 1024);
+});
+
+Deno.test("LineDecoderStream scans a long line once, however small its chunks", async () => {
+  const line = "y".repeat(16 * 1024);
+  let scanned = 0;
+  const indexOf = Uint8Array.prototype.indexOf;
+  Uint8Array.prototype.indexOf = function (
+    this: Uint8Array,
+    ...args: Parameters<typeof indexOf>
+  ) {
+    scanned += this.length;
+    return indexOf.apply(this, args);
+  };
+  try {
+    const bytesIn = text(line + "\n");
+    const stream = ReadableStream.from(
+      Array.from(bytesIn, (b) => new Uint8Array([b])),
+    ).pipeThrough(new LineDecoderStream());
+    const lines = await Array.fromAsync(stream);
+    assert.deepEqual(lines, [line]);
+  } finally {
+    Uint8Array.prototype.indexOf = indexOf;
+  }
+  assert.ok(scanned < 4 * line.length, `scanned ${scanned} bytes`);
+});
