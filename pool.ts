@@ -374,7 +374,8 @@ export interface PoolOptions<T> {
    */
   leakTimeout?: number | undefined;
   /**
-   * Receives leak reports. By default they go to `console.warn`.
+   * Receives leak reports. By default they go to `console.warn`. A throw is
+   * contained: counted in `stats.callbackErrors`, never uncaught.
    */
   onLeak?: ((report: LeakReport<T>) => void) | undefined;
   /**
@@ -485,6 +486,8 @@ export interface PoolStats {
   dialErrors: number;
   /** `close` calls that threw or rejected. */
   closeErrors: number;
+  /** Times `onLeak` threw: contained (counted here), never uncaught. */
+  callbackErrors: number;
   /** Destroyed resources, by reason. */
   destroyed: DestroyedStats;
 }
@@ -1058,6 +1061,7 @@ export class Pool<T> implements AsyncDisposable {
   #dials = 0;
   #dialErrors = 0;
   #closeErrors = 0;
+  #callbackErrors = 0;
   readonly #destroyed: DestroyedStats & Record<string, number> = {
     destroyed: 0,
     invalid: 0,
@@ -1251,6 +1255,14 @@ export class Pool<T> implements AsyncDisposable {
    * @throws {DialError} If the dial made for this borrow failed.
    */
   borrow(options?: BorrowOptions): Promise<Lease<T>> {
+    if (options !== undefined) {
+      // Checked on every call, not only when it has to wait.
+      try {
+        this.#borrowOptions(options);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     if (this.#validate === null && options?.fresh !== true) {
       const entry = this.#takeIdle();
       if (entry !== undefined) return Promise.resolve(this.#lend(entry));
@@ -1357,6 +1369,7 @@ export class Pool<T> implements AsyncDisposable {
       dials: this.#dials,
       dialErrors: this.#dialErrors,
       closeErrors: this.#closeErrors,
+      callbackErrors: this.#callbackErrors,
       destroyed: { ...this.#destroyed },
     };
   }
@@ -1492,6 +1505,15 @@ export class Pool<T> implements AsyncDisposable {
 
   /** Checks a borrow's options; returns its timeout. */
   #borrowOptions(options: BorrowOptions | undefined): number {
+    if (
+      options !== undefined && (typeof options !== "object" || options === null)
+    ) {
+      throw new TypeError(
+        `Cannot borrow: options must be an object, received ${
+          describe(options)
+        }`,
+      );
+    }
     const signal = options?.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new TypeError(
@@ -1537,7 +1559,11 @@ export class Pool<T> implements AsyncDisposable {
   ): Promise<Lease<T>> {
     this.#waits++;
     this.#waiting++;
-    const waiter = new Waiter(this, signal, timeout, this.#coarseNow());
+    // A fresh reading: after a stalled event loop the coarse one is old,
+    // and a deadline from it would have passed already. Later coarse
+    // readings in this window start from it.
+    const start = this.#coarse = this.#clock.now();
+    const waiter = new Waiter(this, signal, timeout, start);
     internals.park(this.#idle as Channel<unknown>, waiter);
     if (timeout !== Infinity) this.#deadlines.add(waiter);
     signal?.addEventListener("abort", waiter, { once: true });
@@ -1553,7 +1579,7 @@ export class Pool<T> implements AsyncDisposable {
     this.#waiting--;
     if (waiter.pos !== -1) this.#deadlines.remove(waiter);
     waiter.signal?.removeEventListener("abort", waiter);
-    this.#waitTime += this.#coarseNow() - waiter.start;
+    this.#waitTime += Math.max(0, this.#coarseNow() - waiter.start);
     if (failed || value instanceof DialError) return waiter.reject(value);
     waiter.resolve(this.#lend(value as Entry<T>));
   }
@@ -2110,7 +2136,7 @@ export class Pool<T> implements AsyncDisposable {
         const due = e.borrowedAt + this.#leakTimeout;
         if (due <= now) {
           e.leakReported = true;
-          this.#onLeak({
+          this.#reportLeak({
             resource: e.resource,
             heldFor: now - e.borrowedAt,
             stack: e.stack?.stack,
@@ -2202,10 +2228,19 @@ export class Pool<T> implements AsyncDisposable {
     this.#clock.unref?.(this.#trackTimer);
   }
 
+  /** Calls `onLeak`; a throw is counted, never left uncaught. */
+  #reportLeak(report: LeakReport<T>): void {
+    try {
+      this.#onLeak(report);
+    } catch {
+      this.#callbackErrors++;
+    }
+  }
+
   #collected({ entry, gen }: Tracked<T>): void {
     if (entry.state !== BUSY || entry.gen !== gen) return;
     entry.tracked = false;
-    this.#onLeak({
+    this.#reportLeak({
       resource: entry.resource,
       heldFor: this.#clock.now() - entry.borrowedAt,
       stack: entry.stack?.stack,

@@ -1644,3 +1644,101 @@ Deno.test(
     dialer.assertAllClosedOnce();
   },
 );
+
+// -- Regressions from fault injection (issue 10) --
+
+Deno.test(
+  "Pool.close() resolves when an overflow dial lands after close (sync close)",
+  NONE,
+  async () => {
+    const { dialer, pool } = setup({ max: 1, whenExhausted: "overflow" });
+    const held = await pool.borrow();
+    dialer.manual = true;
+    const overflow = track(pool.borrow());
+    await settle();
+    assert.equal(dialer.parked, 1);
+    const closing = track(pool.close());
+    await settle();
+    assert.ok(overflow.rejected && overflow.error instanceof PoolClosedError);
+    const late = dialer.resolveNext(); // lands after close
+    await settle();
+    assert.equal(late.closed, 1, "the late resource is closed");
+    held.release();
+    await settle();
+    assert.ok(closing.settled, "close() resolved");
+    assert.equal(pool.stats.open, 0);
+    dialer.assertAllClosedOnce();
+  },
+);
+
+Deno.test(
+  "Pool.borrow({ timeout }) after a stalled event loop waits its whole timeout",
+  NONE,
+  async () => {
+    const pool = new Pool(() => ({}), { max: 1 });
+    const held = await pool.borrow();
+    // The release path reads the coarse clock; then the loop stalls.
+    held.release();
+    const again = await pool.borrow();
+    const stall = performance.now() + 300;
+    while (performance.now() < stall) { /* CPU-bound work */ }
+    const start = performance.now();
+    await assert.rejects(pool.borrow({ timeout: 200 }), PoolTimeoutError);
+    const waited = performance.now() - start;
+    assert.ok(waited >= 150, `rejected after ${Math.round(waited)} ms`);
+    assert.ok(pool.stats.waitTime < 1_000, `waitTime ${pool.stats.waitTime}`);
+    again.release();
+    await pool.close();
+  },
+);
+
+Deno.test(
+  "Pool: an onLeak that throws is contained and housekeeping stays armed",
+  NONE,
+  async () => {
+    const reports: number[] = [];
+    const { clock, pool } = setup({
+      max: 2,
+      leakTimeout: 100,
+      onLeak: (report) => {
+        reports.push(report.resource.id);
+        throw new Error("a buggy leak reporter");
+      },
+    });
+    const first = await pool.borrow();
+    await clock.advance(150);
+    assert.deepEqual(reports, [first.resource.id]);
+    const second = await pool.borrow();
+    await clock.advance(150);
+    assert.deepEqual(reports, [first.resource.id, second.resource.id]);
+    assert.equal(pool.stats.callbackErrors, 2);
+    first.release();
+    second.release();
+    await pool.close();
+  },
+);
+
+Deno.test(
+  "Pool.borrow() checks its arguments on every call, also when something is idle",
+  NONE,
+  async () => {
+    const { pool } = setup({ max: 1 });
+    await warm(pool, 1);
+    const cases: [unknown, typeof TypeError, RegExp][] = [
+      [{ timeout: -5 }, RangeError, /timeout/],
+      [{ timeout: NaN }, RangeError, /timeout/],
+      [{ signal: "x" }, TypeError, /signal must be an AbortSignal/],
+      ["x", TypeError, /options must be an object/],
+    ];
+    for (const [options, type, message] of cases) {
+      assert.equal(pool.stats.idle, 1);
+      await assert.rejects(
+        pool.borrow(options as never),
+        (e) => e instanceof type && message.test((e as Error).message),
+        JSON.stringify(options),
+      );
+    }
+    assert.equal(pool.stats.idle, 1, "nothing was lent");
+    await pool.close();
+  },
+);
