@@ -34,6 +34,13 @@ export interface ParkNode extends Sink {
   readonly sink: Sink;
 }
 
+/** A hook's stand-in until the module that binds it loads. */
+function notLoaded(module: string): () => never {
+  return () => {
+    throw new Error(`${module} is not loaded`);
+  };
+}
+
 /** Views of and hooks into private state, bound when the modules load. */
 export const internals: {
   waiting: (ch: Channel<unknown>) => Waiting;
@@ -46,15 +53,9 @@ export const internals: {
   /** Takes a parked node out of its queue; whether it was still parked. */
   unpark: (node: ParkNode) => boolean;
 } = {
-  waiting: () => {
-    throw new Error("channel.ts is not loaded");
-  },
-  park: () => {
-    throw new Error("channel.ts is not loaded");
-  },
-  unpark: () => {
-    throw new Error("channel.ts is not loaded");
-  },
+  waiting: notLoaded("channel.ts"),
+  park: notLoaded("channel.ts"),
+  unpark: notLoaded("channel.ts"),
 };
 
 /** Hooks into `Lease`, for `tcp.ts`; bound when pool.ts loads. */
@@ -70,10 +71,6 @@ export const poolHooks: {
    */
   release: (lease: object) => boolean;
 } = {
-  destroyAs: () => {
-    throw new Error("pool.ts is not loaded");
-  },
-  release: () => {
-    throw new Error("pool.ts is not loaded");
-  },
+  destroyAs: notLoaded("pool.ts"),
+  release: notLoaded("pool.ts"),
 };

@@ -810,6 +810,9 @@ type ReadReply<R> = (reader: FrameReader) => Promise<R> | R;
 
 const READ_FRAME: ReadReply<Uint8Array | null> = (reader) => reader.readFrame();
 
+/** What `request` passes to an exchange: framed, read back as a frame. */
+const REQUEST = ["request", true, READ_FRAME as ReadReply<Uint8Array>] as const;
+
 /**
  * Writes a request and reads its reply on a lent connection that is idle
  * and clean: the one path behind every request, on a held connection or
@@ -1231,7 +1234,7 @@ export class PooledConn implements AsyncDisposable, Disposable {
     read: (reader: FrameReader) => Promise<R> | R,
     options?: ExchangeOptions<R>,
   ): Promise<R> {
-    return this.#exchange("exchange", payload, false, read, options);
+    return this.#exchange("exchange", false, read, payload, options);
   }
 
   /**
@@ -1249,20 +1252,14 @@ export class PooledConn implements AsyncDisposable, Disposable {
    * @throws {TimeoutError} If `timeout` ran out (the connection is closed).
    */
   request(payload: Uint8Array, options?: RequestOptions): Promise<Uint8Array> {
-    return this.#exchange(
-      "request",
-      payload,
-      true,
-      READ_FRAME as ReadReply<Uint8Array>,
-      options,
-    );
+    return this.#exchange(...REQUEST, payload, options);
   }
 
   async #exchange<R>(
     what: string,
-    payload: Uint8Array,
     frame: boolean,
     read: ReadReply<R>,
+    payload: Uint8Array,
     options: ExchangeOptions<R> | undefined,
   ): Promise<R> {
     const c = this.#live(what);
@@ -1680,7 +1677,7 @@ export class TcpPool implements AsyncDisposable {
     read: (reader: FrameReader) => Promise<R> | R,
     options?: PoolExchangeOptions<R>,
   ): Promise<R> {
-    return this.#exchange("exchange", payload, false, read, options);
+    return this.#exchange("exchange", false, read, payload, options);
   }
 
   /**
@@ -1704,20 +1701,14 @@ export class TcpPool implements AsyncDisposable {
     payload: Uint8Array,
     options?: PoolRequestOptions,
   ): Promise<Uint8Array> {
-    return this.#exchange(
-      "request",
-      payload,
-      true,
-      READ_FRAME as ReadReply<Uint8Array>,
-      options,
-    );
+    return this.#exchange(...REQUEST, payload, options);
   }
 
   async #exchange<R>(
     what: string,
-    payload: Uint8Array,
     frame: boolean,
     read: ReadReply<R>,
+    payload: Uint8Array,
     options: PoolExchangeOptions<R> | undefined,
   ): Promise<R> {
     const { verify, signal, timeout } = exchangeArgs(

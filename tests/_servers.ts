@@ -4,23 +4,37 @@
 // never handshakes), and a TCP relay that can cut or stall what it relays.
 // Every one listens on 127.0.0.1, port 0, and `stop()` closes everything.
 
+/** A running test server. */
+export interface Served extends AsyncDisposable {
+  readonly port: number;
+  /** Connections accepted so far. */
+  readonly accepted: number;
+  /** Connections open now (the client has not closed them). */
+  readonly open: number;
+  /** Resolves once no accepted connection is open, or rejects after `ms`. */
+  drained(ms: number): Promise<void>;
+  /** Closes the listener and every connection, and waits for them. */
+  stop(): Promise<void>;
+}
+
 /**
  * Accepts on `listener` and runs `handle` for each connection (tracked in
- * `conns`); the returned stop closes the listener, runs `onStop`, closes
- * every connection and waits for every handler.
+ * `conns`, numbered from 1); `stop` closes the listener, runs `onStop`,
+ * closes every connection and waits for every handler.
  */
 function acceptAll(
   listener: Deno.TcpListener,
   conns: Set<Deno.Conn>,
-  handle: (conn: Deno.Conn) => Promise<void>,
+  handle: (conn: Deno.Conn, id: number) => Promise<void>,
   onStop?: () => void,
-): () => Promise<void> {
+): Served {
   const tasks = new Set<Promise<void>>();
+  let accepted = 0;
   const accepting = (async () => {
     try {
       for await (const conn of listener) {
         conns.add(conn);
-        const task = handle(conn);
+        const task = handle(conn, ++accepted);
         tasks.add(task);
         task.finally(() => tasks.delete(task));
       }
@@ -29,7 +43,7 @@ function acceptAll(
     }
   })();
   let stopped: Promise<void> | undefined;
-  return () =>
+  const stop = () =>
     stopped ??= (async () => {
       listener.close();
       await accepting;
@@ -38,6 +52,26 @@ function acceptAll(
       conns.clear();
       await Promise.all(tasks);
     })();
+  return {
+    port: listener.addr.port,
+    get accepted() {
+      return accepted;
+    },
+    get open() {
+      return conns.size;
+    },
+    async drained(ms: number) {
+      const end = performance.now() + ms;
+      while (conns.size > 0) {
+        if (performance.now() > end) {
+          throw new Error(`${conns.size} client sockets still open`);
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    },
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
 }
 
 /** What the line server does with one request line. */
@@ -61,15 +95,7 @@ export interface LineRequest {
 }
 
 /** A running line server. */
-export interface LineServer extends AsyncDisposable {
-  readonly port: number;
-  /** Connections accepted so far. */
-  readonly accepted: number;
-  /** Connections open now. */
-  readonly open: number;
-  /** Closes the listener and every connection, and waits for them. */
-  stop(): Promise<void>;
-}
+export type LineServer = Served;
 
 /**
  * Starts a server that reads `\n`-terminated lines and answers each as
@@ -83,7 +109,6 @@ export function startLineServer(
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
   const timers = new Set<ReturnType<typeof setTimeout>>();
-  let accepted = 0;
   const encoder = new TextEncoder();
   const serve = async (conn: Deno.Conn, id: number) => {
     const decoder = new TextDecoder();
@@ -133,38 +158,13 @@ export function startLineServer(
       if (conns.delete(conn)) conn.close();
     }
   };
-  const stop = acceptAll(
-    listener,
-    conns,
-    (conn) => serve(conn, ++accepted),
-    () => {
-      for (const timer of timers) clearTimeout(timer);
-    },
-  );
-  return {
-    port: listener.addr.port,
-    get accepted() {
-      return accepted;
-    },
-    get open() {
-      return conns.size;
-    },
-    stop,
-    [Symbol.asyncDispose]: stop,
-  };
+  return acceptAll(listener, conns, serve, () => {
+    for (const timer of timers) clearTimeout(timer);
+  });
 }
 
 /** A running silent server (see {@linkcode startSilentServer}). */
-export interface SilentServer extends AsyncDisposable {
-  readonly port: number;
-  /** Connections accepted so far. */
-  readonly accepted: number;
-  /** Connections whose client has not closed them yet. */
-  readonly open: number;
-  /** Resolves once no accepted connection is open, or rejects after `ms`. */
-  drained(ms: number): Promise<void>;
-  stop(): Promise<void>;
-}
+export type SilentServer = Served;
 
 /**
  * Accepts TCP connections and never writes a byte (a TLS server that never
@@ -173,7 +173,6 @@ export interface SilentServer extends AsyncDisposable {
 export function startSilentServer(): SilentServer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
-  let accepted = 0;
   const drain = async (conn: Deno.Conn) => {
     const buf = new Uint8Array(4096);
     try {
@@ -183,30 +182,7 @@ export function startSilentServer(): SilentServer {
     }
     if (conns.delete(conn)) conn.close();
   };
-  const stop = acceptAll(listener, conns, (conn) => {
-    accepted++;
-    return drain(conn);
-  });
-  return {
-    port: listener.addr.port,
-    get accepted() {
-      return accepted;
-    },
-    get open() {
-      return conns.size;
-    },
-    async drained(ms: number) {
-      const end = performance.now() + ms;
-      while (conns.size > 0) {
-        if (performance.now() > end) {
-          throw new Error(`${conns.size} client sockets still open`);
-        }
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    },
-    stop,
-    [Symbol.asyncDispose]: stop,
-  };
+  return acceptAll(listener, conns, drain);
 }
 
 /** A running relay (see {@linkcode startRelay}). */
@@ -271,7 +247,7 @@ export function startRelay(targetPort: number): Relay {
       pump(target, client, false),
     ]);
   };
-  const stop = acceptAll(listener, conns, serve);
+  const { stop } = acceptAll(listener, conns, serve);
   const relay: Relay = {
     port: listener.addr.port,
     mode: "relay",

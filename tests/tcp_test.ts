@@ -345,16 +345,29 @@ Deno.test("TcpPool.request() timeout bounds the whole call, borrow included", as
 
 // -- Server down --
 
-Deno.test("TcpPool: server down gives DialError within connectTimeout; the pool serves again when it is back", async () => {
-  await using server = startFaultServer();
-  await using pool = new TcpPool({
-    port: server.port,
-    max: 2,
-    connectTimeout: 1_000,
-  });
-  assert.equal(idOf(await pool.request(payload(1))), 1);
+/**
+ * A pool of `max` that served one request, then its server went down and
+ * the idle connection was evicted. Disposing closes both.
+ */
+async function outage(max: number) {
+  const server = startFaultServer();
+  const pool = new TcpPool({ port: server.port, max, connectTimeout: 1_000 });
+  assert.equal(idOf(await pool.request(payload(0))), 0);
   await server.stop({ closeConnections: true });
   await until(() => pool.stats.open === 0, "the idle connection evicted");
+  return {
+    server,
+    pool,
+    async [Symbol.asyncDispose]() {
+      await pool.close();
+      await server[Symbol.asyncDispose]();
+    },
+  };
+}
+
+Deno.test("TcpPool: server down gives DialError within connectTimeout; the pool serves again when it is back", async () => {
+  await using down = await outage(2);
+  const { server, pool } = down;
   const start = performance.now();
   await assert.rejects(pool.request(payload(2)), DialError);
   assert.ok(performance.now() - start < 1_000);
@@ -1018,15 +1031,8 @@ Deno.test("TcpPool: DialError names host:port", async () => {
 });
 
 Deno.test("TcpPool: during an outage borrows fail fast with DialError without a dial storm, and service is back within a second", async () => {
-  await using server = startFaultServer();
-  await using pool = new TcpPool({
-    port: server.port,
-    max: 4,
-    connectTimeout: 1_000,
-  });
-  assert.equal(idOf(await pool.request(payload(0))), 0);
-  await server.stop({ closeConnections: true });
-  await until(() => pool.stats.open === 0, "the idle connection evicted");
+  await using down = await outage(4);
+  const { server, pool } = down;
   const dialsBefore = pool.stats.dials;
   let failures = 0;
   let slowest = 0;
