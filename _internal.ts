@@ -2,36 +2,12 @@
 // Hooks into private state, for tests and sibling modules only; never
 // re-exported from mod.ts. Filled in by the classes' static blocks.
 
-import type { Channel } from "./channel.ts";
+import type { ChannelWaiter } from "./_waiter.ts";
 
 /** How many operations wait on a channel, by side. */
 export interface Waiting {
   senders: number;
   receivers: number;
-}
-
-/**
- * Where a receiver parked with `internals.park` gets its outcome,
- * synchronously, from inside the sender's call (or the close).
- */
-export interface Sink {
-  /** A value was handed over. */
-  deliver(value: unknown): void;
-  /** The channel closed (or the owner cancelled): rejected with `reason`. */
-  fail(reason: unknown): void;
-}
-
-/**
- * A receiver node that its owner parks and unparks itself, and which the
- * channel settles through `sink` (itself, usually): no promise, signal or
- * node of the channel's own.
- */
-export interface ParkNode extends Sink {
-  prev: unknown;
-  next: unknown;
-  queue: unknown;
-  readonly sel: null;
-  readonly sink: Sink;
 }
 
 /** A hook's stand-in until the module that binds it loads. */
@@ -43,19 +19,25 @@ function notLoaded(module: string): () => never {
 
 /** Views of and hooks into private state, bound when the modules load. */
 export const internals: {
-  waiting: (ch: Channel<unknown>) => Waiting;
+  // Method syntax: the binding takes a Channel; callers pass the pool's.
+  /** Waiting senders and receivers of a channel. */
+  waiting(ch: object): Waiting;
   /**
-   * Parks a receiver that settles through `sink`, synchronously, without a
-   * promise or a signal of its own (a pool's borrowers: cheaper under
-   * contention). The caller has checked that nothing is ready.
+   * Parks `node` in a channel's receiver queue; the channel settles it
+   * through its `received`/`failed` methods, synchronously, inside the
+   * sender's call (or the close). The caller has checked nothing is ready;
+   * `node.leave()` unparks it.
    */
-  park: (ch: Channel<unknown>, node: ParkNode) => void;
-  /** Takes a parked node out of its queue; whether it was still parked. */
-  unpark: (node: ParkNode) => boolean;
+  park(ch: object, node: ChannelWaiter): void;
+  /**
+   * Fails the first parked receiver with `error` (a pool's dial error goes
+   * to its first borrower, never into the channel); whether there was one.
+   */
+  failReceiver(ch: object, error: unknown): boolean;
 } = {
   waiting: notLoaded("channel.ts"),
   park: notLoaded("channel.ts"),
-  unpark: notLoaded("channel.ts"),
+  failReceiver: notLoaded("channel.ts"),
 };
 
 /** Hooks into `Lease`, for `tcp.ts`; bound when pool.ts loads. */

@@ -6,7 +6,7 @@
  *
  * @example Usage
  * ```ts
- * import { Channel, select } from "./channel.ts";
+ * import { Channel, select } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const jobs = new Channel<number>({ capacity: 2 });
@@ -22,7 +22,8 @@
  */
 
 import { LinkedQueue } from "./_queue.ts";
-import { internals, type Sink } from "./_internal.ts";
+import { internals } from "./_internal.ts";
+import { ChannelWaiter as Waiter } from "./_waiter.ts";
 import { describe } from "./_util.ts";
 
 /**
@@ -32,7 +33,7 @@ import { describe } from "./_util.ts";
  *
  * @example Usage
  * ```ts
- * import { Channel, ChannelClosedError } from "./channel.ts";
+ * import { Channel, ChannelClosedError } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const ch = new Channel<number>();
@@ -52,7 +53,7 @@ export class ChannelClosedError extends Error {
    *
    * @example Usage
    * ```ts
-   * import { ChannelClosedError } from "./channel.ts";
+   * import { ChannelClosedError } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * assert.equal(new ChannelClosedError("Closed", 7).value, 7);
@@ -148,70 +149,6 @@ const SEND_CLOSED = "Cannot send: the channel is closed";
 function noop(): void {}
 
 /**
- * One parked operation in a channel's wait queue: a plain `send`/`receive`
- * (`sel === null`, settles itself) or one case of a parked `select`.
- */
-class Waiter {
-  prev: Waiter | null = null;
-  next: Waiter | null = null;
-  queue: LinkedQueue<Waiter> | null = null;
-  /** The value a parked sender offers. */
-  value: unknown;
-  resolve: (value: unknown) => void = noop;
-  reject: (reason: unknown) => void = noop;
-  signal: AbortSignal | undefined = undefined;
-  readonly sel: SelectWaiter | null;
-  readonly index: number;
-
-  constructor(value: unknown, sel: SelectWaiter | null, index: number) {
-    this.value = value;
-    this.sel = sel;
-    this.index = index;
-  }
-
-  /** The signal aborted while parked: leave the queue, reject. */
-  handleEvent(): void {
-    this.queue?.remove(this);
-    this.reject(this.signal!.reason);
-  }
-
-  /** For `internals.park`: settled through this instead of a promise. */
-  sink: Sink | null = null;
-}
-
-/** Settles a parked receiver (already dequeued) with `value`. */
-function fulfilReceiver(w: Waiter, value: unknown, ok: boolean): void {
-  if (w.sel !== null) {
-    w.sel.finish(w.index, value, ok);
-    return;
-  }
-  if (w.sink !== null) return w.sink.deliver(value);
-  w.signal?.removeEventListener("abort", w);
-  w.resolve(value);
-}
-
-/** Settles a parked sender (already dequeued) whose value was taken. */
-function fulfilSender(w: Waiter): void {
-  if (w.sel !== null) {
-    w.sel.finish(w.index, undefined, true);
-    return;
-  }
-  w.signal?.removeEventListener("abort", w);
-  w.resolve(undefined);
-}
-
-/** Rejects a parked waiter (already dequeued) because its channel closed. */
-function failWaiter(w: Waiter, error: unknown): void {
-  if (w.sel !== null) {
-    w.sel.fail(error);
-    return;
-  }
-  if (w.sink !== null) return w.sink.fail(error);
-  w.signal?.removeEventListener("abort", w);
-  w.reject(error);
-}
-
-/**
  * A parked `select`: one {@linkcode Waiter} per case sits in its channel's
  * queue; the first to be taken finishes the select and unlinks the others,
  * synchronously, so exactly one case commits.
@@ -287,7 +224,7 @@ type SelectResultAny = SelectResult<readonly SelectCase[]>;
  *
  * @example Usage
  * ```ts
- * import { Channel } from "./channel.ts";
+ * import { Channel } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * await using ch = new Channel<number>({ capacity: 4 });
@@ -299,7 +236,7 @@ type SelectResultAny = SelectResult<readonly SelectCase[]>;
  *
  * @example A stack for pools
  * ```ts
- * import { Channel } from "./channel.ts";
+ * import { Channel } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * using idle = new Channel<string>({ capacity: 8, order: "lifo" });
@@ -386,7 +323,7 @@ export class Channel<T>
    *
    * @example Usage
    * ```ts
-   * import { Channel } from "./channel.ts";
+   * import { Channel } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * const ch = new Channel<number>({ capacity: 1 });
@@ -407,7 +344,7 @@ export class Channel<T>
     if (this.#closed) return Promise.reject(this.#sendError(value));
     const r = this.#receivers.shift();
     if (r !== null) {
-      fulfilReceiver(r, value, true);
+      r.received(value, true);
       return RESOLVED;
     }
     if (this.#count < this.#capacity) {
@@ -437,7 +374,7 @@ export class Channel<T>
    *
    * @example Usage
    * ```ts
-   * import { Channel } from "./channel.ts";
+   * import { Channel } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * const ch = new Channel<string>();
@@ -456,7 +393,7 @@ export class Channel<T>
     const s = this.#senders.shift();
     if (s !== null) {
       const value = s.value as T;
-      fulfilSender(s);
+      s.sent();
       return Promise.resolve(value);
     }
     if (this.#closed) return Promise.reject(this.#receiveError());
@@ -483,7 +420,7 @@ export class Channel<T>
    *
    * @example Usage
    * ```ts
-   * import { Channel } from "./channel.ts";
+   * import { Channel } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * const ch = new Channel<number>({ capacity: 1 });
@@ -499,7 +436,7 @@ export class Channel<T>
     if (this.#closed) return false;
     const r = this.#receivers.shift();
     if (r !== null) {
-      fulfilReceiver(r, value, true);
+      r.received(value, true);
       return true;
     }
     if (this.#count < this.#capacity) {
@@ -514,7 +451,7 @@ export class Channel<T>
    *
    * @example Usage
    * ```ts
-   * import { Channel } from "./channel.ts";
+   * import { Channel } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * const ch = new Channel<number | undefined>({ capacity: 1 });
@@ -533,7 +470,7 @@ export class Channel<T>
     const s = this.#senders.shift();
     if (s !== null) {
       const value = s.value as T;
-      fulfilSender(s);
+      s.sent();
       return { state: "ok", value };
     }
     return this.#closed ? CLOSED : EMPTY;
@@ -548,7 +485,7 @@ export class Channel<T>
    *
    * @example Usage
    * ```ts
-   * import { Channel } from "./channel.ts";
+   * import { Channel } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * const ch = new Channel<number>({ capacity: 2 });
@@ -572,11 +509,11 @@ export class Channel<T>
     // this channel wakes on its receive case (ok: false).
     let w: Waiter | null;
     while ((w = this.#receivers.shift()) !== null) {
-      if (w.sel !== null) w.sel.finish(w.index, undefined, false);
-      else failWaiter(w, this.#receiveError());
+      if (w.sel !== null) w.received(undefined, false);
+      else w.failed(this.#receiveError());
     }
     while ((w = this.#senders.shift()) !== null) {
-      failWaiter(w, this.#sendError(w.value));
+      w.failed(this.#sendError(w.value));
     }
   }
 
@@ -585,7 +522,7 @@ export class Channel<T>
    *
    * @example Usage
    * ```ts
-   * import { Channel } from "./channel.ts";
+   * import { Channel } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * const ch = new Channel();
@@ -604,7 +541,7 @@ export class Channel<T>
    *
    * @example Usage
    * ```ts
-   * import { Channel } from "./channel.ts";
+   * import { Channel } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * const ch = new Channel<number>({ capacity: 4 });
@@ -624,7 +561,7 @@ export class Channel<T>
    *
    * @example Usage
    * ```ts
-   * import { Channel } from "./channel.ts";
+   * import { Channel } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * assert.equal(new Channel({ capacity: 8 }).capacity, 8);
@@ -643,7 +580,7 @@ export class Channel<T>
    *
    * @example Usage
    * ```ts
-   * import { Channel } from "./channel.ts";
+   * import { Channel } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * const ch = new Channel<number>({ capacity: 3 });
@@ -676,7 +613,7 @@ export class Channel<T>
    *
    * @example Usage
    * ```ts
-   * import { Channel } from "./channel.ts";
+   * import { Channel } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * const ch = new Channel<string>({ capacity: 2 });
@@ -716,7 +653,7 @@ export class Channel<T>
    *
    * @example Usage
    * ```ts
-   * import { Channel } from "./channel.ts";
+   * import { Channel } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * let ch: Channel<number>;
@@ -736,7 +673,7 @@ export class Channel<T>
    *
    * @example Usage
    * ```ts
-   * import { Channel } from "./channel.ts";
+   * import { Channel } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * const ch = new Channel<number>();
@@ -773,7 +710,7 @@ export class Channel<T>
     const s = this.#senders.shift();
     if (s !== null) {
       this.#put(s.value as T);
-      fulfilSender(s);
+      s.sent();
     }
     return value;
   }
@@ -806,13 +743,13 @@ export class Channel<T>
   }
 
   static {
-    internals.park = (ch, node) => {
-      ch.#receivers.push(node as unknown as Waiter);
+    internals.park = (ch: Channel<unknown>, node: Waiter) => {
+      ch.#receivers.push(node);
     };
-    internals.unpark = (node) => {
-      const w = node as unknown as Waiter;
-      if (w.queue === null) return false;
-      w.queue.remove(w);
+    internals.failReceiver = (ch: Channel<unknown>, error: unknown) => {
+      const r = ch.#receivers.shift();
+      if (r === null) return false;
+      r.failed(error);
       return true;
     };
     recvReady = (ch) =>
@@ -824,7 +761,7 @@ export class Channel<T>
       const s = ch.#senders.shift();
       if (s !== null) {
         const value = s.value;
-        fulfilSender(s);
+        s.sent();
         return { index, value, ok: true };
       }
       return { index, value: undefined, ok: false }; // closed and drained
@@ -832,12 +769,12 @@ export class Channel<T>
     sendCommit = (ch, index, value) => {
       if (ch.#closed) throw ch.#sendError(value);
       const r = ch.#receivers.shift();
-      if (r !== null) fulfilReceiver(r, value, true);
+      if (r !== null) r.received(value, true);
       else ch.#put(value);
       return { index, value: undefined, ok: true } as SelectResultAny;
     };
     park = (ch, w, send) => (send ? ch.#senders : ch.#receivers).push(w);
-    internals.waiting = (ch) => ({
+    internals.waiting = (ch: Channel<unknown>) => ({
       senders: ch.#senders.length,
       receivers: ch.#receivers.length,
     });
@@ -1008,7 +945,7 @@ function commitReady(
  *
  * @example A worker's loop
  * ```ts
- * import { Channel, select } from "./channel.ts";
+ * import { Channel, select } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const jobs = new Channel<number>({ capacity: 8 });
@@ -1026,7 +963,7 @@ function commitReady(
  *
  * @example Go's default clause
  * ```ts
- * import { Channel, select } from "./channel.ts";
+ * import { Channel, select } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const ch = new Channel<number>();
@@ -1051,7 +988,7 @@ export function select<const C extends readonly SelectCase[]>(
  *
  * @example Usage
  * ```ts
- * import { Channel, select } from "./channel.ts";
+ * import { Channel, select } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const a = new Channel<string>({ capacity: 1 });
@@ -1077,7 +1014,7 @@ export function select<const C extends readonly SelectCase[]>(
  *
  * @example Usage
  * ```ts
- * import { Channel, select } from "./channel.ts";
+ * import { Channel, select } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const ch = new Channel<number>({ capacity: 1 });
@@ -1152,7 +1089,7 @@ export function select(
  *
  * @example Usage
  * ```ts
- * import { Channel, trySelect } from "./channel.ts";
+ * import { Channel, trySelect } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const ch = new Channel<number>({ capacity: 1 });

@@ -15,7 +15,7 @@
  *
  * @example Usage
  * ```ts
- * import { encodeFrame, FrameReader } from "./framing.ts";
+ * import { encodeFrame, FrameReader } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * // Any object with read(p) will do: here, two frames in one chunk.
@@ -51,7 +51,7 @@ import { describe } from "./_util.ts";
  *
  * @example Usage
  * ```ts
- * import { FrameTooLargeError } from "./framing.ts";
+ * import { FrameTooLargeError } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const error = new FrameTooLargeError(70_000, 65_536);
@@ -90,7 +90,7 @@ export class FrameTooLargeError extends Error {
  *
  * @example Usage
  * ```ts
- * import { UnexpectedEofError } from "./framing.ts";
+ * import { UnexpectedEofError } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const error = new UnexpectedEofError("frame", 10, 4);
@@ -318,7 +318,7 @@ function writeHeader(buf: Uint8Array, length: number, f: Format): void {
  *
  * @example Usage
  * ```ts
- * import { encodeFrame } from "./framing.ts";
+ * import { encodeFrame } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * assert.deepEqual(encodeFrame(new Uint8Array([9])), new Uint8Array([0, 0, 0, 1, 9]));
@@ -366,7 +366,7 @@ function encode(payload: Uint8Array, f: Format, where: string): Uint8Array {
  *
  * @example Usage
  * ```ts
- * import { writeFrame } from "./framing.ts";
+ * import { writeFrame } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const chunks: Uint8Array[] = [];
@@ -403,7 +403,7 @@ export async function writeFrame(
  *
  * @example Usage
  * ```ts
- * import { FrameWriter } from "./framing.ts";
+ * import { FrameWriter } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const out: number[] = [];
@@ -448,7 +448,7 @@ export class FrameWriter {
    *
    * @example Usage
    * ```ts
-   * import { FrameWriter } from "./framing.ts";
+   * import { FrameWriter } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * const sink = { write: (p: Uint8Array) => Promise.resolve(p.length) };
@@ -557,7 +557,7 @@ const DECODER = new TextDecoder();
  *
  * @example Usage
  * ```ts
- * import { encodeFrame, FrameReader } from "./framing.ts";
+ * import { encodeFrame, FrameReader } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const data = new Uint8Array([
@@ -964,7 +964,7 @@ export class FrameReader {
    *
    * @example Usage
    * ```ts
-   * import { FrameReader } from "./framing.ts";
+   * import { FrameReader } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * const reader = new FrameReader({ read: () => Promise.resolve(null) });
@@ -1072,7 +1072,7 @@ class Accumulator {
  *
  * @example Usage
  * ```ts
- * import { encodeFrame, FrameDecoderStream } from "./framing.ts";
+ * import { encodeFrame, FrameDecoderStream } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const bytes = [...encodeFrame(new Uint8Array([1])), ...encodeFrame(new Uint8Array([2, 3]))];
@@ -1129,7 +1129,7 @@ export class FrameDecoderStream
  *
  * @example Usage
  * ```ts
- * import { FrameEncoderStream } from "./framing.ts";
+ * import { FrameEncoderStream } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const out = await Array.fromAsync(
@@ -1173,7 +1173,7 @@ export interface LineDecoderOptions {
  *
  * @example Usage
  * ```ts
- * import { LineDecoderStream } from "./framing.ts";
+ * import { LineDecoderStream } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const bytes = new TextEncoder().encode("a\r\nbc\nd");

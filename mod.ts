@@ -5,7 +5,7 @@
  *
  * @example Usage
  * ```ts
- * import { Channel, select } from "./mod.ts";
+ * import { Channel, select } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const results = new Channel<number>({ capacity: 1 });

@@ -6,7 +6,7 @@
  *
  * @example Usage
  * ```ts
- * import { Pool } from "./pool.ts";
+ * import { Pool } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * let made = 0;
@@ -22,10 +22,20 @@
  */
 
 import { Channel } from "./channel.ts";
-import { internals, type ParkNode, poolHooks } from "./_internal.ts";
+import { internals, poolHooks } from "./_internal.ts";
+import { ChannelWaiter } from "./_waiter.ts";
 import { LinkedQueue } from "./_queue.ts";
-import { type Deadline, DeadlineHeap, SYSTEM_CLOCK } from "./_timers.ts";
+import {
+  Alarm,
+  type Clock,
+  CoarseClock,
+  type Deadline,
+  DeadlineHeap,
+  SYSTEM_CLOCK,
+} from "./_time.ts";
 import { describe } from "./_util.ts";
+
+export type { Clock } from "./_time.ts";
 
 // -- Errors --
 
@@ -35,7 +45,7 @@ import { describe } from "./_util.ts";
  *
  * @example Usage
  * ```ts
- * import { Pool, PoolClosedError } from "./pool.ts";
+ * import { Pool, PoolClosedError } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const pool = new Pool(() => ({}));
@@ -62,7 +72,7 @@ export class PoolClosedError extends Error {
  *
  * @example Usage
  * ```ts
- * import { Pool, PoolExhaustedError } from "./pool.ts";
+ * import { Pool, PoolExhaustedError } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * await using pool = new Pool(() => ({}), { max: 1, whenExhausted: "fail" });
@@ -96,7 +106,7 @@ export class PoolExhaustedError extends Error {
  *
  * @example Usage
  * ```ts
- * import { Pool, TimeoutError } from "./pool.ts";
+ * import { Pool, TimeoutError } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * await using pool = new Pool(() => ({}), { max: 1 });
@@ -132,7 +142,7 @@ export class TimeoutError extends Error {
  *
  * @example Usage
  * ```ts
- * import { Pool, PoolTimeoutError } from "./pool.ts";
+ * import { Pool, PoolTimeoutError } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * await using pool = new Pool(() => ({}), { max: 1 });
@@ -163,7 +173,7 @@ export class PoolTimeoutError extends TimeoutError {
  *
  * @example Usage
  * ```ts
- * import { DialError, Pool } from "./pool.ts";
+ * import { DialError, Pool } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * await using pool = new Pool(() => {
@@ -190,45 +200,6 @@ export class DialError extends Error {
 }
 
 // -- Options --
-
-/**
- * Time for a pool: `now()` on a monotonic millisecond scale, and timers. Tests
- * pass a fake clock to drive timeouts without sleeping.
- */
-export interface Clock {
-  /**
-   * The current time in milliseconds, on a monotonic scale.
-   *
-   * @returns The time.
-   */
-  now(): number;
-  /**
-   * Calls `callback` once, after `delay` milliseconds.
-   *
-   * @param callback What to call.
-   * @param delay The delay in milliseconds.
-   * @returns A handle for `clearTimeout`.
-   */
-  setTimeout(callback: () => void, delay: number): unknown;
-  /**
-   * Cancels a timer made by `setTimeout`.
-   *
-   * @param handle The timer's handle.
-   */
-  clearTimeout(handle: unknown): void;
-  /**
-   * Lets a background timer not keep the program alive (optional).
-   *
-   * @param handle The timer's handle.
-   */
-  unref?(handle: unknown): void;
-  /**
-   * Undoes `unref` (optional).
-   *
-   * @param handle The timer's handle.
-   */
-  ref?(handle: unknown): void;
-}
 
 /** What a borrow does when every resource is in use. */
 export type WhenExhausted = "wait" | "fail" | "overflow";
@@ -521,24 +492,15 @@ interface Tracked<T> {
  * the idle channel settles synchronously when it hands over an entry or a
  * dial error, so a hand-over costs one promise hop.
  */
-class Waiter<T> implements Deadline, ParkNode {
-  // In the idle channel's receiver queue (the waiter is its own node).
-  prev: unknown = null;
-  next: unknown = null;
-  queue: unknown = null;
-  readonly sel = null;
-  readonly sink: this = this;
+class Waiter<T> extends ChannelWaiter implements Deadline {
   // In the deadline lane or heap.
   at: number;
   pos = -1;
   dprev: Deadline | null = null;
   dnext: Deadline | null = null;
   readonly pool: Pool<T>;
-  readonly signal: AbortSignal | undefined;
   readonly timeout: number;
   readonly start: number;
-  resolve!: (lease: Lease<T>) => void;
-  reject!: (reason: unknown) => void;
   readonly promise: Promise<Lease<T>>;
 
   constructor(
@@ -547,36 +509,39 @@ class Waiter<T> implements Deadline, ParkNode {
     timeout: number,
     start: number,
   ) {
+    super(undefined, null, 0);
     this.pool = pool;
     this.signal = signal;
     this.timeout = timeout;
     this.start = start;
     this.at = start + timeout;
     this.promise = new Promise((resolve, reject) => {
-      this.resolve = resolve;
+      this.resolve = resolve as (value: unknown) => void;
       this.reject = reject;
     });
   }
 
-  deliver(value: unknown): void {
+  /** The idle channel handed over an entry. */
+  override received(value: unknown): void {
     waiterSettled(this.pool, this, value, false);
   }
 
-  fail(reason: unknown): void {
+  /** The channel closed, a dial failed for it, or it gave up. */
+  override failed(reason: unknown): void {
     waiterSettled(this.pool, this, reason, true);
   }
 
   /** The deadline passed. */
   fire(): void {
-    if (internals.unpark(this)) {
+    if (this.leave()) {
       waiterTimedOut(this.pool);
-      this.fail(new PoolTimeoutError(this.timeout));
+      this.failed(new PoolTimeoutError(this.timeout));
     }
   }
 
   /** The signal aborted. */
-  handleEvent(): void {
-    if (internals.unpark(this)) this.fail(this.signal!.reason);
+  override handleEvent(): void {
+    if (this.leave()) this.failed(this.signal!.reason);
   }
 }
 
@@ -738,7 +703,7 @@ let settle: <T>(
  *
  * @example Usage
  * ```ts
- * import { Pool } from "./pool.ts";
+ * import { Pool } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * await using pool = new Pool(() => new Map<string, number>());
@@ -776,7 +741,7 @@ export class Lease<T> implements Disposable, AsyncDisposable {
    *
    * @example Usage
    * ```ts
-   * import { Pool } from "./pool.ts";
+   * import { Pool } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * await using pool = new Pool(() => "resource");
@@ -801,7 +766,7 @@ export class Lease<T> implements Disposable, AsyncDisposable {
    *
    * @example Usage
    * ```ts
-   * import { Pool } from "./pool.ts";
+   * import { Pool } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * await using pool = new Pool(() => ({}));
@@ -827,7 +792,7 @@ export class Lease<T> implements Disposable, AsyncDisposable {
    *
    * @example Usage
    * ```ts
-   * import { Pool } from "./pool.ts";
+   * import { Pool } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * await using pool = new Pool(() => ({}));
@@ -852,7 +817,7 @@ export class Lease<T> implements Disposable, AsyncDisposable {
    *
    * @example Usage
    * ```ts
-   * import { Pool } from "./pool.ts";
+   * import { Pool } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * await using pool = new Pool(() => ({}));
@@ -878,7 +843,7 @@ export class Lease<T> implements Disposable, AsyncDisposable {
    *
    * @example Usage
    * ```ts
-   * import { Pool } from "./pool.ts";
+   * import { Pool } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * const closed: number[] = [];
@@ -916,7 +881,7 @@ export class Lease<T> implements Disposable, AsyncDisposable {
    *
    * @example Usage
    * ```ts
-   * import { Pool } from "./pool.ts";
+   * import { Pool } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * await using pool = new Pool(() => ({}));
@@ -936,7 +901,7 @@ export class Lease<T> implements Disposable, AsyncDisposable {
    *
    * @example Usage
    * ```ts
-   * import { Pool } from "./pool.ts";
+   * import { Pool } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * await using pool = new Pool(() => ({}));
@@ -973,7 +938,7 @@ export class Lease<T> implements Disposable, AsyncDisposable {
  *
  * @example Usage
  * ```ts
- * import { Pool } from "./pool.ts";
+ * import { Pool } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * let dials = 0;
@@ -1018,7 +983,7 @@ export class Pool<T> implements AsyncDisposable {
 
   // idle holds IDLE entries (and `dead` ones, counted in #deadIdle, already
   // destroyed); a borrower waits only while it is empty.
-  readonly #idle: Channel<Entry<T> | DialError>;
+  readonly #idle: Channel<Entry<T>>;
   // slots.size = resources counted against max = idle + inUse + dialing +
   // checking (overflow resources excluded).
   readonly #slots: Channel<undefined>;
@@ -1032,8 +997,7 @@ export class Pool<T> implements AsyncDisposable {
   readonly #dialRuns = new Set<(reason: unknown) => void>();
   readonly #registry: FinalizationRegistry<Tracked<T>>;
   #trackTimer: unknown = undefined;
-  #coarse = 0;
-  #coarseTimer: unknown = undefined;
+  readonly #coarse: CoarseClock;
 
   #inUse = 0; // BUSY entries, including ones handed to a waiter not yet resumed
   #dialing = 0; // dials counted in slots, not yet settled
@@ -1045,8 +1009,7 @@ export class Pool<T> implements AsyncDisposable {
   #closing = 0; // resource closes in progress
   #closed = false;
   #drained: PromiseWithResolvers<void> | null = null;
-  #hkTimer: unknown = undefined;
-  #hkAt = Infinity;
+  readonly #hk: Alarm;
   #backoff = 0; // minIdle refill backoff step, ms (0 after a good dial)
   #failStreak = 0; // dials failed in a row (reset by a good one)
   #lastDialError: DialError | null = null;
@@ -1226,6 +1189,8 @@ export class Pool<T> implements AsyncDisposable {
     this.#idle = new Channel({ capacity: this.#maxIdle, order });
     this.#slots = new Channel({ capacity: this.#max });
     this.#deadlines = new DeadlineHeap(clock, false);
+    this.#coarse = new CoarseClock(clock, COARSE);
+    this.#hk = new Alarm(clock, () => this.#housekeep());
     this.#registry = new FinalizationRegistry((held) => this.#collected(held));
     this.#fill();
   }
@@ -1237,7 +1202,7 @@ export class Pool<T> implements AsyncDisposable {
    *
    * @example Usage
    * ```ts
-   * import { Pool } from "./pool.ts";
+   * import { Pool } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * await using pool = new Pool(() => ({ ok: true }), { max: 1 });
@@ -1283,7 +1248,7 @@ export class Pool<T> implements AsyncDisposable {
    *
    * @example Usage
    * ```ts
-   * import { Pool } from "./pool.ts";
+   * import { Pool } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * await using pool = new Pool(() => ({}));
@@ -1306,7 +1271,7 @@ export class Pool<T> implements AsyncDisposable {
    *
    * @example Usage
    * ```ts
-   * import { Pool } from "./pool.ts";
+   * import { Pool } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * await using pool = new Pool(() => [1, 2, 3]);
@@ -1341,7 +1306,7 @@ export class Pool<T> implements AsyncDisposable {
    *
    * @example Usage
    * ```ts
-   * import { Pool } from "./pool.ts";
+   * import { Pool } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * await using pool = new Pool(() => ({}), { max: 4 });
@@ -1379,7 +1344,7 @@ export class Pool<T> implements AsyncDisposable {
    *
    * @example Usage
    * ```ts
-   * import { Pool } from "./pool.ts";
+   * import { Pool } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * const pool = new Pool(() => ({}));
@@ -1403,7 +1368,7 @@ export class Pool<T> implements AsyncDisposable {
    *
    * @example Usage
    * ```ts
-   * import { Pool } from "./pool.ts";
+   * import { Pool } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * const closed: string[] = [];
@@ -1422,16 +1387,17 @@ export class Pool<T> implements AsyncDisposable {
     if (!this.#closed) {
       this.#closed = true;
       this.#drained = Promise.withResolvers();
-      this.#disarmHousekeeping();
+      this.#hk.disarm();
+      this.#coarse.stop();
       this.#idle.close(new PoolClosedError("Cannot borrow: the pool closed"));
-      for (const timer of [this.#trackTimer, this.#coarseTimer]) {
-        if (timer !== undefined) this.#clock.clearTimeout(timer);
+      if (this.#trackTimer !== undefined) {
+        this.#clock.clearTimeout(this.#trackTimer);
       }
-      this.#trackTimer = this.#coarseTimer = undefined;
+      this.#trackTimer = undefined;
       this.#deadlines.clear();
       let r;
       while ((r = this.#idle.tryReceive()).state === "ok") {
-        this.#discardIdle(r.value as Entry<T>, "closed");
+        this.#discardIdle(r.value, "closed");
       }
       const reason = new PoolClosedError("Cannot dial: the pool is closed");
       for (const ctl of this.#checkControllers) ctl.abort(reason);
@@ -1452,7 +1418,7 @@ export class Pool<T> implements AsyncDisposable {
    *
    * @example Usage
    * ```ts
-   * import { Pool } from "./pool.ts";
+   * import { Pool } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * let ref: Pool<object>;
@@ -1479,7 +1445,7 @@ export class Pool<T> implements AsyncDisposable {
     while (true) {
       const r = this.#idle.tryReceive();
       if (r.state !== "ok") return undefined;
-      const entry = r.value as Entry<T>;
+      const entry = r.value;
       if (entry.dead) {
         this.#deadIdle--;
         continue;
@@ -1562,9 +1528,9 @@ export class Pool<T> implements AsyncDisposable {
     // A fresh reading: after a stalled event loop the coarse one is old,
     // and a deadline from it would have passed already. Later coarse
     // readings in this window start from it.
-    const start = this.#coarse = this.#clock.now();
+    const start = this.#coarse.fresh();
     const waiter = new Waiter(this, signal, timeout, start);
-    internals.park(this.#idle as Channel<unknown>, waiter);
+    internals.park(this.#idle, waiter);
     if (timeout !== Infinity) this.#deadlines.add(waiter);
     signal?.addEventListener("abort", waiter, { once: true });
     if (this.#slots.size < this.#max) this.#fill();
@@ -1579,8 +1545,8 @@ export class Pool<T> implements AsyncDisposable {
     this.#waiting--;
     if (waiter.pos !== -1) this.#deadlines.remove(waiter);
     waiter.signal?.removeEventListener("abort", waiter);
-    this.#waitTime += Math.max(0, this.#coarseNow() - waiter.start);
-    if (failed || value instanceof DialError) return waiter.reject(value);
+    this.#waitTime += Math.max(0, this.#coarse.now() - waiter.start);
+    if (failed) return waiter.reject(value);
     waiter.resolve(this.#lend(value as Entry<T>));
   }
 
@@ -1703,29 +1669,10 @@ export class Pool<T> implements AsyncDisposable {
     this.#inUse--;
     if (destroy) return this.#destroy(entry, reason);
     if (this.#closed) return this.#destroy(entry, "closed");
-    const now = this.#coarseNow();
+    const now = this.#coarse.now();
     if (entry.expiresAt <= now) return this.#destroy(entry, "lifetime");
     this.#putIdle(entry, now);
   }
-
-  /**
-   * The clock, read at most once per COARSE ms while releases come in: a
-   * clock read costs about as much as the rest of a release, and idle and
-   * lifetime limits do not need better than COARSE ms.
-   */
-  #coarseNow(): number {
-    if (this.#coarseTimer !== undefined) return this.#coarse;
-    const now = this.#coarse = this.#clock.now();
-    if (!this.#closed) {
-      this.#coarseTimer = this.#clock.setTimeout(this.#coarseExpired, COARSE);
-      this.#clock.unref?.(this.#coarseTimer);
-    }
-    return now;
-  }
-
-  readonly #coarseExpired = () => {
-    this.#coarseTimer = undefined;
-  };
 
   /** Offers an entry (not counted anywhere) to the first waiter, or idles it. */
   #putIdle(entry: Entry<T>, now: number): void {
@@ -1802,7 +1749,7 @@ export class Pool<T> implements AsyncDisposable {
     const out: Entry<T>[] = [];
     let r;
     while ((r = this.#idle.tryReceive()).state === "ok") {
-      out.push(r.value as Entry<T>);
+      out.push(r.value);
     }
     return out;
   }
@@ -1851,8 +1798,7 @@ export class Pool<T> implements AsyncDisposable {
     const left = this.#pausedUntil - this.#clock.now();
     if (this.#inUse + this.#dialing + this.#checking === 0) {
       const error = this.#pausedError(left);
-      const idle = this.#idle as Channel<unknown>;
-      while (internals.waiting(idle).receivers > 0) this.#idle.trySend(error);
+      while (internals.failReceiver(this.#idle, error)) { /* every one */ }
     } else {
       this.#armHousekeeping(this.#pausedUntil);
     }
@@ -2037,10 +1983,8 @@ export class Pool<T> implements AsyncDisposable {
     this.#dialing--;
     this.#slots.tryReceive();
     if (!this.#closed) {
-      // Only ever to a parked borrower: an error is never buffered.
-      if (internals.waiting(this.#idle as Channel<unknown>).receivers > 0) {
-        this.#idle.trySend(error as DialError);
-      }
+      // To the first parked borrower, if any: never into the channel.
+      internals.failReceiver(this.#idle, error);
       this.#backoff = Math.min(
         BACKOFF_CAP,
         Math.max(BACKOFF_BASE, this.#backoff * 2),
@@ -2069,22 +2013,7 @@ export class Pool<T> implements AsyncDisposable {
   }
 
   #armHousekeeping(at: number): void {
-    if (this.#closed || at >= this.#hkAt) return;
-    this.#disarmHousekeeping();
-    this.#hkAt = at;
-    const delay = Math.max(0, at - this.#clock.now());
-    this.#hkTimer = this.#clock.setTimeout(() => {
-      this.#hkTimer = undefined;
-      this.#hkAt = Infinity;
-      this.#housekeep();
-    }, delay);
-    this.#clock.unref?.(this.#hkTimer);
-  }
-
-  #disarmHousekeeping(): void {
-    if (this.#hkTimer !== undefined) this.#clock.clearTimeout(this.#hkTimer);
-    this.#hkTimer = undefined;
-    this.#hkAt = Infinity;
+    if (!this.#closed) this.#hk.arm(at);
   }
 
   /** Evicts expired idle entries, pings stale ones, reports leaks, refills. */

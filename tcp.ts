@@ -31,7 +31,7 @@
  *
  * @example Usage
  * ```ts
- * import { TcpPool } from "./tcp.ts";
+ * import { TcpPool } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * // An echo server: whatever it gets, it sends back.
@@ -72,7 +72,6 @@ import {
 } from "./framing.ts";
 import {
   type BorrowOptions,
-  type Clock,
   type DestroyedStats,
   type LeakReport,
   type Lease,
@@ -84,7 +83,7 @@ import {
   PoolTimeoutError,
   TimeoutError,
 } from "./pool.ts";
-import { type Deadline, DeadlineHeap, SYSTEM_CLOCK } from "./_timers.ts";
+import { type Clock, DeadlineHeap, race, SYSTEM_CLOCK } from "./_time.ts";
 import { poolHooks } from "./_internal.ts";
 import {
   dialTls,
@@ -105,7 +104,7 @@ import { describe } from "./_util.ts";
  *
  * @example Usage
  * ```ts
- * import { ConnectionBrokenError } from "./tcp.ts";
+ * import { ConnectionBrokenError } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const error = new ConnectionBrokenError("Cannot read reply: EOF", {
@@ -143,7 +142,7 @@ export class ConnectionBrokenError extends Error {
  *
  * @example Usage
  * ```ts
- * import { ProtocolError } from "./tcp.ts";
+ * import { ProtocolError } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * const error = new ProtocolError("Cannot send request: verify rejected the reply");
@@ -627,78 +626,7 @@ function closedEarly(
  * and a signal; either one closes the connection before rejecting, so what
  * the call was waiting for reaches nobody.
  */
-class Race<R> implements Deadline {
-  at: number;
-  pos = -1;
-  dprev: Deadline | null = null;
-  dnext: Deadline | null = null;
-  readonly #c: Connection;
-  readonly #signal: AbortSignal | undefined;
-  readonly #limit: number;
-  readonly #what: string;
-  readonly #resolve: (value: R) => void;
-  readonly #reject: (reason: unknown) => void;
-  #settled = false;
-
-  constructor(
-    c: Connection,
-    work: Promise<R>,
-    at: number,
-    limit: number,
-    signal: AbortSignal | undefined,
-    what: string,
-    resolve: (value: R) => void,
-    reject: (reason: unknown) => void,
-  ) {
-    this.#c = c;
-    this.at = at;
-    this.#limit = limit;
-    this.#signal = signal;
-    this.#what = what;
-    this.#resolve = resolve;
-    this.#reject = reject;
-    if (at !== Infinity) c.shared.deadlines.add(this);
-    signal?.addEventListener("abort", this, { once: true });
-    work.then(this.#ok, this.#fail);
-  }
-
-  #end(): boolean {
-    if (this.#settled) return false;
-    this.#settled = true;
-    if (this.pos !== -1) this.#c.shared.deadlines.remove(this);
-    this.#signal?.removeEventListener("abort", this);
-    return true;
-  }
-
-  readonly #ok = (value: R): void => {
-    if (this.#end()) this.#resolve(value);
-  };
-
-  readonly #fail = (error: unknown): void => {
-    if (this.#end()) this.#reject(error);
-  };
-
-  /** The deadline passed. */
-  fire(): void {
-    if (!this.#end()) return;
-    const error = new TimeoutError(
-      `Cannot ${this.#what}: timed out after ${Math.round(this.#limit)} ms`,
-      this.#limit,
-    );
-    this.#c.poison(error);
-    this.#reject(error);
-  }
-
-  /** The signal aborted. */
-  handleEvent(): void {
-    if (!this.#end()) return;
-    const reason = this.#signal!.reason;
-    this.#c.poison(reason);
-    this.#reject(reason);
-  }
-}
-
-function race<R>(
+function raceOn<R>(
   c: Connection,
   work: Promise<R>,
   at: number,
@@ -706,9 +634,14 @@ function race<R>(
   signal: AbortSignal | undefined,
   what: string,
 ): Promise<R> {
-  const { promise, resolve, reject } = Promise.withResolvers<R>();
-  new Race(c, work, at, limit, signal, what, resolve, reject);
-  return promise;
+  return race(c.shared.deadlines, work, at, signal, () => {
+    const error = new TimeoutError(
+      `Cannot ${what}: timed out after ${Math.round(limit)} ms`,
+      limit,
+    );
+    c.poison(error);
+    return error;
+  }, (reason) => c.poison(reason));
 }
 
 // -- Argument checks --
@@ -838,7 +771,7 @@ async function exchangeOn<R>(
     const work = exchangeWork(c, payload, frame, read);
     reply = signal === undefined && at === Infinity
       ? await work
-      : await race(c, work, at, limit, signal, what);
+      : await raceOn(c, work, at, limit, signal, what);
   } catch (error) {
     throw fault(c, error, what, received);
   } finally {
@@ -942,7 +875,7 @@ let endView: (conn: PooledConn) => void;
  *
  * @example Usage
  * ```ts
- * import { TcpPool } from "./tcp.ts";
+ * import { TcpPool } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -1077,7 +1010,7 @@ export class PooledConn implements AsyncDisposable, Disposable {
       const work = start(c);
       const result = signal === undefined && timeout === Infinity
         ? await work
-        : await race(
+        : await raceOn(
           c,
           work,
           timeout === Infinity ? Infinity : c.shared.clock.now() + timeout,
@@ -1403,7 +1336,7 @@ function info(c: Connection): TcpConnInfo {
  *
  * @example Usage
  * ```ts
- * import { TcpPool } from "./tcp.ts";
+ * import { TcpPool } from "@chanpool/chanpool";
  * import assert from "node:assert/strict";
  *
  * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -1637,7 +1570,7 @@ export class TcpPool implements AsyncDisposable {
    *
    * @example A line protocol
    * ```ts
-   * import { TcpPool } from "./tcp.ts";
+   * import { TcpPool } from "@chanpool/chanpool";
    * import assert from "node:assert/strict";
    *
    * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
