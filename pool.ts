@@ -21,6 +21,36 @@
  * @module
  */
 
+// How the pool works, for whoever changes it.
+//
+// Files: pool.ts holds the public face (Lease, Pool; errors and options are
+// re-exported from _errors.ts and _options.ts) and the orchestration below.
+// Mechanisms live elsewhere: _idle.ts the idle set and its sweep, _dial.ts
+// the one bounded dial path, checks and backoff, _leaks.ts leak tracking,
+// _time.ts clocks and deadlines, _waiter.ts the park protocol with Channel.
+//
+// Invariants (checked by tests/pool_test.ts, the randomized one included):
+//
+// 1. Every resource is in exactly one place: an IDLE entry in the idle set,
+//    a BUSY entry in #busy (lent), a CHECKING entry (validate/ping in
+//    flight), a dial in flight, or GONE (closed exactly once).
+// 2. slots.size = idle + inUse + dialing + checking ≤ max, at every step;
+//    overflow resources are counted apart (#overflow) and never idle.
+// 3. A borrower parks on the idle channel only while it is empty, first
+//    come first served; a release or a dial hands an entry to the first
+//    parked borrower synchronously (the channel calls the waiter), and a
+//    failed dial fails the first parked borrower. The idle channel holds
+//    idle entries only.
+// 4. A lease is live while its gen matches its entry's; settling bumps gen,
+//    so a second release, destroy or GC report of the same lease is a no-op.
+// 5. Every dial runs under one deadline (min of connectTimeout and the
+//    borrow's timeout) and settles once; a resource that arrives later is
+//    closed at once. close() resolves when no slot is held, no overflow
+//    resource is open, no close is in progress and no dial is pending.
+// 6. After close, nothing dials, no timer stays armed (housekeeping, coarse
+//    clock, leak tracking, waiter deadlines are all stopped) and every
+//    borrow rejects with PoolClosedError.
+
 import { Channel } from "./channel.ts";
 import { internals, poolHooks } from "./_internal.ts";
 import { ChannelWaiter } from "./_waiter.ts";
@@ -31,461 +61,61 @@ import {
   CoarseClock,
   type Deadline,
   DeadlineHeap,
-  SYSTEM_CLOCK,
 } from "./_time.ts";
-import { describe } from "./_util.ts";
+import { Dialer } from "./_dial.ts";
+import { Leaks } from "./_leaks.ts";
+import {
+  BUSY,
+  CHECKING,
+  Entry,
+  FULL,
+  GONE,
+  IDLE,
+  IDLED,
+  IdleSet,
+} from "./_idle.ts";
 
 export type { Clock } from "./_time.ts";
+export type {
+  BorrowOptions,
+  DestroyedStats,
+  HeartbeatOptions,
+  LeakReport,
+  PoolCloseOptions,
+  PoolOptions,
+  PoolStats,
+  WhenExhausted,
+} from "./_options.ts";
+import {
+  type BorrowOptions,
+  borrowTimeout,
+  type DestroyedStats,
+  FAIL,
+  OVERFLOW,
+  type PoolCloseOptions,
+  type PoolOptions,
+  type PoolStats,
+  settings,
+} from "./_options.ts";
 
-// -- Errors --
-
-/**
- * Raised by a borrow on a closed pool, and by borrows that were waiting when
- * the pool closed.
- *
- * @example Usage
- * ```ts
- * import { Pool, PoolClosedError } from "@chanpool/chanpool";
- * import assert from "node:assert/strict";
- *
- * const pool = new Pool(() => ({}));
- * await pool.close();
- * await assert.rejects(pool.borrow(), PoolClosedError);
- * ```
- */
-export class PoolClosedError extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param message What failed.
-   * @param options Error options.
-   */
-  constructor(message = "Pool is closed", options?: ErrorOptions) {
-    super(message, options);
-    this.name = "PoolClosedError";
-  }
-}
-
-/**
- * Raised by a borrow when every resource is in use and `whenExhausted` is
- * `"fail"` (Go's `ErrMaxConn`).
- *
- * @example Usage
- * ```ts
- * import { Pool, PoolExhaustedError } from "@chanpool/chanpool";
- * import assert from "node:assert/strict";
- *
- * await using pool = new Pool(() => ({}), { max: 1, whenExhausted: "fail" });
- * await using _held = await pool.borrow();
- * await assert.rejects(pool.borrow(), PoolExhaustedError);
- * ```
- */
-export class PoolExhaustedError extends Error {
-  /** The pool's `max`. */
-  readonly max: number;
-
-  /**
-   * Creates the error.
-   *
-   * @param max The pool's `max`.
-   * @param options Error options.
-   */
-  constructor(max: number, options?: ErrorOptions) {
-    super(`Cannot borrow: all ${max} resources are in use`, options);
-    this.name = "PoolExhaustedError";
-    this.max = max;
-  }
-}
-
-/**
- * Something took longer than its `timeout`: a borrow, a request, an I/O call
- * on a pooled connection. `timeout` is the limit in milliseconds; `cause`,
- * when set, says which step ran out (a {@linkcode PoolTimeoutError} when the
- * time ran out while waiting for a resource). Its `name` is `"TimeoutError"`,
- * as for the web platform's `AbortSignal.timeout`.
- *
- * @example Usage
- * ```ts
- * import { Pool, TimeoutError } from "@chanpool/chanpool";
- * import assert from "node:assert/strict";
- *
- * await using pool = new Pool(() => ({}), { max: 1 });
- * await using _held = await pool.borrow();
- * await assert.rejects(pool.borrow({ timeout: 10 }), (e) => {
- *   assert.ok(e instanceof TimeoutError); // a PoolTimeoutError is one
- *   assert.equal(e.timeout, 10);
- *   return true;
- * });
- * ```
- */
-export class TimeoutError extends Error {
-  /** The limit that ran out, in whole milliseconds. */
-  readonly timeout: number;
-
-  /**
-   * Creates the error.
-   *
-   * @param message What timed out.
-   * @param timeout The limit, in milliseconds (rounded to a whole number).
-   * @param options Error options; `cause` says which step ran out.
-   */
-  constructor(message: string, timeout: number, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "TimeoutError";
-    this.timeout = Math.round(timeout);
-  }
-}
-
-/**
- * Raised by a borrow that waited `timeout` (default `acquireTimeout`)
- * milliseconds without getting a resource. It is a {@linkcode TimeoutError}.
- *
- * @example Usage
- * ```ts
- * import { Pool, PoolTimeoutError } from "@chanpool/chanpool";
- * import assert from "node:assert/strict";
- *
- * await using pool = new Pool(() => ({}), { max: 1 });
- * await using _held = await pool.borrow();
- * await assert.rejects(pool.borrow({ timeout: 10 }), PoolTimeoutError);
- * ```
- */
-export class PoolTimeoutError extends TimeoutError {
-  /**
-   * Creates the error.
-   *
-   * @param timeout How long the borrow waited, in milliseconds.
-   * @param options Error options.
-   */
-  constructor(timeout: number, options?: ErrorOptions) {
-    super(
-      `Cannot borrow: no resource within ${Math.round(timeout)} ms`,
-      timeout,
-      options,
-    );
-    this.name = "PoolTimeoutError";
-  }
-}
-
-/**
- * Raised by a borrow when the dial made for it failed (or timed out after
- * `connectTimeout`); `cause` is what the dial threw.
- *
- * @example Usage
- * ```ts
- * import { DialError, Pool } from "@chanpool/chanpool";
- * import assert from "node:assert/strict";
- *
- * await using pool = new Pool(() => {
- *   throw new Error("connection refused");
- * });
- * await assert.rejects(pool.borrow(), (e) => {
- *   assert.ok(e instanceof DialError);
- *   assert.equal((e.cause as Error).message, "connection refused");
- *   return true;
- * });
- * ```
- */
-export class DialError extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param message What failed.
-   * @param options Error options; `cause` is the dial's own error.
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "DialError";
-  }
-}
-
-// -- Options --
-
-/** What a borrow does when every resource is in use. */
-export type WhenExhausted = "wait" | "fail" | "overflow";
-
-/**
- * Periodic checks of idle resources.
- *
- * @typeParam T The resource type.
- */
-export interface HeartbeatOptions<T> {
-  /**
-   * How long a resource may sit idle before it is pinged, in milliseconds.
-   */
-  interval: number;
-  /**
-   * Checks one idle resource; returning `false` or throwing destroys it. The
-   * signal aborts after `connectTimeout` or when the pool closes.
-   */
-  ping: (resource: T, signal: AbortSignal) => unknown;
-}
-
-/**
- * A lease that was held longer than `leakTimeout`, or garbage-collected
- * without being released.
- *
- * @typeParam T The resource type.
- */
-export interface LeakReport<T> {
-  /** The leased resource. */
-  resource: T;
-  /** How long it has been held, in milliseconds. */
-  heldFor: number;
-  /** Where it was borrowed (a stack trace), when `leakTimeout` is set. */
-  stack: string | undefined;
-  /**
-   * `true` when the lease was garbage-collected without release; the pool
-   * then destroyed the resource and reclaimed its slot.
-   */
-  collected: boolean;
-}
-
-/**
- * Options for {@linkcode Pool}. Durations are in milliseconds; `Infinity`
- * means "never".
- *
- * @typeParam T The resource type.
- */
-export interface PoolOptions<T> {
-  /**
-   * Closes a resource. By default calls its `Symbol.asyncDispose`,
-   * `Symbol.dispose` or `close` method, if it has one. Errors are counted in
-   * `stats.closeErrors` and otherwise ignored.
-   */
-  close?: ((resource: T, reason?: unknown) => unknown) | undefined;
-  /**
-   * Checks a resource that sat idle before it is lent; returning `false` or
-   * throwing destroys it and the borrow moves on. The signal aborts after
-   * `connectTimeout`. {@linkcode Pool.tryBorrow} does not call it.
-   */
-  validate?: ((resource: T, signal: AbortSignal) => unknown) | undefined;
-  /**
-   * The most resources open at once (idle, in use and being dialed); an
-   * integer ≥ 1, or `Infinity`.
-   *
-   * @default {10}
-   */
-  max?: number | undefined;
-  /**
-   * The most idle resources kept; a released resource beyond it is closed.
-   *
-   * @default {max}
-   */
-  maxIdle?: number | undefined;
-  /**
-   * Idle resources kept ready: dialed in the background (backing off
-   * exponentially, with jitter, after failures) and not evicted for
-   * idleness.
-   *
-   * @default {0}
-   */
-  minIdle?: number | undefined;
-  /**
-   * The most dials in flight at once. A burst of borrowers on busy resources
-   * then opens a few resources rather than one per borrower: a waiter takes
-   * whichever comes first, a released resource or a fresh dial.
-   *
-   * @default {2}
-   */
-  maxDialing?: number | undefined;
-  /**
-   * `"lifo"` reuses the most recently released resource first, so a surplus
-   * ages out under `idleTimeout`; `"fifo"` rotates through all of them.
-   *
-   * @default {"lifo"}
-   */
-  idleOrder?: "lifo" | "fifo" | undefined;
-  /**
-   * When all `max` resources are open and in use: `"wait"` queues the borrow
-   * (first come, first served), `"fail"` rejects with
-   * {@linkcode PoolExhaustedError}, `"overflow"` dials an extra resource
-   * outside the count that is closed on release.
-   *
-   * @default {"wait"}
-   */
-  whenExhausted?: WhenExhausted | undefined;
-  /**
-   * How long a borrow waits before rejecting with
-   * {@linkcode PoolTimeoutError}; a borrow's own `timeout` overrides it.
-   *
-   * @default {30_000}
-   */
-  acquireTimeout?: number | undefined;
-  /**
-   * How long a dial (and a `validate` or heartbeat ping) may take: its signal
-   * aborts then, and a dial that has not resolved counts as failed.
-   *
-   * @default {10_000}
-   */
-  connectTimeout?: number | undefined;
-  /**
-   * How long a resource may sit idle before it is closed (never below
-   * `minIdle`). `0` or `Infinity`: never.
-   *
-   * @default {60_000}
-   */
-  idleTimeout?: number | undefined;
-  /**
-   * How long a resource may live; each gets up to 2.5 % less, at random, so
-   * that resources made together do not expire together. Checked when idle
-   * and on release. `0` or `Infinity`: forever.
-   *
-   * @default {1_800_000}
-   */
-  maxLifetime?: number | undefined;
-  /** Pings idle resources periodically (off by default). */
-  heartbeat?: HeartbeatOptions<T> | undefined;
-  /**
-   * Reports a lease held longer than this, with the stack of its borrow.
-   * `0` or `Infinity`: off. A lease that is garbage-collected without release
-   * is reported (and reclaimed) whatever this is.
-   *
-   * @default {0}
-   */
-  leakTimeout?: number | undefined;
-  /**
-   * Receives leak reports. By default they go to `console.warn`. A throw is
-   * contained: counted in `stats.callbackErrors`, never uncaught.
-   */
-  onLeak?: ((report: LeakReport<T>) => void) | undefined;
-  /**
-   * Called once for each new resource (overflow ones aside) with `evict`, a
-   * function that destroys the resource if it is idle at that moment and
-   * returns whether it did. For resources that can die while idle: a socket
-   * the server closed, a client that emitted "end". An evicted resource is
-   * counted in `stats.destroyed.evicted`, its slot is freed at once, and its
-   * stale place in the idle channel is skipped.
-   */
-  watch?: ((resource: T, evict: () => boolean) => void) | undefined;
-  /** The clock for every timeout and timer. Defaults to the system's. */
-  clock?: Clock | undefined;
-  /**
-   * Names the pool in error messages: `"Cannot dial db-primary: refused"`.
-   * {@linkcode TcpPool} sets it to `hostname:port`.
-   *
-   * @default {""}
-   */
-  name?: string | undefined;
-}
-
-/** Options for {@linkcode Pool.borrow} and {@linkcode Pool.use}. */
-export interface BorrowOptions {
-  /** Cancels the wait; the borrow then rejects with `signal.reason`. */
-  signal?: AbortSignal | undefined;
-  /**
-   * How long to wait, in milliseconds, before rejecting with
-   * {@linkcode PoolTimeoutError}.
-   *
-   * @default {acquireTimeout}
-   */
-  timeout?: number | undefined;
-  /**
-   * Skip idle resources and dial a new one (destroying the longest-idle one
-   * first when the pool is at `max`); when nothing is idle at `max`, wait as
-   * usual. For a retry after a reused resource turned out stale.
-   *
-   * @default {false}
-   */
-  fresh?: boolean | undefined;
-}
-
-/** Options for {@linkcode Pool.close}. */
-export interface PoolCloseOptions {
-  /**
-   * Close resources that are in use at once, instead of waiting for their
-   * leases to be released.
-   *
-   * @default {false}
-   */
-  force?: boolean | undefined;
-}
-
-/** Why resources were destroyed, with counts; part of {@linkcode PoolStats}. */
-export interface DestroyedStats {
-  /** By {@linkcode Lease.destroy} (or a throw inside {@linkcode Pool.use}). */
-  destroyed: number;
-  /** `validate` said no. */
-  invalid: number;
-  /** A heartbeat ping failed. */
-  heartbeat: number;
-  /** Idle longer than `idleTimeout`. */
-  idle: number;
-  /** Older than `maxLifetime`. */
-  lifetime: number;
-  /** Released while `maxIdle` resources were already idle. */
-  surplus: number;
-  /** Overflow resources closed on release. */
-  overflow: number;
-  /** Found dead while idle. */
-  evicted: number;
-  /** Lease garbage-collected without release. */
-  leaked: number;
-  /** Closed by {@linkcode Pool.close}. */
-  closed: number;
-}
-
-/** A snapshot of a pool's counts, from {@linkcode Pool.stats}. */
-export interface PoolStats {
-  /** The pool's `max`. */
-  max: number;
-  /** Resources counted against `max`: idle + inUse + dialing + checking. */
-  open: number;
-  /** Resources idle in the pool. */
-  idle: number;
-  /** Resources lent out (overflow resources not included). */
-  inUse: number;
-  /** Dials in flight. */
-  dialing: number;
-  /** Idle resources being validated or pinged. */
-  checking: number;
-  /** Borrows waiting for a resource. */
-  waiting: number;
-  /** Overflow resources lent out (not counted in `open`). */
-  overflow: number;
-  /** Borrows that got a resource. */
-  borrows: number;
-  /** Borrows that had to wait. */
-  waits: number;
-  /** Total time borrows spent waiting, in milliseconds. */
-  waitTime: number;
-  /** Borrows that timed out. */
-  timeouts: number;
-  /** Dials started. */
-  dials: number;
-  /** Dials that failed. */
-  dialErrors: number;
-  /** `close` calls that threw or rejected. */
-  closeErrors: number;
-  /** Times `onLeak` threw: contained (counted here), never uncaught. */
-  callbackErrors: number;
-  /** Destroyed resources, by reason. */
-  destroyed: DestroyedStats;
-}
+export {
+  DialError,
+  PoolClosedError,
+  PoolExhaustedError,
+  PoolTimeoutError,
+  TimeoutError,
+} from "./_errors.ts";
+import {
+  DialError,
+  PoolClosedError,
+  PoolExhaustedError,
+  PoolTimeoutError,
+} from "./_errors.ts";
 
 // -- Internals --
 
-const IDLE = 0;
-const BUSY = 1;
-const CHECKING = 2;
-const GONE = 3;
-type EntryState = typeof IDLE | typeof BUSY | typeof CHECKING | typeof GONE;
-
-const WAIT = 0;
-const FAIL = 1;
-const OVERFLOW = 2;
-
 /** How stale the release path's clock reading may be, in milliseconds. */
 const COARSE = 10;
-
-/** How long a lease is held before it is registered for GC checks. */
-const TRACK_DELAY = 1_000;
-
-/** What the FinalizationRegistry holds for a lease. */
-interface Tracked<T> {
-  entry: Entry<T>;
-  gen: number;
-}
 
 /**
  * A parked borrower: its deadline node, its signal's listener, and the sink
@@ -554,137 +184,13 @@ let waiterSettled: <T>(
 ) => void;
 let waiterTimedOut: <T>(pool: Pool<T>) => void;
 
-/** Base and cap of the minIdle refill backoff, in milliseconds. */
-const BACKOFF_BASE = 100;
-const BACKOFF_CAP = 30_000;
-
-/**
- * After this many failed dials in a row, dials for borrowers pause for a
- * step that doubles from PAUSE_BASE up to PAUSE_CAP (minus up to half, at
- * random), and borrows that only a dial could serve fail at once meanwhile:
- * a server that is down gets a few dials a second, not one per borrow, and
- * one that comes back is dialed again within PAUSE_CAP.
- */
-const PAUSE_AFTER = 3;
-const PAUSE_BASE = 50;
-const PAUSE_CAP = 800;
-
 /** A key of `stats.destroyed`: the pool's own, or one a sibling module adds. */
 type DestroyReason = string;
-
-/** One resource and its bookkeeping. Sits in the busy list while lent. */
-class Entry<T> {
-  prev: Entry<T> | null = null;
-  next: Entry<T> | null = null;
-  queue: LinkedQueue<Entry<T>> | null = null;
-  state: EntryState = IDLE;
-  /** Bumped on every lend and settle: a lease is live while its gen matches. */
-  gen = 0;
-  uses = 0;
-  /** When it last went idle, or was last pinged. */
-  idleSince: number;
-  borrowedAt = 0;
-  stack: Error | undefined = undefined;
-  leakReported = false;
-  /** What Lease.destroy was given, for the close function. */
-  reason: unknown = undefined;
-  /** The live lease, until the tracking timer registers it for GC checks. */
-  lease: Lease<T> | null = null;
-  /** Registered with the FinalizationRegistry (unregister on settle). */
-  tracked = false;
-  /** Marked dead while sitting in the idle channel (already destroyed). */
-  dead = false;
-  readonly resource: T;
-  readonly expiresAt: number;
-  readonly overflow: boolean;
-
-  constructor(resource: T, now: number, expiresAt: number, overflow: boolean) {
-    this.resource = resource;
-    this.idleSince = now;
-    this.expiresAt = expiresAt;
-    this.overflow = overflow;
-  }
-}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (typeof value === "object" || typeof value === "function") &&
     value !== null &&
     typeof (value as PromiseLike<unknown>).then === "function";
-}
-
-function checkNumber(name: string, value: unknown): number {
-  if (typeof value !== "number") {
-    throw new TypeError(
-      `Cannot create pool: ${name} must be a number, received ${
-        describe(value)
-      }`,
-    );
-  }
-  return value;
-}
-
-/** A count: an integer ≥ `min`, or Infinity when allowed. */
-function count(
-  name: string,
-  value: unknown,
-  min: number,
-  infinite: boolean,
-): number {
-  const n = checkNumber(name, value);
-  if (
-    !(n >= min) || (!Number.isInteger(n) && !(infinite && n === Infinity))
-  ) {
-    throw new RangeError(
-      `Cannot create pool: ${name} must be an integer ≥ ${min}${
-        infinite ? " or Infinity" : ""
-      }, received ${n}`,
-    );
-  }
-  return n;
-}
-
-/** A duration: a non-negative number of milliseconds or Infinity. */
-function duration(name: string, value: unknown, where = "create pool"): number {
-  if (typeof value !== "number") {
-    throw new TypeError(
-      `Cannot ${where}: ${name} must be a number of milliseconds, received ${
-        describe(value)
-      }`,
-    );
-  }
-  if (!(value >= 0)) {
-    throw new RangeError(
-      `Cannot ${where}: ${name} must be a non-negative number of milliseconds or Infinity, received ${value}`,
-    );
-  }
-  return value;
-}
-
-function defaultClose(resource: unknown): unknown {
-  if (typeof resource !== "object" && typeof resource !== "function") {
-    return undefined;
-  }
-  if (resource === null) return undefined;
-  const r = resource as Partial<AsyncDisposable & Disposable> & {
-    close?: unknown;
-  };
-  if (typeof r[Symbol.asyncDispose] === "function") {
-    return r[Symbol.asyncDispose]!();
-  }
-  if (typeof r[Symbol.dispose] === "function") return r[Symbol.dispose]!();
-  if (typeof r.close === "function") return (r.close as () => unknown)();
-  return undefined;
-}
-
-function defaultOnLeak(report: LeakReport<unknown>): void {
-  const how = report.collected
-    ? "was garbage-collected without being released"
-    : `has been held for ${Math.round(report.heldFor)} ms`;
-  console.warn(
-    `chanpool: a lease ${how}${
-      report.stack ? `; borrowed at:\n${report.stack}` : ""
-    }`,
-  );
 }
 
 // Bound to Pool's private methods in its static block.
@@ -959,11 +465,10 @@ export class Lease<T> implements Disposable, AsyncDisposable {
  * @typeParam T The resource type.
  */
 export class Pool<T> implements AsyncDisposable {
-  readonly #dial: (signal: AbortSignal) => T | Promise<T>;
+  readonly #dialer: Dialer<T>;
   readonly #closeFn: (resource: T, reason?: unknown) => unknown;
   readonly #validate: ((resource: T, signal: AbortSignal) => unknown) | null;
   readonly #ping: ((resource: T, signal: AbortSignal) => unknown) | null;
-  readonly #onLeak: (report: LeakReport<T>) => void;
   readonly #watch: ((resource: T, evict: () => boolean) => void) | null;
   readonly #clock: Clock;
   readonly #max: number;
@@ -976,55 +481,51 @@ export class Pool<T> implements AsyncDisposable {
   readonly #idleTimeout: number;
   readonly #maxLifetime: number;
   readonly #heartbeat: number;
-  readonly #leakTimeout: number;
-  readonly #lifo: boolean;
   /** `" " + name` for messages, or "". */
   readonly #named: string;
 
-  // idle holds IDLE entries (and `dead` ones, counted in #deadIdle, already
-  // destroyed); a borrower waits only while it is empty.
-  readonly #idle: Channel<Entry<T>>;
-  // slots.size = resources counted against max = idle + inUse + dialing +
-  // checking (overflow resources excluded).
+  // The idle entries, and the channel borrowers park on (see _idle.ts).
+  readonly #idle: IdleSet<T>;
+  // One token per counted resource: slots.size = idle + inUse + dialing +
+  // checking ≤ max (overflow resources are not counted). A token is taken
+  // before a dial starts (#fill, fresh borrows) and given back when a
+  // counted resource is destroyed (#destroy) or its dial fails.
   readonly #slots: Channel<undefined>;
   // Entries lent out (BUSY), for leak checks and forced close. Holds entries,
   // never leases, so a dropped lease can be garbage-collected.
   readonly #busy: LinkedQueue<Entry<T>> = new LinkedQueue();
+  // Waiters' deadlines: one timer for all of them.
   readonly #deadlines: DeadlineHeap;
-  // Aborts validate and heartbeat checks in flight when the pool closes.
-  readonly #checkControllers = new Set<AbortController>();
-  // Gives up every dial in flight (#runDial) when the pool closes.
-  readonly #dialRuns = new Set<(reason: unknown) => void>();
-  readonly #registry: FinalizationRegistry<Tracked<T>>;
-  #trackTimer: unknown = undefined;
+  readonly #leaks: Leaks<T>;
   readonly #coarse: CoarseClock;
+  // Housekeeping: idle expiry, pings, leak reports, paused refills.
+  readonly #hk: Alarm;
 
-  #inUse = 0; // BUSY entries, including ones handed to a waiter not yet resumed
-  #dialing = 0; // dials counted in slots, not yet settled
-  #pendingDials = 0; // dial promises not yet settled (even abandoned ones)
+  // Gauges (what `stats` reports as the pool's state):
+  // +1 #lend of a counted entry; -1 #settle of one.
+  #inUse = 0;
+  // +1 #startDial, #lendFresh; -1 when that dial settles.
+  #dialing = 0;
+  // +1 #check (validate, ping); -1 when it fails, or by the caller when
+  // it lends or re-idles the entry.
   #checking = 0;
+  // +1 #wait; -1 #waiterSettled (got an entry, timed out, aborted, closed).
   #waiting = 0;
+  // +1 #lendOverflow (while dialing) and #lend of an overflow entry; -1 when
+  // the dial settles and when its lease is settled.
   #overflow = 0;
-  #deadIdle = 0;
-  #closing = 0; // resource closes in progress
+  // +1 when #closeResource gets a promise; -1 when it settles.
+  #closing = 0;
   #closed = false;
   #drained: PromiseWithResolvers<void> | null = null;
-  readonly #hk: Alarm;
-  #backoff = 0; // minIdle refill backoff step, ms (0 after a good dial)
-  #failStreak = 0; // dials failed in a row (reset by a good one)
-  #lastDialError: DialError | null = null;
-  #pausedUntil = 0; // demand dials wait until then after PAUSE_AFTER failures
-  #sweeping = false;
-  #refillAt = 0;
 
-  #borrows = 0;
-  #waits = 0;
-  #waitTime = 0;
-  #timeouts = 0;
-  #dials = 0;
-  #dialErrors = 0;
-  #closeErrors = 0;
-  #callbackErrors = 0;
+  // Counters (monotonic, for `stats`):
+  #borrows = 0; // +1 every #lend
+  #waits = 0; // +1 every #wait
+  #waitTime = 0; // += wait length, in #waiterSettled
+  #timeouts = 0; // +1 when a waiter's deadline passes (Waiter.fire)
+  #closeErrors = 0; // +1 when close throws or rejects (#closeResource)
+  // +1 per destroy, by reason (#destroy; overflow ones in #settle).
   readonly #destroyed: DestroyedStats & Record<string, number> = {
     destroyed: 0,
     invalid: 0,
@@ -1055,143 +556,44 @@ export class Pool<T> implements AsyncDisposable {
     dial: (signal: AbortSignal) => T | Promise<T>,
     options: PoolOptions<T> = {},
   ) {
-    if (typeof dial !== "function") {
-      throw new TypeError(
-        `Cannot create pool: dial must be a function, received ${
-          describe(dial)
-        }`,
-      );
-    }
-    if (typeof options !== "object" || options === null) {
-      throw new TypeError(
-        `Cannot create pool: options must be an object, received ${
-          describe(options)
-        }`,
-      );
-    }
-    this.#dial = dial;
-    const o = options;
-    for (const name of ["close", "validate", "onLeak", "watch"] as const) {
-      if (o[name] !== undefined && typeof o[name] !== "function") {
-        throw new TypeError(
-          `Cannot create pool: ${name} must be a function, received ${
-            describe(o[name])
-          }`,
-        );
-      }
-    }
-    this.#closeFn = o.close ?? defaultClose;
-    this.#validate = o.validate ?? null;
-    this.#onLeak = o.onLeak ?? defaultOnLeak;
-    this.#watch = o.watch ?? null;
-    this.#max = count("max", o.max ?? 10, 1, true);
-    this.#maxIdle = count("maxIdle", o.maxIdle ?? this.#max, 0, true);
-    if (this.#maxIdle > this.#max) {
-      throw new RangeError(
-        `Cannot create pool: maxIdle must be ≤ max (${this.#max}), received ${this.#maxIdle}`,
-      );
-    }
-    this.#minIdle = count("minIdle", o.minIdle ?? 0, 0, false);
-    if (this.#minIdle > this.#maxIdle) {
-      throw new RangeError(
-        `Cannot create pool: minIdle must be ≤ maxIdle (${this.#maxIdle}), received ${this.#minIdle}`,
-      );
-    }
-    this.#maxDialing = count("maxDialing", o.maxDialing ?? 2, 1, true);
-    const order = o.idleOrder ?? "lifo";
-    if (order !== "lifo" && order !== "fifo") {
-      throw new RangeError(
-        `Cannot create pool: idleOrder must be "lifo" or "fifo", received ${
-          describe(order)
-        }`,
-      );
-    }
-    const exhausted = o.whenExhausted ?? "wait";
-    this.#whenExhausted = exhausted === "wait"
-      ? WAIT
-      : exhausted === "fail"
-      ? FAIL
-      : exhausted === "overflow"
-      ? OVERFLOW
-      : -1;
-    if (this.#whenExhausted < 0) {
-      throw new RangeError(
-        `Cannot create pool: whenExhausted must be "wait", "fail" or "overflow", received ${
-          describe(exhausted)
-        }`,
-      );
-    }
-    this.#acquireTimeout = duration(
-      "acquireTimeout",
-      o.acquireTimeout ?? 30_000,
-    );
-    this.#connectTimeout = duration(
-      "connectTimeout",
-      o.connectTimeout ?? 10_000,
-    );
-    this.#idleTimeout = duration("idleTimeout", o.idleTimeout ?? 60_000) ||
-      Infinity;
-    this.#maxLifetime = duration("maxLifetime", o.maxLifetime ?? 1_800_000) ||
-      Infinity;
-    this.#leakTimeout = duration("leakTimeout", o.leakTimeout ?? 0) ||
-      Infinity;
-    const hb = o.heartbeat;
-    if (hb !== undefined) {
-      if (typeof hb !== "object" || hb === null) {
-        throw new TypeError(
-          `Cannot create pool: heartbeat must be an object, received ${
-            describe(hb)
-          }`,
-        );
-      }
-      if (typeof hb.ping !== "function") {
-        throw new TypeError(
-          `Cannot create pool: heartbeat.ping must be a function, received ${
-            describe(hb.ping)
-          }`,
-        );
-      }
-      const interval = duration("heartbeat.interval", hb.interval);
-      if (interval === 0) {
-        throw new RangeError(
-          "Cannot create pool: heartbeat.interval must be > 0, received 0",
-        );
-      }
-      this.#heartbeat = interval;
-      this.#ping = hb.ping;
-    } else {
-      this.#heartbeat = Infinity;
-      this.#ping = null;
-    }
-    const clock = o.clock ?? SYSTEM_CLOCK;
-    if (
-      typeof clock !== "object" || clock === null ||
-      typeof clock.now !== "function" ||
-      typeof clock.setTimeout !== "function" ||
-      typeof clock.clearTimeout !== "function"
-    ) {
-      throw new TypeError(
-        `Cannot create pool: clock must have now, setTimeout and clearTimeout methods, received ${
-          describe(clock)
-        }`,
-      );
-    }
+    const o = settings(dial, options);
+    const clock = o.clock;
+    this.#closeFn = o.closeFn;
+    this.#validate = o.validate;
+    this.#ping = o.ping;
+    this.#watch = o.watch;
     this.#clock = clock;
-    if (o.name !== undefined && typeof o.name !== "string") {
-      throw new TypeError(
-        `Cannot create pool: name must be a string, received ${
-          describe(o.name)
-        }`,
-      );
-    }
-    this.#named = o.name ? ` ${o.name}` : "";
-    this.#lifo = order === "lifo";
-    this.#idle = new Channel({ capacity: this.#maxIdle, order });
+    this.#max = o.max;
+    this.#maxIdle = o.maxIdle;
+    this.#minIdle = o.minIdle;
+    this.#maxDialing = o.maxDialing;
+    this.#whenExhausted = o.whenExhausted;
+    this.#acquireTimeout = o.acquireTimeout;
+    this.#connectTimeout = o.connectTimeout;
+    this.#idleTimeout = o.idleTimeout;
+    this.#maxLifetime = o.maxLifetime;
+    this.#heartbeat = o.heartbeat;
+    this.#named = o.named;
+    this.#dialer = new Dialer(
+      dial,
+      clock,
+      this.#connectTimeout,
+      this.#named,
+      (resource) => this.#closeResource(resource),
+      () => this.#checkDrained(),
+    );
+    this.#idle = new IdleSet(this.#maxIdle, o.order);
     this.#slots = new Channel({ capacity: this.#max });
     this.#deadlines = new DeadlineHeap(clock, false);
     this.#coarse = new CoarseClock(clock, COARSE);
     this.#hk = new Alarm(clock, () => this.#housekeep());
-    this.#registry = new FinalizationRegistry((held) => this.#collected(held));
+    this.#leaks = new Leaks(
+      clock,
+      o.onLeak,
+      o.leakTimeout,
+      this.#busy,
+      (entry) => this.#settle(entry, entry.gen, true, "leaked"),
+    );
     this.#fill();
   }
 
@@ -1223,13 +625,13 @@ export class Pool<T> implements AsyncDisposable {
     if (options !== undefined) {
       // Checked on every call, not only when it has to wait.
       try {
-        this.#borrowOptions(options);
+        borrowTimeout(options, this.#acquireTimeout);
       } catch (error) {
         return Promise.reject(error);
       }
     }
     if (this.#validate === null && options?.fresh !== true) {
-      const entry = this.#takeIdle();
+      const entry = this.#idle.take();
       if (entry !== undefined) return Promise.resolve(this.#lend(entry));
       // Straight to the wait, without an async frame in between: every
       // promise hop shows under contention.
@@ -1261,7 +663,7 @@ export class Pool<T> implements AsyncDisposable {
    * @returns A lease, or `undefined` when nothing is idle.
    */
   tryBorrow(): Lease<T> | undefined {
-    const entry = this.#takeIdle();
+    const entry = this.#idle.take();
     return entry === undefined ? undefined : this.#lend(entry);
   }
 
@@ -1321,7 +723,7 @@ export class Pool<T> implements AsyncDisposable {
     return {
       max: this.#max,
       open: this.#slots.size,
-      idle: this.#idle.size - this.#deadIdle,
+      idle: this.#idle.size,
       inUse: this.#inUse,
       dialing: this.#dialing,
       checking: this.#checking,
@@ -1330,11 +732,11 @@ export class Pool<T> implements AsyncDisposable {
       borrows: this.#borrows,
       waits: this.#waits,
       waitTime: this.#waitTime,
-      timeouts: this.#timeouts,
-      dials: this.#dials,
-      dialErrors: this.#dialErrors,
+      timeouts: this.#timeouts + this.#dialer.timeouts,
+      dials: this.#dialer.started,
+      dialErrors: this.#dialer.failures,
       closeErrors: this.#closeErrors,
-      callbackErrors: this.#callbackErrors,
+      callbackErrors: this.#leaks.callbackErrors,
       destroyed: { ...this.#destroyed },
     };
   }
@@ -1389,19 +791,14 @@ export class Pool<T> implements AsyncDisposable {
       this.#drained = Promise.withResolvers();
       this.#hk.disarm();
       this.#coarse.stop();
-      this.#idle.close(new PoolClosedError("Cannot borrow: the pool closed"));
-      if (this.#trackTimer !== undefined) {
-        this.#clock.clearTimeout(this.#trackTimer);
-      }
-      this.#trackTimer = undefined;
+      const idle = this.#idle.close(
+        new PoolClosedError("Cannot borrow: the pool closed"),
+      );
+      this.#leaks.stop();
       this.#deadlines.clear();
-      let r;
-      while ((r = this.#idle.tryReceive()).state === "ok") {
-        this.#discardIdle(r.value, "closed");
-      }
+      for (const entry of idle) this.#destroy(entry, "closed");
       const reason = new PoolClosedError("Cannot dial: the pool is closed");
-      for (const ctl of this.#checkControllers) ctl.abort(reason);
-      for (const abandon of [...this.#dialRuns]) abandon(reason);
+      this.#dialer.abandonAll(reason);
     }
     if (options?.force) {
       let entry;
@@ -1437,28 +834,11 @@ export class Pool<T> implements AsyncDisposable {
 
   // -- borrowing --
 
-  /** Takes the next usable idle entry, discarding dead and expired ones. */
-  // Expired idle entries are evicted by the housekeeping timer, armed at the
-  // earliest due time; a clock read here would cost as much as the rest of
-  // the borrow.
-  #takeIdle(): Entry<T> | undefined {
-    while (true) {
-      const r = this.#idle.tryReceive();
-      if (r.state !== "ok") return undefined;
-      const entry = r.value;
-      if (entry.dead) {
-        this.#deadIdle--;
-        continue;
-      }
-      return entry;
-    }
-  }
-
   /** Borrows with `validate` or `fresh`: may await checks of idle entries. */
   async #borrowSlow(options: BorrowOptions | undefined): Promise<Lease<T>> {
-    this.#borrowOptions(options);
+    borrowTimeout(options, this.#acquireTimeout);
     let entry;
-    while (!options?.fresh && (entry = this.#takeIdle()) !== undefined) {
+    while (!options?.fresh && (entry = this.#idle.take()) !== undefined) {
       if (this.#validate === null) return this.#lend(entry);
       if (await this.#check(entry, this.#validate, "invalid")) {
         this.#checking--;
@@ -1469,33 +849,9 @@ export class Pool<T> implements AsyncDisposable {
     return await this.#afterIdle(options);
   }
 
-  /** Checks a borrow's options; returns its timeout. */
-  #borrowOptions(options: BorrowOptions | undefined): number {
-    if (
-      options !== undefined && (typeof options !== "object" || options === null)
-    ) {
-      throw new TypeError(
-        `Cannot borrow: options must be an object, received ${
-          describe(options)
-        }`,
-      );
-    }
-    const signal = options?.signal;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw new TypeError(
-        `Cannot borrow: signal must be an AbortSignal, received ${
-          describe(signal)
-        }`,
-      );
-    }
-    return options?.timeout === undefined
-      ? this.#acquireTimeout
-      : duration("timeout", options.timeout, "borrow");
-  }
-
   /** Nothing idle (or a fresh one wanted): dial, fail, overflow or wait. */
   #afterIdle(options: BorrowOptions | undefined): Promise<Lease<T>> {
-    const timeout = this.#borrowOptions(options);
+    const timeout = borrowTimeout(options, this.#acquireTimeout);
     const signal = options?.signal;
     if (this.#closed) {
       throw new PoolClosedError("Cannot borrow: the pool is closed");
@@ -1530,7 +886,7 @@ export class Pool<T> implements AsyncDisposable {
     // readings in this window start from it.
     const start = this.#coarse.fresh();
     const waiter = new Waiter(this, signal, timeout, start);
-    internals.park(this.#idle, waiter);
+    internals.park(this.#idle.channel, waiter);
     if (timeout !== Infinity) this.#deadlines.add(waiter);
     signal?.addEventListener("abort", waiter, { once: true });
     if (this.#slots.size < this.#max) this.#fill();
@@ -1551,11 +907,7 @@ export class Pool<T> implements AsyncDisposable {
   }
 
   #evictOldestIdle(): void {
-    const idle = this.#drainIdle().filter((e) => !e.dead);
-    this.#deadIdle = 0;
-    // LIFO drains newest first; FIFO, oldest first.
-    const oldest = this.#lifo ? idle.pop() : idle.shift();
-    this.#refillIdle(idle);
+    const oldest = this.#idle.takeOldest();
     if (oldest !== undefined) this.#destroy(oldest, "evicted");
   }
 
@@ -1569,7 +921,7 @@ export class Pool<T> implements AsyncDisposable {
   ): Promise<Lease<T>> {
     this.#dialing++;
     const { promise, resolve, reject } = Promise.withResolvers<Lease<T>>();
-    this.#runDial(timeout, signal, (failed, value) => {
+    this.#dialer.run(timeout, signal, (failed, value) => {
       this.#dialing--;
       if (failed) {
         this.#slots.tryReceive();
@@ -1600,7 +952,7 @@ export class Pool<T> implements AsyncDisposable {
     // Counted in #overflow while dialing, so close() waits for it.
     this.#overflow++;
     const { promise, resolve, reject } = Promise.withResolvers<Lease<T>>();
-    this.#runDial(timeout, signal, (failed, value) => {
+    this.#dialer.run(timeout, signal, (failed, value) => {
       this.#overflow--;
       if (failed) {
         this.#checkDrained();
@@ -1625,18 +977,9 @@ export class Pool<T> implements AsyncDisposable {
     else this.#inUse++;
     this.#borrows++;
     this.#busy.push(entry);
-    if (this.#leakTimeout !== Infinity) {
-      entry.borrowedAt = this.#clock.now();
-      entry.leakReported = false;
-      entry.stack = new Error("Lease borrowed here");
-      this.#armHousekeeping(entry.borrowedAt + this.#leakTimeout);
-    }
     const lease = new Lease(this, entry, gen);
-    // Leases are registered for garbage-collection checks only if still held
-    // when the tracking timer fires: most are released long before, and a
-    // registration costs more than the rest of a borrow.
-    entry.lease = lease;
-    if (this.#trackTimer === undefined) this.#armTracking();
+    const due = this.#leaks.lent(entry, lease);
+    if (due !== Infinity) this.#armHousekeeping(due);
     return lease;
   }
 
@@ -1650,13 +993,8 @@ export class Pool<T> implements AsyncDisposable {
     reason: DestroyReason = "destroyed",
   ): void {
     if (entry.gen !== gen || entry.state !== BUSY) return;
-    entry.lease = null;
-    if (entry.tracked) {
-      entry.tracked = false;
-      this.#registry.unregister(entry);
-    }
+    this.#leaks.settled(entry);
     entry.gen++;
-    entry.stack = undefined;
     this.#busy.remove(entry);
     if (entry.overflow) {
       this.#overflow--;
@@ -1678,21 +1016,11 @@ export class Pool<T> implements AsyncDisposable {
   #putIdle(entry: Entry<T>, now: number): void {
     entry.state = IDLE;
     entry.idleSince = now;
-    if (!this.#offer(entry) && !(this.#purgeDead() && this.#offer(entry))) {
-      this.#destroy(entry, "surplus");
-    }
-  }
-
-  /** Hands an entry to the first waiter, or buffers it in idle. */
-  #offer(entry: Entry<T>): boolean {
-    const before = this.#idle.size;
-    if (!this.#idle.trySend(entry)) return false;
-    if (this.#idle.size === before) {
-      // Handed to a parked waiter, which lent it already.
-    } else if (this.#needsHousekeeping) {
+    const where = this.#idle.offer(entry);
+    if (where === FULL) this.#destroy(entry, "surplus");
+    else if (where === IDLED && this.#needsHousekeeping) {
       this.#armHousekeeping(this.#dueAt(entry));
     }
-    return true;
   }
 
   /** Destroys an entry that is counted nowhere (its slot is still taken). */
@@ -1704,15 +1032,6 @@ export class Pool<T> implements AsyncDisposable {
     this.#slots.tryReceive();
     this.#fill();
     this.#checkDrained();
-  }
-
-  /** Destroys an entry just taken out of the idle channel. */
-  #discardIdle(entry: Entry<T>, reason: DestroyReason): void {
-    if (entry.dead) {
-      this.#deadIdle--;
-      return;
-    }
-    this.#destroy(entry, reason);
   }
 
   #closeResource(resource: T, reason?: unknown): void {
@@ -1735,53 +1054,24 @@ export class Pool<T> implements AsyncDisposable {
     });
   }
 
-  /** Takes dead entries out of the idle channel; returns whether any went. */
-  #purgeDead(): boolean {
-    if (this.#deadIdle === 0) return false;
-    const kept = this.#drainIdle();
-    this.#refillIdle(kept.filter((e) => !e.dead));
-    this.#deadIdle = 0;
-    return true;
-  }
-
-  /** Every entry in the idle channel, in the order they would be taken. */
-  #drainIdle(): Entry<T>[] {
-    const out: Entry<T>[] = [];
-    let r;
-    while ((r = this.#idle.tryReceive()).state === "ok") {
-      out.push(r.value);
-    }
-    return out;
-  }
-
-  /** Puts back entries taken by #drainIdle, restoring their order. */
-  #refillIdle(entries: Entry<T>[]): void {
-    // LIFO takes the newest first, so the newest must go in last.
-    if (this.#lifo) {
-      for (let i = entries.length - 1; i >= 0; i--) {
-        this.#idle.trySend(entries[i]!);
-      }
-    } else for (const e of entries) this.#idle.trySend(e);
-  }
-
   // -- dialing --
 
   /** Starts the dials that waiters and minIdle call for, within limits. */
   #fill(): void {
-    // While housekeeping holds the idle entries aside, the idle channel looks
-    // empty; it calls #fill itself once they are back.
-    if (this.#closed || this.#sweeping) return;
+    if (this.#closed) return;
     while (this.#dialing < this.#maxDialing) {
       const forWaiters = this.#waiting > this.#dialing;
       if (forWaiters) {
-        if (this.#pausedUntil !== 0 && this.#pausedUntil > this.#clock.now()) {
-          this.#shedWaiters();
+        const paused = this.#dialer.pausedUntil;
+        if (paused !== 0) {
+          this.#shedWaiters(paused);
           break;
         }
       } else {
         if (!this.#idleDeficit()) break;
-        if (this.#refillAt > this.#clock.now()) {
-          this.#armHousekeeping(this.#refillAt);
+        const at = this.#dialer.refillAt;
+        if (at !== 0 && at > this.#clock.now()) {
+          this.#armHousekeeping(at);
           break;
         }
       }
@@ -1794,128 +1084,29 @@ export class Pool<T> implements AsyncDisposable {
    * Demand dials are paused: waiters that nothing but a dial can serve get
    * the last dial error now; others wait for a release or the pause's end.
    */
-  #shedWaiters(): void {
-    const left = this.#pausedUntil - this.#clock.now();
+  #shedWaiters(until: number): void {
     if (this.#inUse + this.#dialing + this.#checking === 0) {
-      const error = this.#pausedError(left);
-      while (internals.failReceiver(this.#idle, error)) { /* every one */ }
+      const error = this.#dialer.pausedError();
+      while (internals.failReceiver(this.#idle.channel, error)) {
+        /* every one */
+      }
     } else {
-      this.#armHousekeeping(this.#pausedUntil);
+      this.#armHousekeeping(until);
     }
   }
 
   #idleDeficit(): boolean {
     return this.#minIdle > 0 &&
-      this.#idle.size - this.#deadIdle + this.#dialing < this.#minIdle;
+      this.#idle.size + this.#dialing < this.#minIdle;
   }
 
   /** Starts a background dial whose resource goes idle (or to a waiter). */
   #startDial(): void {
     this.#dialing++;
-    this.#runDial(Infinity, undefined, (failed, value) => {
+    this.#dialer.run(Infinity, undefined, (failed, value) => {
       if (failed) this.#dialFailed(value);
       else this.#dialed(value as T);
     });
-  }
-
-  /**
-   * Every dial goes through here. It settles exactly once, calling `done`:
-   * with the resource; with a {@linkcode DialError} when the dial failed or
-   * outlived `connectTimeout`; with a {@linkcode PoolTimeoutError} when it
-   * outlived the borrow's `timeout` (shorter than `connectTimeout`); with
-   * the borrower's `signal.reason`; or with a {@linkcode PoolClosedError}
-   * when the pool closes. The dial's signal aborts in every case but the
-   * first, and a resource that arrives after that is closed at once: a dial
-   * that ignores its signal holds no borrower and no slot (`close()` still
-   * waits for it to return).
-   */
-  #runDial(
-    timeout: number,
-    signal: AbortSignal | undefined,
-    done: (failed: boolean, value: unknown) => void,
-  ): void {
-    this.#dials++;
-    this.#pendingDials++;
-    const ctl = new AbortController();
-    let timer: unknown = undefined;
-    let settled = false;
-    const settle = (failed: boolean, value: unknown): void => {
-      if (settled) {
-        // Given up on already: a late resource is closed, an error dropped.
-        if (!failed) this.#closeResource(value as T);
-        return;
-      }
-      settled = true;
-      if (timer !== undefined) this.#clock.clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      this.#dialRuns.delete(abandon);
-      if (failed) {
-        if (!ctl.signal.aborted) ctl.abort(value);
-        if (value instanceof DialError) this.#noteDialFailure(value);
-      } else {
-        this.#failStreak = 0;
-        this.#pausedUntil = 0;
-      }
-      done(failed, value);
-      this.#checkDrained();
-    };
-    const onAbort = () => settle(true, signal!.reason);
-    const abandon = (reason: unknown) => settle(true, reason);
-    const limit = Math.min(this.#connectTimeout, timeout);
-    if (limit !== Infinity) {
-      timer = this.#clock.setTimeout(() => {
-        timer = undefined;
-        if (timeout < this.#connectTimeout) {
-          this.#timeouts++;
-          settle(true, new PoolTimeoutError(timeout));
-        } else {
-          const cause = new TimeoutError(
-            `Dial timed out after ${Math.round(limit)} ms`,
-            limit,
-          );
-          settle(true, this.#dialError(cause));
-        }
-      }, limit);
-    }
-    signal?.addEventListener("abort", onAbort, { once: true });
-    this.#dialRuns.add(abandon);
-    let p: Promise<T>;
-    try {
-      p = Promise.resolve(this.#dial(ctl.signal));
-    } catch (error) {
-      p = Promise.reject(error);
-    }
-    p.then(
-      (resource) => settle(false, resource),
-      (error) => settle(true, this.#dialError(error)),
-    ).finally(() => {
-      // close() waits for this: an aborted dial's socket is closed by then.
-      this.#pendingDials--;
-      this.#checkDrained();
-    });
-  }
-
-  /** A dial's failure as a DialError naming the pool (one is kept as is). */
-  #dialError(cause: unknown): DialError {
-    if (cause instanceof DialError) return cause;
-    return new DialError(`Cannot dial${this.#named}: ${errorMessage(cause)}`, {
-      cause,
-    });
-  }
-
-  /** Counts a failed dial; after a few in a row, pauses demand dials. */
-  #noteDialFailure(error: DialError): void {
-    this.#dialErrors++;
-    this.#lastDialError = error;
-    const streak = ++this.#failStreak;
-    if (streak >= PAUSE_AFTER) {
-      const step = Math.min(
-        PAUSE_CAP,
-        PAUSE_BASE * 2 ** (streak - PAUSE_AFTER),
-      );
-      this.#pausedUntil = this.#clock.now() +
-        step * (0.5 + Math.random() / 2);
-    }
   }
 
   /**
@@ -1924,26 +1115,14 @@ export class Pool<T> implements AsyncDisposable {
    * overflow): failing fast beats queueing for a dial that will not start.
    */
   #checkPaused(ownDial: boolean): void {
-    if (this.#pausedUntil === 0) return;
+    if (this.#dialer.pausedUntil === 0) return;
     if (!ownDial && this.#inUse + this.#dialing + this.#checking > 0) return;
-    const left = this.#pausedUntil - this.#clock.now();
-    if (left > 0) throw this.#pausedError(left);
-  }
-
-  #pausedError(left: number): DialError {
-    const last = this.#lastDialError!;
-    return new DialError(
-      `${last.message} (dialing paused for ${
-        Math.ceil(left)
-      } ms after ${this.#failStreak} failed dials in a row)`,
-      { cause: last.cause },
-    );
+    throw this.#dialer.pausedError();
   }
 
   #dialed(resource: T): void {
     this.#dialing--;
-    this.#backoff = 0;
-    this.#refillAt = 0;
+    this.#dialer.refillOk();
     const entry = this.#newEntry(resource);
     if (entry === null) return this.#fill();
     if (this.#closed) return this.#destroy(entry, "closed");
@@ -1971,9 +1150,7 @@ export class Pool<T> implements AsyncDisposable {
 
   /** `watch`'s evict: destroys an idle entry, leaving a dead mark in the channel. */
   #evict(entry: Entry<T>): boolean {
-    if (entry.state !== IDLE || entry.dead) return false;
-    entry.dead = true;
-    this.#deadIdle++;
+    if (!this.#idle.markDead(entry)) return false;
     this.#destroy(entry, "evicted");
     return true;
   }
@@ -1984,13 +1161,8 @@ export class Pool<T> implements AsyncDisposable {
     this.#slots.tryReceive();
     if (!this.#closed) {
       // To the first parked borrower, if any: never into the channel.
-      internals.failReceiver(this.#idle, error);
-      this.#backoff = Math.min(
-        BACKOFF_CAP,
-        Math.max(BACKOFF_BASE, this.#backoff * 2),
-      );
-      this.#refillAt = this.#clock.now() +
-        this.#backoff * (0.5 + Math.random() / 2);
+      internals.failReceiver(this.#idle.channel, error);
+      this.#dialer.refillFailed();
       this.#fill();
     }
     this.#checkDrained();
@@ -2020,60 +1192,15 @@ export class Pool<T> implements AsyncDisposable {
   #housekeep(): void {
     if (this.#closed) return;
     const now = this.#clock.now();
-    let next = Infinity;
-    this.#sweeping = true;
-    const idle = this.#drainIdle();
-    this.#deadIdle = 0;
-    const live = idle.filter((e) => !e.dead);
-    const kept: Entry<T>[] = [];
-    const ping: Entry<T>[] = [];
-    // Visit from the longest idle (the end in LIFO order, the start in FIFO)
-    // and evict from there, never below minIdle.
-    if (this.#lifo) live.reverse();
-    let evictable = live.length - this.#minIdle;
-    for (const entry of live) {
-      if (entry.expiresAt <= now) {
-        this.#destroy(entry, "lifetime");
-        evictable--;
-      } else if (
-        evictable > 0 && entry.idleSince + this.#idleTimeout <= now
-      ) {
-        this.#destroy(entry, "idle");
-        evictable--;
-      } else if (entry.idleSince + this.#heartbeat <= now) {
-        ping.push(entry);
-      } else {
-        kept.push(entry);
-        // One kept for minIdle while past its idle timeout is due for nothing
-        // but expiry or a ping; it is reconsidered when the idle set changes.
-        const idleDue = entry.idleSince + this.#idleTimeout;
-        next = Math.min(
-          next,
-          entry.expiresAt,
-          entry.idleSince + this.#heartbeat,
-          idleDue > now ? idleDue : Infinity,
-        );
-      }
-    }
-    if (this.#lifo) kept.reverse();
-    this.#refillIdle(kept);
-    this.#sweeping = false;
+    const { expired, ping, next: due } = this.#idle.sweep(now, {
+      idleTimeout: this.#idleTimeout,
+      heartbeat: this.#heartbeat,
+      minIdle: this.#minIdle,
+    });
+    let next = due;
+    for (const [entry, reason] of expired) this.#destroy(entry, reason);
     for (const entry of ping) this.#pingIdle(entry);
-    if (this.#leakTimeout !== Infinity) {
-      for (let e = this.#busy.head; e !== null; e = e.next) {
-        if (e.leakReported) continue;
-        const due = e.borrowedAt + this.#leakTimeout;
-        if (due <= now) {
-          e.leakReported = true;
-          this.#reportLeak({
-            resource: e.resource,
-            heldFor: now - e.borrowedAt,
-            stack: e.stack?.stack,
-            collected: false,
-          });
-        } else next = Math.min(next, due);
-      }
-    }
+    next = Math.min(next, this.#leaks.scan(now));
     if (next !== Infinity) this.#armHousekeeping(next);
     this.#fill();
   }
@@ -2097,42 +1224,7 @@ export class Pool<T> implements AsyncDisposable {
   ): Promise<boolean> {
     entry.state = CHECKING;
     this.#checking++;
-    const ctl = new AbortController();
-    this.#checkControllers.add(ctl);
-    let timer: unknown;
-    let ok: boolean;
-    try {
-      let result = fn(entry.resource, ctl.signal);
-      if (isThenable(result)) {
-        if (this.#connectTimeout !== Infinity) {
-          timer = this.#clock.setTimeout(
-            () =>
-              ctl.abort(
-                new TimeoutError(
-                  `Check timed out after ${this.#connectTimeout} ms`,
-                  this.#connectTimeout,
-                ),
-              ),
-            this.#connectTimeout,
-          );
-        }
-        const aborted = new Promise<never>((_, reject) => {
-          ctl.signal.addEventListener(
-            "abort",
-            () => reject(ctl.signal.reason),
-            { once: true },
-          );
-        });
-        aborted.catch(() => {});
-        result = await Promise.race([result, aborted]);
-      }
-      ok = result !== false;
-    } catch {
-      ok = false;
-    } finally {
-      if (timer !== undefined) this.#clock.clearTimeout(timer);
-      this.#checkControllers.delete(ctl);
-    }
+    const ok = await this.#dialer.check(entry.resource, fn);
     // On success the caller uncounts it when it lends or re-idles the entry,
     // so that no step in between sees it in no count at all.
     if (!ok) {
@@ -2142,46 +1234,10 @@ export class Pool<T> implements AsyncDisposable {
     return ok;
   }
 
-  #armTracking(): void {
-    if (this.#closed) return;
-    this.#trackTimer = this.#clock.setTimeout(() => {
-      this.#trackTimer = undefined;
-      for (let e = this.#busy.head; e !== null; e = e.next) {
-        const lease = e.lease;
-        if (lease === null) continue;
-        e.lease = null;
-        e.tracked = true;
-        this.#registry.register(lease, { entry: e, gen: e.gen }, e);
-      }
-    }, TRACK_DELAY);
-    this.#clock.unref?.(this.#trackTimer);
-  }
-
-  /** Calls `onLeak`; a throw is counted, never left uncaught. */
-  #reportLeak(report: LeakReport<T>): void {
-    try {
-      this.#onLeak(report);
-    } catch {
-      this.#callbackErrors++;
-    }
-  }
-
-  #collected({ entry, gen }: Tracked<T>): void {
-    if (entry.state !== BUSY || entry.gen !== gen) return;
-    entry.tracked = false;
-    this.#reportLeak({
-      resource: entry.resource,
-      heldFor: this.#clock.now() - entry.borrowedAt,
-      stack: entry.stack?.stack,
-      collected: true,
-    });
-    this.#settle(entry, entry.gen, true, "leaked");
-  }
-
   #checkDrained(): void {
     if (
       this.#drained !== null && this.#slots.size === 0 &&
-      this.#overflow === 0 && this.#closing === 0 && this.#pendingDials === 0
+      this.#overflow === 0 && this.#closing === 0 && this.#dialer.pending === 0
     ) {
       this.#drained.resolve();
     }
@@ -2194,8 +1250,4 @@ export class Pool<T> implements AsyncDisposable {
       pool.#waiterSettled(waiter, value, failed);
     waiterTimedOut = (pool) => pool.#timeouts++;
   }
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
