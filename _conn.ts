@@ -1,0 +1,621 @@
+// Copyright 2026 the chanpool authors. MIT license.
+// A pooled TCP connection and the one request path behind every call:
+// Connection (the socket, its reader and what is in flight on it), the
+// per-pool Shared state (I/O deadlines, the deferred idle watch), the fault
+// classifier that turns runtime errors into the documented typed errors,
+// argument checks, exchangeOn (write, read, verify) and giveBack (release
+// or destroy). tcp.ts builds PooledConn and TcpPool on it and re-exports
+// the errors and I/O option types defined here.
+
+import {
+  type FrameOptions,
+  FrameReader,
+  type FrameReaderOptions,
+  FrameTooLargeError,
+  FrameWriter,
+  UnexpectedEofError,
+} from "./framing.ts";
+import { PoolClosedError, TimeoutError } from "./_errors.ts";
+import type { Lease } from "./pool.ts";
+import { type Clock, DeadlineHeap, race } from "./_time.ts";
+import { poolHooks } from "./_internal.ts";
+import { type Socket, SocketError } from "./_socket.ts";
+import { describe } from "./_util.ts";
+
+// -- Errors --
+
+/**
+ * A connection failed in the middle of its work: the server closed or reset
+ * it, it was destroyed or released while a call was in flight, or it was
+ * already broken. The connection is not reused. `beforeResponse` says
+ * whether no byte of a reply had arrived (then a retry on another connection
+ * is safe for an idempotent request); `cause` is the runtime's error.
+ *
+ * @example Usage
+ * ```ts
+ * import { ConnectionBrokenError } from "@chanpool/chanpool";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new ConnectionBrokenError("Cannot read reply: EOF", {
+ *   beforeResponse: true,
+ * });
+ * assert.equal(error.name, "ConnectionBrokenError");
+ * assert.equal(error.beforeResponse, true);
+ * ```
+ */
+export class ConnectionBrokenError extends Error {
+  /** `true` when the connection failed before any byte of the reply. */
+  readonly beforeResponse: boolean;
+
+  /**
+   * Makes the error.
+   *
+   * @param message What failed.
+   * @param options `cause`, and whether no reply byte had arrived.
+   */
+  constructor(
+    message: string,
+    options?: ErrorOptions & { beforeResponse?: boolean },
+  ) {
+    super(message, options);
+    this.name = "ConnectionBrokenError";
+    this.beforeResponse = options?.beforeResponse ?? false;
+  }
+}
+
+/**
+ * A reply that cannot be the answer to the request it came for: `verify`
+ * returned false (or threw: that is the `cause`), or bytes nobody asked for
+ * were buffered before the request or after the reply. The request was
+ * delivered, so it is never retried; the connection is destroyed.
+ *
+ * @example Usage
+ * ```ts
+ * import { ProtocolError } from "@chanpool/chanpool";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new ProtocolError("Cannot send request: verify rejected the reply");
+ * assert.equal(error.name, "ProtocolError");
+ * ```
+ */
+export class ProtocolError extends Error {
+  /**
+   * Makes the error.
+   *
+   * @param message What was wrong.
+   * @param options `cause`.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ProtocolError";
+  }
+}
+
+// -- I/O options --
+
+/** Options for every I/O call of a {@linkcode PooledConn}. */
+export interface IoOptions {
+  /**
+   * How long the call may take, in milliseconds. When it runs out after the
+   * call started, the connection is closed (it is out of step) and the call
+   * rejects with a {@linkcode TimeoutError}.
+   *
+   * @default {Infinity}
+   */
+  timeout?: number | undefined;
+  /**
+   * Cancels the call: it rejects with `signal.reason`, and, if the call had
+   * started, the connection is closed.
+   */
+  signal?: AbortSignal | undefined;
+}
+
+/** Options for {@linkcode PooledConn.write} and `writeFrame`. */
+export interface WriteOptions extends IoOptions {
+  /**
+   * `false` for bytes the server does not answer: the connection then stays
+   * reusable without a read. By default a write means a reply is due, and a
+   * connection released before a read completed is destroyed.
+   *
+   * @default {true}
+   */
+  expectReply?: boolean | undefined;
+}
+
+/**
+ * Options for one request and its reply.
+ *
+ * @typeParam R The reply type.
+ */
+export interface ExchangeOptions<R> extends IoOptions {
+  /**
+   * Checks that `reply` answers `request` (an id, an echoed token). Called
+   * once the reply is read; returning a falsy value or throwing destroys the
+   * connection and rejects with {@linkcode ProtocolError}. Without it, a
+   * server that sends an unsolicited reply can shift later replies by one
+   * on the same connection; see the module docs for what is detected
+   * without it.
+   */
+  verify?: ((request: Uint8Array, reply: R) => unknown) | undefined;
+}
+
+/** Options for {@linkcode PooledConn.request}. */
+export type RequestOptions = ExchangeOptions<Uint8Array>;
+
+// -- Shared state of one pool's connections --
+
+/** What every connection of one pool shares. */
+export class Shared {
+  readonly clock: Clock;
+  /** The largest frame payload the pool's connections write. */
+  readonly maxFrame: number;
+  /** I/O deadlines: one timer for all of them, as for the pool's waiters. */
+  readonly deadlines: DeadlineHeap;
+  poolClosed = false;
+  // Released connections whose idle watch starts at the next macrotask.
+  #toWatch: Connection[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+
+  constructor(clock: Clock, maxFrame: number) {
+    this.clock = clock;
+    this.maxFrame = maxFrame;
+    this.deadlines = new DeadlineHeap(clock, true);
+  }
+
+  /**
+   * Arms `c`'s idle watch at the next macrotask, if it is still idle then.
+   * A connection borrowed again at once (a loop of requests, a waiter
+   * served by the release) never has a read pending when it writes, which
+   * costs Deno a few microseconds per request; one that stays idle is
+   * watched a moment later, and its watch read returns at once whatever
+   * arrived meanwhile.
+   */
+  watchSoon(c: Connection): void {
+    if (c.queued) return;
+    c.queued = true;
+    this.#toWatch.push(c);
+    if (this.#timer === undefined) {
+      const timer = this.#timer = setTimeout(this.#flush, 0);
+      Deno.unrefTimer(timer);
+    }
+  }
+
+  readonly #flush = (): void => {
+    this.#timer = undefined;
+    const list = this.#toWatch;
+    this.#toWatch = [];
+    for (const c of list) {
+      c.queued = false;
+      if (!c.borrowed) c.watch();
+    }
+  };
+
+  /** Stops every timer; for the pool's close, once its connections are. */
+  stop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#toWatch = [];
+    this.deadlines.clear();
+  }
+}
+
+// -- Connection: the pooled resource --
+
+function noop(): void {}
+
+/**
+ * One socket and its read side, as the pool holds it. Users get it wrapped
+ * in a {@linkcode PooledConn}.
+ */
+export class Connection {
+  readonly sock: Socket;
+  readonly reader: FrameReader;
+  readonly writer: FrameWriter;
+  readonly shared: Shared;
+  evict: (() => boolean) | null = null;
+  closed = false;
+  /** Why we closed it: what a call still in flight rejects with. */
+  closeReason: unknown = undefined;
+  /** The idle watch's read while pending, to silence its rejection. */
+  #watch: Promise<number | null> | null = null;
+  /** Lent (or being pinged): a watch result is the borrower's. */
+  borrowed = false;
+  /** In the shared watch queue. */
+  queued = false;
+  /** Saw EOF, an error or stray bytes while not borrowed. */
+  stale = false;
+  /** A call on it failed midway: out of step, never reused. */
+  broken = false;
+  /** A read (or write) of the borrower's is in flight. */
+  reading = false;
+  writing = false;
+  /** Bytes were written since the last read completed: a reply is due. */
+  unanswered = false;
+  /** The first use of this connection is over. */
+  used = false;
+
+  constructor(
+    sock: Socket,
+    shared: Shared,
+    frame: FrameOptions | undefined,
+    readerOptions: FrameReaderOptions,
+  ) {
+    this.sock = sock;
+    this.shared = shared;
+    this.writer = new FrameWriter(sock, frame);
+    this.reader = new FrameReader(sock, readerOptions);
+  }
+
+  /** Bytes received and not consumed yet. */
+  get buffered(): number {
+    return this.reader.buffered;
+  }
+
+  /** Nothing in flight, nothing owed, nothing unread, not at EOF. */
+  get clean(): boolean {
+    return !this.reading && !this.writing && !this.unanswered &&
+      this.reader.buffered === 0 && !this.reader.eof;
+  }
+
+  /** Dead or out of step: never lent or pooled again. */
+  get unusable(): boolean {
+    return this.broken || this.stale || this.closed;
+  }
+
+  /**
+   * Leaves a read pending while idle (the reader's prefetch, so the next
+   * borrower's first read takes its bytes: nothing lost or read twice). If
+   * it completes while the connection is idle, the connection is dead or
+   * dirty: closed and evicted at once.
+   */
+  watch(): void {
+    if (this.closed || this.#watch !== null) return;
+    try {
+      this.#watch = this.reader.prefetch(this.#watched);
+    } catch {
+      this.#idleFault();
+    }
+  }
+
+  /**
+   * The watch's read settled. If the connection is still idle, that was EOF,
+   * a reset or bytes nobody asked for: it is dead or dirty. (A borrower that
+   * took it over meanwhile reads the result itself.)
+   */
+  readonly #watched = (failed: boolean): void => {
+    // A failed read nobody may await (idle, or lent but not read from).
+    if (failed) {
+      this.#watch?.catch(noop);
+      this.stale = true;
+    }
+    this.#watch = null;
+    if (this.borrowed || this.closed) return;
+    this.#idleFault();
+  };
+
+  #idleFault(): void {
+    this.stale = true;
+    this.close();
+    this.evict?.();
+  }
+
+  /** Closes the socket; calls in flight reject with `reason`. */
+  close(reason?: unknown): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = reason;
+    try {
+      this.sock.close();
+    } catch {
+      // already closed
+    }
+    // The watch's read rejects now; a borrower may not be there to see it.
+    this.#watch?.catch(noop);
+  }
+
+  /** Out of step: closed now, so whatever is still on the way reaches nobody. */
+  poison(reason: unknown): void {
+    this.broken = true;
+    this.close(reason);
+  }
+}
+
+const DENO_ERRORS: ReadonlySet<unknown> = new Set(Object.values(Deno.errors));
+
+/** An error from the socket itself, not from a parser or the caller. */
+function isSocketError(error: unknown): error is Error {
+  return error instanceof SocketError ||
+    (error instanceof Error && DENO_ERRORS.has(error.constructor));
+}
+
+/**
+ * The error a caller sees for `error`, raised by a call on `c` that had
+ * started; the connection is out of step from now on. Our own errors and
+ * the caller's pass through; the runtime's become ConnectionBrokenError,
+ * or, when we closed the socket ourselves, the reason we closed it.
+ */
+export function fault(
+  c: Connection,
+  error: unknown,
+  what: string,
+  received: number,
+): unknown {
+  const ours = c.closed && c.closeReason !== undefined;
+  c.poison(error);
+  if (error === c.closeReason && ours) return error;
+  if (ours && isSocketError(error)) return c.closeReason;
+  const beforeResponse = c.reader.received === received;
+  if (c.closed && c.closeReason === undefined && c.shared.poolClosed) {
+    return new PoolClosedError(`Cannot ${what}: the pool closed`, {
+      cause: error,
+    });
+  }
+  if (isSocketError(error)) {
+    return new ConnectionBrokenError(`Cannot ${what}: ${error.message}`, {
+      cause: error,
+      beforeResponse,
+    });
+  }
+  if (error instanceof ConnectionBrokenError) return error;
+  if (
+    c.reader.eof && !(error instanceof FrameTooLargeError) &&
+    !(error instanceof UnexpectedEofError) && !(error instanceof ProtocolError)
+  ) {
+    // The reply's parser failed on a stream that had ended: the end is why.
+    return new ConnectionBrokenError(
+      `Cannot ${what}: the server closed the connection`,
+      { cause: error, beforeResponse },
+    );
+  }
+  return error;
+}
+
+/** EOF where a reply should have been: the connection is done. */
+function closedEarly(
+  c: Connection,
+  what: string,
+  received: number,
+): ConnectionBrokenError {
+  c.poison(undefined);
+  return new ConnectionBrokenError(
+    `Cannot ${what}: the server closed the connection`,
+    { beforeResponse: c.reader.received === received },
+  );
+}
+
+/**
+ * Races a call on `c` against a deadline (absolute, on the pool's clock)
+ * and a signal; either one closes the connection before rejecting, so what
+ * the call was waiting for reaches nobody.
+ */
+export function raceOn<R>(
+  c: Connection,
+  work: Promise<R>,
+  at: number,
+  limit: number,
+  signal: AbortSignal | undefined,
+  what: string,
+): Promise<R> {
+  return race(c.shared.deadlines, work, at, signal, () => {
+    const error = new TimeoutError(
+      `Cannot ${what}: timed out after ${Math.round(limit)} ms`,
+      limit,
+    );
+    c.poison(error);
+    return error;
+  }, (reason) => c.poison(reason));
+}
+
+// -- Argument checks --
+
+/** A call's `{ signal, timeout }`, checked; `at` is the absolute deadline. */
+export interface Limits {
+  signal: AbortSignal | undefined;
+  timeout: number;
+}
+
+export function limits(what: string, options: IoOptions | undefined): Limits {
+  if (options === undefined) return NO_LIMITS;
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Cannot ${what}: options must be an object, received ${
+        describe(options)
+      }`,
+    );
+  }
+  const { signal, timeout = Infinity } = options;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(
+      `Cannot ${what}: signal must be an AbortSignal, received ${
+        describe(signal)
+      }`,
+    );
+  }
+  if (typeof timeout !== "number") {
+    throw new TypeError(
+      `Cannot ${what}: timeout must be a number of milliseconds, received ${
+        describe(timeout)
+      }`,
+    );
+  }
+  if (!(timeout >= 0)) {
+    throw new RangeError(
+      `Cannot ${what}: timeout must be a non-negative number of milliseconds, received ${timeout}`,
+    );
+  }
+  return { signal, timeout };
+}
+
+const NO_LIMITS: Limits = { signal: undefined, timeout: Infinity };
+
+export function bytes(what: string, name: string, value: unknown): Uint8Array {
+  if (!(value instanceof Uint8Array)) {
+    throw new TypeError(
+      `Cannot ${what}: ${name} must be a Uint8Array, received ${
+        describe(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+export function frameSize(
+  what: string,
+  shared: Shared,
+  payload: Uint8Array,
+): void {
+  const max = shared.maxFrame;
+  if (payload.length > max) {
+    throw new RangeError(
+      `Cannot ${what}: payload length ${payload.length} exceeds maxFrameSize ${max}`,
+    );
+  }
+}
+
+/** An exchange's arguments, checked before any I/O. */
+interface ExchangeArgs<R> extends Limits {
+  verify: ((request: Uint8Array, reply: R) => unknown) | undefined;
+}
+
+export function exchangeArgs<R>(
+  what: string,
+  payload: unknown,
+  frame: boolean,
+  read: unknown,
+  options: ExchangeOptions<R> | undefined,
+  shared: Shared,
+): ExchangeArgs<R> {
+  bytes(what, "payload", payload);
+  if (typeof read !== "function") {
+    throw new TypeError(
+      `Cannot ${what}: read must be a function, received ${describe(read)}`,
+    );
+  }
+  const verify = options?.verify;
+  if (verify !== undefined && typeof verify !== "function") {
+    throw new TypeError(
+      `Cannot ${what}: verify must be a function, received ${describe(verify)}`,
+    );
+  }
+  const { signal, timeout } = limits(what, options);
+  if (frame) frameSize(what, shared, payload as Uint8Array);
+  return { verify, signal, timeout };
+}
+
+// -- Exchanges --
+
+/** Reads one reply; `null` from it at EOF means the server hung up. */
+export type ReadReply<R> = (reader: FrameReader) => Promise<R> | R;
+
+const READ_FRAME: ReadReply<Uint8Array | null> = (reader) => reader.readFrame();
+
+/** What `request` passes to an exchange: framed, read back as a frame. */
+export const REQUEST = [
+  "request",
+  true,
+  READ_FRAME as ReadReply<Uint8Array>,
+] as const;
+
+/**
+ * Writes a request and reads its reply on a lent connection that is idle
+ * and clean: the one path behind every request, on a held connection or
+ * through the pool. `frame`: the payload is written as a length-prefixed
+ * frame (else as is). `at` is the absolute deadline, `limit` the timeout
+ * it came from (for the message).
+ */
+export async function exchangeOn<R>(
+  c: Connection,
+  payload: Uint8Array,
+  frame: boolean,
+  read: ReadReply<R>,
+  verify: ((request: Uint8Array, reply: R) => unknown) | undefined,
+  signal: AbortSignal | undefined,
+  at: number,
+  limit: number,
+): Promise<R> {
+  const what = "send request";
+  c.reading = c.writing = true;
+  const received = c.reader.received;
+  let reply: R;
+  try {
+    const work = exchangeWork(c, payload, frame, read);
+    reply = signal === undefined && at === Infinity
+      ? await work
+      : await raceOn(c, work, at, limit, signal, what);
+  } catch (error) {
+    throw fault(c, error, what, received);
+  } finally {
+    c.reading = c.writing = false;
+  }
+  if (reply === null && c.reader.eof) throw closedEarly(c, what, received);
+  c.unanswered = false;
+  if (verify !== undefined) {
+    let ok: unknown;
+    try {
+      ok = verify(payload, reply);
+    } catch (error) {
+      c.poison(error);
+      throw new ProtocolError(`Cannot ${what}: verify threw`, {
+        cause: error,
+      });
+    }
+    if (!ok) {
+      c.poison(undefined);
+      throw new ProtocolError(
+        `Cannot ${what}: the reply does not answer the request (verify returned ${
+          describe(ok)
+        })`,
+      );
+    }
+  }
+  const extra = c.reader.buffered;
+  if (extra > 0) {
+    // More than the reply arrived: a reply nobody asked for came before or
+    // after ours. Verified, the reply is ours; either way the stream is out
+    // of step and the connection goes.
+    c.poison(undefined);
+    if (verify === undefined) {
+      throw new ProtocolError(
+        `Cannot ${what}: ${extra} more bytes arrived after the reply (an unsolicited reply; pass verify to keep the verified reply)`,
+      );
+    }
+  }
+  return reply;
+}
+
+async function exchangeWork<R>(
+  c: Connection,
+  payload: Uint8Array,
+  frame: boolean,
+  read: ReadReply<R>,
+): Promise<R> {
+  if (frame) await c.writer.write(payload);
+  else await writeAll(c.sock, payload);
+  c.writing = false;
+  c.unanswered = true;
+  return await read(c.reader);
+}
+
+export async function writeAll(sock: Socket, p: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < p.length) {
+    off += await sock.write(off === 0 ? p : p.subarray(off));
+  }
+}
+
+/** Ends a borrow: back to the pool, or destroyed if broken or dirty. */
+export function giveBack(c: Connection, lease: Lease<Connection>): void {
+  c.borrowed = false;
+  if (c.unusable || c.reader.eof) {
+    poolHooks.destroyAs(lease, "broken", c.closeReason);
+  } else if (!c.clean) {
+    const reason = new ConnectionBrokenError(
+      "Cannot use connection: it was released with a call in flight, a reply unread or bytes unread",
+    );
+    c.poison(reason);
+    poolHooks.destroyAs(lease, "dirty", reason);
+  } else if (!poolHooks.release(lease)) {
+    // Idle (not handed straight to a waiting borrower): watch it.
+    c.shared.watchSoon(c);
+  }
+}
