@@ -268,6 +268,11 @@ export class Channel<T>
   #closedError: ChannelClosedError | undefined = undefined;
 
   /**
+   * Creates an unbuffered channel: a send completes only as a receiver
+   * takes its value.
+   */
+  constructor();
+  /**
    * Creates a channel.
    *
    * @param options The buffer's capacity (default `0`, unbuffered) and order
@@ -277,6 +282,7 @@ export class Channel<T>
    * @throws {RangeError} If `capacity` is negative, fractional or NaN, or
    *   `order` is neither `"fifo"` nor `"lifo"`.
    */
+  constructor(options: ChannelOptions);
   constructor(options: ChannelOptions = {}) {
     if (typeof options !== "object" || options === null) {
       throw new TypeError(
@@ -477,6 +483,11 @@ export class Channel<T>
   }
 
   /**
+   * Closes the channel: later sends reject, receivers drain the buffer and
+   * then reject with a {@linkcode ChannelClosedError}. Idempotent.
+   */
+  close(): void;
+  /**
    * Closes the channel; later calls do nothing. Waiting senders reject with a
    * {@linkcode ChannelClosedError} carrying their value (its `cause` is the
    * reason, if given). Buffered values stay receivable; after them, waiting
@@ -495,9 +506,10 @@ export class Channel<T>
    * await assert.rejects(ch.receive(), { message: "producer failed" });
    * ```
    *
-   * @param args The reason later receivers reject with (optional; a reason
-   *   of `undefined` is a reason).
+   * @param reason The reason later receivers reject with (a reason of
+   *   `undefined` is a reason).
    */
+  close(reason: unknown): void;
   close(...args: [reason?: unknown]): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -232,6 +232,7 @@ export class Lease<T> implements Disposable, AsyncDisposable {
    * Leases are made by {@linkcode Pool.borrow}; this constructor is not
    * public API.
    *
+   * @ignore
    * @param pool The pool.
    * @param entry The pool's record of the resource.
    * @param gen The record's generation.

@@ -340,9 +340,11 @@ export class PooledConn implements AsyncDisposable, Disposable {
   /**
    * Made by {@linkcode TcpPool.borrow}; not public API.
    *
-   * @param lease The pool's lease on the connection.
+   * @ignore
+   * @param lease The pool's lease on the connection (`null` for a ping's
+   *   view of an idle connection).
+   * @param c The connection, for a ping's view.
    */
-  constructor(lease: Lease<Connection>);
   constructor(lease: Lease<Connection> | null, c?: Connection) {
     this.#lease = lease;
     const conn = lease === null ? c! : lease.resource;
@@ -352,11 +354,7 @@ export class PooledConn implements AsyncDisposable, Disposable {
   }
 
   static {
-    pingView = (c) =>
-      new (PooledConn as unknown as new (
-        lease: null,
-        c: Connection,
-      ) => PooledConn)(null, c);
+    pingView = (c) => new PooledConn(null, c);
     endView = (conn) => {
       conn.#c = null;
     };
