@@ -594,6 +594,8 @@ export class FrameReader {
   #slab: Slab | null = null;
   #pending: Promise<number | null> | null = null;
   #received = 0;
+  /** The last frame read was large (≥ 16 KiB): read the next header alone. */
+  #large = false;
   /** Size for a new buffer: large enough for the largest frame adopted. */
 
   /**
@@ -653,6 +655,7 @@ export class FrameReader {
       return null;
     }
     const len = this.#takeHeader();
+    this.#large = len >= LARGE_START >> 2;
     if (this.#end - this.#start < len) {
       if (len > SLAB_MAX) return await this.#readLarge(len);
       await this.#fill(len, "frame");
@@ -839,8 +842,19 @@ export class FrameReader {
     const h = this.#f.header;
     if (this.#pending !== null) await this.#pending;
     if (this.#end - this.#start >= h) return true;
-    if (this.#end === this.#start && !(await this.#more(1))) return false;
-    await this.#fill(h, "header");
+    // After a large frame, read the header alone: the payload then goes
+    // straight from the source into its own array, copied once.
+    const exact = this.#large;
+    if (this.#end === this.#start && !(await this.#more(1, exact))) {
+      return false;
+    }
+    while (this.#end - this.#start < h) {
+      if (!(await this.#more(h, exact))) {
+        throw this.#fail(
+          new UnexpectedEofError("header", h, this.#end - this.#start),
+        );
+      }
+    }
     return true;
   }
 
@@ -899,11 +913,15 @@ export class FrameReader {
    * Reads once more into the buffer, making room for `want` bytes from
    * `#start` (see #room); returns false at EOF.
    */
-  async #more(want: number): Promise<boolean> {
+  async #more(want: number, exact = false): Promise<boolean> {
     if (this.#pending !== null) return (await this.#pending) !== null;
     if (this.#eof) return false;
     const buf = this.#room(want);
-    const n = await this.#source.read(buf.subarray(this.#end));
+    const n = await this.#source.read(
+      exact
+        ? buf.subarray(this.#end, this.#start + Math.max(want, this.#f.header))
+        : buf.subarray(this.#end),
+    );
     if (n === null) {
       this.#eof = true;
       return false;

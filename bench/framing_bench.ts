@@ -25,6 +25,7 @@
 // FrameEncoderStream. Every bench checks the frames and bytes it saw.
 //
 // Run: deno bench bench/framing_bench.ts
+// (FRAMING_SIZES=65536 deno bench --allow-env bench/framing_bench.ts: one size)
 
 import {
   encodeFrame,
@@ -92,7 +93,18 @@ function check(f: Fixture, frames: number, bytes: number): void {
   }
 }
 
-for (const size of [16, 1024, 64 * 1024]) {
+// FRAMING_SIZES=65536 (comma-separated) runs only those groups.
+function onlySizes(): number[] | undefined {
+  try {
+    return Deno.env.get("FRAMING_SIZES")?.split(",").map(Number);
+  } catch {
+    return undefined; // no --allow-env: every size
+  }
+}
+const only = onlySizes();
+const sizes = [16, 1024, 64 * 1024].filter((s) => !only || only.includes(s));
+
+for (const size of sizes) {
   const f = fixture(size);
   const parts = chunks(f.data);
   const label = size === 16 ? "16 B" : size === 1024 ? "1 KiB" : "64 KiB";
