@@ -10,6 +10,7 @@
 // queue only while it is empty.
 
 import { Channel } from "./channel.ts";
+import { internals, NONE } from "./_internal.ts";
 import type { LinkedQueue } from "./_queue.ts";
 
 export const IDLE = 0;
@@ -100,9 +101,9 @@ export class IdleSet<T> {
   /** Takes the next live idle entry, skipping dead ones. */
   take(): Entry<T> | undefined {
     while (true) {
-      const r = this.channel.tryReceive();
-      if (r.state !== "ok") return undefined;
-      const entry = r.value;
+      const value = internals.poll(this.channel);
+      if (value === NONE) return undefined;
+      const entry = value as Entry<T>;
       if (!entry.dead) return entry;
       this.#dead--;
     }

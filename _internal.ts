@@ -34,11 +34,20 @@ export const internals: {
    * to its first borrower, never into the channel); whether there was one.
    */
   failReceiver(ch: object, error: unknown): boolean;
+  /**
+   * `tryReceive` without a result object: the value, or {@linkcode NONE}
+   * when nothing is ready (a pool's borrow takes this path every time).
+   */
+  poll(ch: object): unknown;
 } = {
   waiting: notLoaded("channel.ts"),
   park: notLoaded("channel.ts"),
   failReceiver: notLoaded("channel.ts"),
+  poll: notLoaded("channel.ts"),
 };
+
+/** What {@linkcode internals.poll} returns when nothing is ready. */
+export const NONE: unique symbol = Symbol("none");
 
 /** Hooks into `Lease`, for `tcp.ts`; bound when pool.ts loads. */
 export const poolHooks: {

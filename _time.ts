@@ -260,17 +260,17 @@ export class CoarseClock {
   /** The time, at most `period` ms old. */
   now(): number {
     if (this.#timer !== undefined) return this.#now;
-    const now = this.#now = this.#clock.now();
-    if (!this.#stopped) {
-      this.#timer = this.#clock.setTimeout(this.#expired, this.#period);
-      this.#clock.unref?.(this.#timer);
-    }
-    return now;
+    return this.fresh();
   }
 
   /** The time now; later coarse readings in this period start from it. */
   fresh(): number {
-    return this.#now = this.#clock.now();
+    const now = this.#now = this.#clock.now();
+    if (this.#timer === undefined && !this.#stopped) {
+      this.#timer = this.#clock.setTimeout(this.#expired, this.#period);
+      this.#clock.unref?.(this.#timer);
+    }
+    return now;
   }
 
   readonly #expired = (): void => {
@@ -298,6 +298,11 @@ export class Alarm {
   constructor(clock: Clock, run: () => void) {
     this.#clock = clock;
     this.#run = run;
+  }
+
+  /** When it rings (Infinity: not armed). */
+  get at(): number {
+    return this.#at;
   }
 
   /** Rings at `at` (absolute, on the clock), unless armed earlier already. */

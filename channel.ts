@@ -22,8 +22,8 @@
  */
 
 import { LinkedQueue } from "./_queue.ts";
-import { internals } from "./_internal.ts";
-import { ChannelWaiter as Waiter } from "./_waiter.ts";
+import { internals, NONE } from "./_internal.ts";
+import { type ChannelWaiter as Waiter, PromiseWaiter } from "./_waiter.ts";
 import { describe } from "./_util.ts";
 
 /**
@@ -361,7 +361,7 @@ export class Channel<T>
     const bad = badSignal(signal, "send");
     if (bad !== undefined) return Promise.reject(bad);
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const w = new Waiter(value, null, 0);
+    const w = new PromiseWaiter(value, null, 0);
     const p = new Promise<void>((resolve, reject) => {
       w.resolve = resolve as (value: unknown) => void;
       w.reject = reject;
@@ -407,7 +407,7 @@ export class Channel<T>
     const bad = badSignal(signal, "receive");
     if (bad !== undefined) return Promise.reject(bad);
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const w = new Waiter(undefined, null, 0);
+    const w = new PromiseWaiter(undefined, null, 0);
     const p = new Promise<T>((resolve, reject) => {
       w.resolve = resolve as (value: unknown) => void;
       w.reject = reject;
@@ -521,8 +521,7 @@ export class Channel<T>
     // this channel wakes on its receive case (ok: false).
     let w: Waiter | null;
     while ((w = this.#receivers.shift()) !== null) {
-      if (w.sel !== null) w.received(undefined, false);
-      else w.failed(this.#receiveError());
+      w.receiverClosed(this.#receiveError());
     }
     while ((w = this.#senders.shift()) !== null) {
       w.failed(this.#sendError(w.value));
@@ -757,6 +756,14 @@ export class Channel<T>
   static {
     internals.park = (ch: Channel<unknown>, node: Waiter) => {
       ch.#receivers.push(node);
+    };
+    internals.poll = (ch: Channel<unknown>) => {
+      if (ch.#count > 0) return ch.#take();
+      const s = ch.#senders.shift();
+      if (s === null) return NONE;
+      const value = s.value;
+      s.sent();
+      return value;
     };
     internals.failReceiver = (ch: Channel<unknown>, error: unknown) => {
       const r = ch.#receivers.shift();
@@ -1077,12 +1084,12 @@ export function select(
     // countReady checked: exactly one of receive and send is a channel
     const recv = (c as ReceiveCase<unknown>).receive;
     if (recv !== undefined) {
-      const w = new Waiter(undefined, sel, i);
+      const w = new PromiseWaiter(undefined, sel, i);
       sel.nodes.push(w);
       park(recv, w, false);
     } else {
       const { send, value } = c as SendCase<unknown>;
-      const w = new Waiter(value, sel, i);
+      const w = new PromiseWaiter(value, sel, i);
       sel.nodes.push(w);
       park(send, w, true);
     }

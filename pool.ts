@@ -129,9 +129,12 @@ class Waiter<T> extends ChannelWaiter implements Deadline {
   dprev: Deadline | null = null;
   dnext: Deadline | null = null;
   readonly pool: Pool<T>;
+  readonly signal: AbortSignal | undefined;
   readonly timeout: number;
   readonly start: number;
   readonly promise: Promise<Lease<T>>;
+  resolve!: (lease: Lease<T>) => void;
+  reject!: (reason: unknown) => void;
 
   constructor(
     pool: Pool<T>,
@@ -139,25 +142,25 @@ class Waiter<T> extends ChannelWaiter implements Deadline {
     timeout: number,
     start: number,
   ) {
-    super(undefined, null, 0);
+    super();
     this.pool = pool;
     this.signal = signal;
     this.timeout = timeout;
     this.start = start;
     this.at = start + timeout;
     this.promise = new Promise((resolve, reject) => {
-      this.resolve = resolve as (value: unknown) => void;
+      this.resolve = resolve;
       this.reject = reject;
     });
   }
 
   /** The idle channel handed over an entry. */
-  override received(value: unknown): void {
+  received(value: unknown): void {
     waiterSettled(this.pool, this, value, false);
   }
 
   /** The channel closed, a dial failed for it, or it gave up. */
-  override failed(reason: unknown): void {
+  failed(reason: unknown): void {
     waiterSettled(this.pool, this, reason, true);
   }
 
@@ -170,7 +173,7 @@ class Waiter<T> extends ChannelWaiter implements Deadline {
   }
 
   /** The signal aborted. */
-  override handleEvent(): void {
+  handleEvent(): void {
     if (this.leave()) this.failed(this.signal!.reason);
   }
 }
@@ -482,6 +485,9 @@ export class Pool<T> implements AsyncDisposable {
   readonly #idleTimeout: number;
   readonly #maxLifetime: number;
   readonly #heartbeat: number;
+  // An idle entry needs attention this long after it went idle, at the
+  // latest (Infinity: idle entries need no housekeeping, unless they expire).
+  readonly #idleCheck: number;
   /** `" " + name` for messages, or "". */
   readonly #named: string;
 
@@ -574,6 +580,9 @@ export class Pool<T> implements AsyncDisposable {
     this.#idleTimeout = o.idleTimeout;
     this.#maxLifetime = o.maxLifetime;
     this.#heartbeat = o.heartbeat;
+    this.#idleCheck = o.maxLifetime !== Infinity
+      ? Math.min(o.idleTimeout, o.heartbeat, o.maxLifetime)
+      : Math.min(o.idleTimeout, o.heartbeat);
     this.#named = o.named;
     this.#dialer = new Dialer(
       dial,
@@ -1019,8 +1028,10 @@ export class Pool<T> implements AsyncDisposable {
     entry.idleSince = now;
     const where = this.#idle.offer(entry);
     if (where === FULL) this.#destroy(entry, "surplus");
-    else if (where === IDLED && this.#needsHousekeeping) {
-      this.#armHousekeeping(this.#dueAt(entry));
+    else if (where === IDLED && this.#idleCheck !== Infinity) {
+      // When it next needs attention; the alarm is usually armed earlier.
+      const due = Math.min(entry.expiresAt, now + this.#idleCheck);
+      if (due < this.#hk.at) this.#armHousekeeping(due);
     }
   }
 
@@ -1170,20 +1181,6 @@ export class Pool<T> implements AsyncDisposable {
   }
 
   // -- checks, housekeeping, leaks --
-
-  get #needsHousekeeping(): boolean {
-    return this.#idleTimeout !== Infinity || this.#maxLifetime !== Infinity ||
-      this.#heartbeat !== Infinity;
-  }
-
-  /** When an idle entry next needs attention. */
-  #dueAt(entry: Entry<T>): number {
-    return Math.min(
-      entry.expiresAt,
-      entry.idleSince + this.#idleTimeout,
-      entry.idleSince + this.#heartbeat,
-    );
-  }
 
   #armHousekeeping(at: number): void {
     if (!this.#closed) this.#hk.arm(at);

@@ -8,6 +8,10 @@
 // - contention: 64 tasks, each 16 times: borrow, one microtask, release
 // - use(): 1 000 sequential `use(fn)` (tarn has none: acquire/try/finally)
 //
+// "bare array (limit)" is the least a pool can do: an array of idle
+// resources and an array of parked resolvers, no timeouts, no counts, no
+// leases; what every pool is measured against.
+//
 // generic-pool runs with its defaults (no testOnBorrow, no evictor); tarn
 // with its defaults (its reaper interval runs while the pool lives). Every
 // bench counts what it borrowed and throws if the count is wrong.
@@ -44,6 +48,32 @@ const tarn = new TarnPool<Res>({
   min: 0,
   max: MAX,
 });
+
+/** The limit: a free list and a FIFO of parked borrowers, nothing else. */
+class BareArrayPool {
+  readonly #free: Res[] = [];
+  readonly #parked: ((r: Res) => void)[] = [];
+  #head = 0;
+  constructor(n: number) {
+    for (let i = 0; i < n; i++) this.#free.push({ id: ++made });
+  }
+  acquire(): Promise<Res> {
+    const r = this.#free.pop();
+    if (r !== undefined) return Promise.resolve(r);
+    return new Promise((resolve) => this.#parked.push(resolve));
+  }
+  release(r: Res): void {
+    if (this.#head < this.#parked.length) {
+      const next = this.#parked[this.#head++]!;
+      if (this.#head === this.#parked.length) {
+        this.#parked.length = 0;
+        this.#head = 0;
+      }
+      next(r);
+    } else this.#free.push(r);
+  }
+}
+const bare = new BareArrayPool(MAX);
 
 // Warm every pool to MAX idle resources.
 {
@@ -104,6 +134,20 @@ Deno.bench({
 });
 
 Deno.bench({
+  name: "bare array (limit)",
+  group: "sequential",
+  async fn() {
+    let n = 0;
+    for (let i = 0; i < SEQUENTIAL; i++) {
+      const r = await bare.acquire();
+      n += r.id > 0 ? 1 : 0;
+      bare.release(r);
+    }
+    check(n, SEQUENTIAL);
+  },
+});
+
+Deno.bench({
   name: "generic-pool acquire + release",
   group: "sequential",
   async fn() {
@@ -152,6 +196,23 @@ Deno.bench({
         n += lease.resource.id > 0 ? 1 : 0;
         await Promise.resolve();
         lease.release();
+      }
+      return n;
+    });
+  },
+});
+
+Deno.bench({
+  name: "bare array (limit)",
+  group: "64 tasks contending",
+  async fn() {
+    await contend(async () => {
+      let n = 0;
+      for (let i = 0; i < ROUNDS; i++) {
+        const r = await bare.acquire();
+        n += r.id > 0 ? 1 : 0;
+        await Promise.resolve();
+        bare.release(r);
       }
       return n;
     });
