@@ -156,9 +156,13 @@ export class Shared {
   #toWatch: Connection[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
 
-  constructor(clock: Clock, maxFrame: number) {
+  /** `idleWatch`: leave a read pending on idle connections. */
+  readonly watchIdle: boolean;
+
+  constructor(clock: Clock, maxFrame: number, watchIdle: boolean) {
     this.clock = clock;
     this.maxFrame = maxFrame;
+    this.watchIdle = watchIdle;
     this.deadlines = new DeadlineHeap(clock, true);
   }
 
@@ -171,7 +175,7 @@ export class Shared {
    * arrived meanwhile.
    */
   watchSoon(c: Connection): void {
-    if (c.queued) return;
+    if (c.queued || !this.watchIdle) return;
     c.queued = true;
     this.#toWatch.push(c);
     if (this.#timer === undefined) {

@@ -232,6 +232,15 @@ export interface TcpPoolOptions extends TcpPoolPoolOptions {
    */
   heartbeat?: TcpHeartbeatOptions | undefined;
   /**
+   * Leave a read pending on every idle connection, so a close or stray
+   * bytes evict it at once. Turn it off only to rely on `heartbeat` (and on
+   * the retry of stale connections) instead: without it, a connection the
+   * server closed while idle is found out when it is next used.
+   *
+   * @default {true}
+   */
+  idleWatch?: boolean | undefined;
+  /**
    * Receives leak reports (see `leakTimeout`). By default they go to
    * `console.warn`.
    */
@@ -829,6 +838,7 @@ export class TcpPool implements AsyncDisposable {
       readBufferSize = 8192,
       frame,
       heartbeat,
+      idleWatch = true,
       onLeak,
       ...poolOptions
     } = options;
@@ -874,9 +884,17 @@ export class TcpPool implements AsyncDisposable {
       .maxFrameSize;
     this.#hostname = hostname;
     this.#port = p;
+    if (typeof idleWatch !== "boolean") {
+      throw new TypeError(
+        `Cannot create pool: idleWatch must be a boolean, received ${
+          describe(idleWatch)
+        }`,
+      );
+    }
     const shared = this.#shared = new Shared(
       poolOptions.clock ?? SYSTEM_CLOCK,
       maxFrame,
+      idleWatch,
     );
     const readerOptions: FrameReaderOptions = {
       ...frame,

@@ -1323,3 +1323,24 @@ Deno.test("TcpPool soak: 20 000 requests from 64 tasks through 8 connections wit
   await server.waitFor((x) => x.stats.open === 0);
   await silent.drained(2_000);
 });
+
+// -- Without the idle watch --
+
+Deno.test("TcpPool({ idleWatch: false }): a connection the server closed while idle is found out on use and retried", async () => {
+  await using server = startFaultServer({ mode: { closeIdleAfter: 20 } });
+  await using pool = new TcpPool({
+    port: server.port,
+    max: 1,
+    idleWatch: false,
+  });
+  assert.equal(idOf(await pool.request(payload(1))), 1);
+  await server.waitFor((s) => s.stats.closedIdle >= 1);
+  await sleep(20);
+  assert.equal(pool.stats.open, 1, "not evicted: nothing watched it");
+  assert.equal(idOf(await pool.request(payload(2))), 2);
+  assert.equal(pool.stats.retries + pool.stats.stale, 1);
+  assert.throws(
+    () => new TcpPool({ port: 1, idleWatch: "no" as never }),
+    /idleWatch must be a boolean, received "no"/,
+  );
+});
