@@ -1,0 +1,140 @@
+// Copyright 2026 the chanpool authors. MIT license.
+// GET/SET through chanpool's Redis client (examples/redis.ts, a pool of 8,
+// one command per borrowed connection), against `npm:ioredis` (one
+// connection, commands pipelined: every command is written at once and the
+// replies are matched in order) and a client that connects per command, at
+// 1, 8 and 64 concurrent tasks, in one `deno bench` run against one local
+// redis-server. Each iteration is 256 commands (SET then GET of one key,
+// alternating); every GET's reply is checked.
+//
+// Before the groups run, `redis-benchmark -c N -n 20000 -t get,set` (C, the
+// limit on this machine) is run against the same server and its
+// requests/second are printed, for the same concurrencies.
+//
+// Run: deno bench --allow-net=127.0.0.1 --allow-run --allow-env bench/redis_bench.ts
+// (--allow-env: ioredis reads its environment.)
+
+// deno-lint-ignore-file no-import-prefix
+import { Redis } from "npm:ioredis@5.4.1";
+import { FrameReader } from "../mod.ts";
+import { encodeCommand, readReply, RedisClient } from "../examples/redis.ts";
+
+const OPS = 256;
+
+async function freePort(): Promise<number> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = l.addr.port;
+  l.close();
+  await Promise.resolve();
+  return port;
+}
+
+const port = await freePort();
+const server = new Deno.Command("redis-server", {
+  args: ["--port", String(port), "--bind", "127.0.0.1", "--save", ""],
+  stdout: "null",
+  stderr: "null",
+}).spawn();
+
+const ours = new RedisClient({ port, max: 8 });
+for (let i = 0;; i++) {
+  try {
+    await ours.ping({ timeout: 500 });
+    break;
+  } catch (error) {
+    if (i > 50) throw error;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+const io = new Redis({ port, host: "127.0.0.1" });
+await io.ping();
+
+globalThis.addEventListener("unload", () => {
+  io.disconnect();
+  void ours.close();
+  server.kill("SIGTERM");
+});
+
+// The C limit, same server, same concurrencies.
+for (const c of [1, 8, 64]) {
+  const out = new Deno.Command("redis-benchmark", {
+    args: [
+      "-p",
+      String(port),
+      "-c",
+      String(c),
+      "-n",
+      "20000",
+      "-t",
+      "get,set",
+      "-q",
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).outputSync();
+  const text = new TextDecoder().decode(out.stdout).replace(/\r/g, "\n");
+  const rates = [...text.matchAll(/^(SET|GET): ([\d.]+) requests per second/gm)]
+    .map((m) => `${m[1]} ${Math.round(Number(m[2]))}/s`);
+  console.log(`redis-benchmark -c ${c}: ${rates.join(", ")}`);
+}
+
+/** Connects, sends one command, reads its reply, closes. */
+async function perCommand(args: (string | number)[]): Promise<unknown> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    conn.setNoDelay(true);
+    const bytes = encodeCommand(args);
+    let off = 0;
+    while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+    return await readReply(new FrameReader(conn));
+  } finally {
+    conn.close();
+  }
+}
+
+type Client = {
+  set(key: string, value: string): Promise<unknown>;
+  get(key: string): Promise<unknown>;
+};
+
+const clients: [string, Client][] = [
+  ["chanpool RedisClient (pool of 8)", {
+    set: (k, v) => ours.set(k, v),
+    get: (k) => ours.get(k),
+  }],
+  ["ioredis (1 connection, pipelined)", {
+    set: (k, v) => io.set(k, v),
+    get: (k) => io.get(k),
+  }],
+  ["connect per command", {
+    set: (k, v) => perCommand(["SET", k, v]),
+    get: (k) => perCommand(["GET", k]),
+  }],
+];
+
+/** OPS commands from `tasks` tasks: SET k v, then GET k (checked). */
+async function run(client: Client, tasks: number, tag: string): Promise<void> {
+  let left = OPS / 2;
+  await Promise.all(Array.from({ length: tasks }, async (_, t) => {
+    while (left > 0) {
+      const i = left--;
+      const key = `${tag}:${t}:${i}`;
+      await client.set(key, key);
+      if (await client.get(key) !== key) throw new Error("wrong reply");
+    }
+  }));
+}
+
+for (const tasks of [1, 8, 64]) {
+  const group = `GET/SET, ${tasks} task${tasks > 1 ? "s" : ""}`;
+  for (const [name, client] of clients) {
+    Deno.bench({
+      name,
+      group,
+      baseline: name.startsWith("chanpool"),
+      async fn() {
+        await run(client, tasks, name.slice(0, 4));
+      },
+    });
+  }
+}
