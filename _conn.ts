@@ -237,6 +237,12 @@ export class Connection {
   unanswered = false;
   /** The first use of this connection is over. */
   used = false;
+  /** A stream read (a prefetch) of the borrower's is pending. */
+  pulling = false;
+  /** Bumped when a pending stream read is given up: it takes nothing. */
+  pullGen = 0;
+  /** Its write side was shut (closeWrite), or a stream read was cancelled. */
+  spent = false;
 
   constructor(
     sock: Socket,
@@ -258,11 +264,16 @@ export class Connection {
   /** Nothing in flight, nothing owed, nothing unread, not at EOF. */
   get clean(): boolean {
     return !this.reading && !this.writing && !this.unanswered &&
-      this.reader.buffered === 0 && !this.reader.eof;
+      !this.pulling && this.reader.buffered === 0 && !this.reader.eof;
   }
 
   /** Dead or out of step: never lent or pooled again. */
   get unusable(): boolean {
+    return this.dead || this.spent;
+  }
+
+  /** Closed, failed or found stale: no call may use it any more. */
+  get dead(): boolean {
     return this.broken || this.stale || this.closed;
   }
 
@@ -608,7 +619,17 @@ export async function writeAll(sock: Socket, p: Uint8Array): Promise<void> {
 }
 
 /** Ends a borrow: back to the pool, or destroyed if broken or dirty. */
-export function giveBack(c: Connection, lease: Lease<Connection>): void {
+export function giveBack(
+  c: Connection,
+  lease: Lease<Connection>,
+  idle = false,
+): void {
+  if (idle && c.pulling) {
+    // A stream read left pending becomes the idle watch: bytes it brings
+    // while idle evict the connection, as any stray bytes do.
+    c.pulling = false;
+    c.pullGen++;
+  }
   c.borrowed = false;
   if (c.unusable || c.reader.eof) {
     poolHooks.destroyAs(lease, "broken", c.closeReason);
@@ -623,3 +644,50 @@ export function giveBack(c: Connection, lease: Lease<Connection>): void {
     c.shared.watchSoon(c);
   }
 }
+
+// -- Streams --
+
+/**
+ * The next bytes from `c`: what is buffered, else one read's worth. The read
+ * is the reader's prefetch, so a read given up (a cancelled stream, a proxy
+ * session that ended) loses nothing: its bytes land in the buffer. `null`
+ * at EOF, or when the read was given up.
+ */
+export async function pullChunk(c: Connection): Promise<Uint8Array | null> {
+  const reader = c.reader;
+  if (reader.buffered === 0) {
+    if (reader.eof) return null;
+    const gen = c.pullGen;
+    const received = reader.received;
+    c.pulling = true;
+    try {
+      await reader.prefetch();
+    } catch (error) {
+      if (gen !== c.pullGen) return null;
+      throw fault(c, error, "read", received);
+    } finally {
+      if (gen === c.pullGen) c.pulling = false;
+    }
+    if (gen !== c.pullGen) return null;
+    if (reader.buffered === 0) return null; // EOF
+  }
+  const chunk = new Uint8Array(reader.buffered);
+  await reader.read(chunk);
+  c.unanswered = false;
+  return chunk;
+}
+
+/**
+ * Hooks into PooledConn for proxy.ts (bound in PooledConn's static block):
+ * the next chunk from the server (see pullChunk), and a release that turns
+ * a pending stream read into the idle watch instead of destroying.
+ */
+export const connHooks: {
+  pull: (conn: object) => Promise<Uint8Array | null>;
+  releaseIdle: (conn: object) => void;
+} = {
+  pull: () => Promise.reject(new Error("tcp.ts is not loaded")),
+  releaseIdle: () => {
+    throw new Error("tcp.ts is not loaded");
+  },
+};

@@ -946,7 +946,13 @@ export class FrameReader {
    */
   prefetch(onSettled?: (failed: boolean) => void): Promise<number | null> {
     this.#check();
-    if (this.#pending !== null) return this.#pending;
+    if (this.#pending !== null) {
+      // One in flight already: `onSettled` hears of it too.
+      if (onSettled !== undefined) {
+        this.#pending.then(() => onSettled(false), () => onSettled(true));
+      }
+      return this.#pending;
+    }
     if (this.#eof) return Promise.resolve(null);
     const buf = this.#room(this.#end - this.#start + 1);
     const pending = this.#source.read(

@@ -21,3 +21,4 @@ export * from "./channel.ts";
 export * from "./pool.ts";
 export * from "./framing.ts";
 export * from "./tcp.ts";
+export * from "./proxy.ts";

@@ -89,6 +89,7 @@ import {
   bytes,
   Connection,
   ConnectionBrokenError,
+  connHooks,
   exchangeArgs,
   exchangeOn,
   type ExchangeOptions,
@@ -98,6 +99,7 @@ import {
   type IoOptions,
   limits,
   ProtocolError,
+  pullChunk,
   raceOn,
   type ReadReply,
   REQUEST,
@@ -345,6 +347,8 @@ export class PooledConn implements AsyncDisposable, Disposable {
   readonly #lease: Lease<Connection> | null;
   #c: Connection | null;
   readonly #reused: boolean;
+  #readable: ReadableStream<Uint8Array> | undefined = undefined;
+  #writable: WritableStream<Uint8Array> | undefined = undefined;
 
   /**
    * Made by {@linkcode TcpPool.borrow}; not public API.
@@ -367,6 +371,14 @@ export class PooledConn implements AsyncDisposable, Disposable {
     endView = (conn) => {
       conn.#c = null;
     };
+    connHooks.pull = (conn) => pullChunk((conn as PooledConn).#live("read"));
+    connHooks.releaseIdle = (pooled) => {
+      const conn = pooled as PooledConn;
+      const c = conn.#c;
+      if (c === null) return;
+      conn.#c = null;
+      if (conn.#lease !== null) giveBack(c, conn.#lease, true);
+    };
   }
 
   /** The connection, if this conn may still use it; else why not. */
@@ -378,7 +390,7 @@ export class PooledConn implements AsyncDisposable, Disposable {
     if (this.#lease !== null && !this.#lease.held) {
       throw new PoolClosedError(`Cannot ${what}: the pool closed`);
     }
-    if (c.unusable) {
+    if (c.dead) {
       throw new ConnectionBrokenError(
         `Cannot ${what}: the connection is broken`,
         { cause: c.closeReason, beforeResponse: true },
@@ -436,7 +448,7 @@ export class PooledConn implements AsyncDisposable, Disposable {
     const c = this.#live(what);
     const { signal, timeout } = limits(what, options);
     const reading = kind === READ;
-    if (reading ? c.reading : c.writing) {
+    if (reading ? c.reading || c.pulling : c.writing) {
       throw new TypeError(
         `Cannot ${what}: another ${
           reading ? "read" : "write"
@@ -669,6 +681,102 @@ export class PooledConn implements AsyncDisposable, Disposable {
       at,
       timeout,
     );
+  }
+
+  /**
+   * The bytes the server sends, as a stream: bytes already buffered come
+   * first. Each chunk is one read's worth. Cancelling it while a read is
+   * pending loses nothing and corrupts nothing (the read's bytes land in the
+   * connection's buffer), but the connection is then not reusable: release
+   * destroys it. Reading it and calling `read`/`readLine`... at the same
+   * time is a `TypeError`.
+   *
+   * @example Usage
+   * ```ts
+   * import { TcpPool } from "@chanpool/chanpool";
+   * import assert from "node:assert/strict";
+   *
+   * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+   * const served = (async () => {
+   *   for await (const conn of listener) {
+   *     conn.readable.pipeTo(conn.writable).catch(() => {});
+   *   }
+   * })();
+   * {
+   *   await using pool = new TcpPool({ port: listener.addr.port });
+   *   await using conn = await pool.borrow();
+   *   const writer = conn.writable.getWriter();
+   *   await writer.write(new TextEncoder().encode("ping"));
+   *   await writer.close(); // closeWrite: the echo server ends too
+   *   const text = await new Response(conn.readable).text();
+   *   assert.equal(text, "ping");
+   * }
+   * listener.close();
+   * await served;
+   * ```
+   *
+   * @returns The stream (the same one on every call).
+   */
+  get readable(): ReadableStream<Uint8Array> {
+    const c = this.#conn();
+    return this.#readable ??= new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        const chunk = await pullChunk(this.#live("read"));
+        try {
+          if (chunk === null) controller.close();
+          else controller.enqueue(chunk);
+        } catch {
+          // cancelled meanwhile
+        }
+      },
+      cancel: () => {
+        if (c.pulling) {
+          c.pulling = false;
+          c.pullGen++;
+          c.spent = true;
+        }
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  /**
+   * Bytes to the server, as a stream: each chunk is written whole; closing
+   * it shuts the write side ({@linkcode PooledConn.closeWrite}); aborting it
+   * destroys the connection.
+   *
+   * @returns The stream (the same one on every call).
+   */
+  get writable(): WritableStream<Uint8Array> {
+    this.#conn();
+    return this.#writable ??= new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        await this.write(chunk);
+      },
+      close: () => this.closeWrite(),
+      abort: (reason) => this.destroy(reason),
+    });
+  }
+
+  /**
+   * Shuts the write side (TCP half-close: the server reads EOF) and keeps
+   * reading possible. The connection is not reusable afterwards: release
+   * destroys it.
+   *
+   * @throws {TypeError} If a write is in flight or it was released.
+   * @throws {ConnectionBrokenError} If the connection failed.
+   */
+  async closeWrite(): Promise<void> {
+    const what = "close write";
+    const c = this.#live(what);
+    if (c.writing) {
+      throw new TypeError(`Cannot ${what}: a write is in flight`);
+    }
+    c.spent = true;
+    try {
+      await c.sock.closeWrite();
+    } catch (error) {
+      throw fault(c, error, what, c.reader.received);
+    }
   }
 
   /**

@@ -1344,3 +1344,41 @@ Deno.test("TcpPool({ idleWatch: false }): a connection the server closed while i
     /idleWatch must be a boolean, received "no"/,
   );
 });
+
+// -- Streams and half-close --
+
+Deno.test("PooledConn.readable yields buffered bytes first, then the socket's; writable and closeWrite half-close", async () => {
+  await using server = startLineServer(({ line }) => ({
+    reply: `${line}\nrest`,
+  }));
+  await using pool = new TcpPool({ port: server.port, max: 1 });
+  {
+    await using conn = await pool.borrow();
+    await conn.write(enc("a\n"));
+    assert.equal(await conn.readLine(), "a"); // "rest\n" may be buffered now
+    const writer = conn.writable.getWriter();
+    await writer.write(enc("b\n"));
+    await writer.close(); // closeWrite: the server reads EOF and hangs up
+    const text = await new Response(conn.readable).text();
+    assert.equal(text, "rest\nb\nrest\n");
+  }
+  // Half-closed: not reusable, destroyed on release.
+  assert.equal(pool.stats.open, 0);
+});
+
+Deno.test("PooledConn.readable: cancelling a pending read loses nothing, and release destroys the connection", async () => {
+  await using server = startSilentServer();
+  await using pool = new TcpPool({ port: server.port, max: 1 });
+  {
+    await using conn = await pool.borrow();
+    const reader = conn.readable.getReader();
+    const pending = reader.read();
+    await sleep(5);
+    await reader.cancel();
+    assert.deepEqual(await pending, { done: true, value: undefined });
+    assert.equal(conn.broken, true, "not reusable");
+  }
+  assert.equal(pool.stats.destroyed.broken, 1);
+  assert.equal(pool.stats.open, 0);
+  await server.drained(1_000);
+});

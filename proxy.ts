@@ -1,0 +1,494 @@
+// Copyright 2026 the chanpool authors. MIT license.
+/**
+ * A TCP proxy whose upstream connections come from a {@linkcode TcpPool}:
+ * {@linkcode proxy} pipes one accepted connection to a borrowed upstream,
+ * {@linkcode serveProxy} accepts clients and proxies each. The handshake
+ * (TCP, TLS) with the upstream leaves the client's critical path: the pool
+ * keeps upstreams dialed ahead (`minIdle`).
+ *
+ * Bytes are copied both ways; a half-close is passed on (the client's EOF
+ * becomes a `closeWrite` upstream, and back). When either side fails, or the
+ * session sits idle past `idleTimeout`, both sides are closed at once and
+ * nothing is left pending.
+ *
+ * Upstreams are not reused by default (`reuse: false`): each serves one
+ * session and is destroyed, so no session can ever see another's bytes;
+ * the pool is a warm, pre-dialed set. With `reuse: true` an upstream goes back
+ * to the pool only when the session ended cleanly: the client half-closed
+ * first, the upstream then stayed quiet for `drainTime`, every byte written
+ * upstream was answered, nothing is buffered or in flight, and the upstream
+ * never saw EOF; it is destroyed otherwise. Bytes it sends later, while idle,
+ * evict it (the pool's idle watch), so they reach no later session.
+ *
+ * @example A proxy in front of an echo server
+ * ```ts
+ * import { serveProxy, TcpPool } from "@chanpool/chanpool";
+ * import assert from "node:assert/strict";
+ *
+ * using upstream = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const served = (async () => {
+ *   for await (const conn of upstream) {
+ *     conn.readable.pipeTo(conn.writable).catch(() => {});
+ *   }
+ * })();
+ * {
+ *   await using pool = new TcpPool({ port: upstream.addr.port, minIdle: 2 });
+ *   await using server = serveProxy({ hostname: "127.0.0.1", port: 0 }, pool);
+ *   const client = await Deno.connect({ port: server.addr.port });
+ *   await client.write(new TextEncoder().encode("hello"));
+ *   await client.closeWrite();
+ *   assert.equal(await new Response(client.readable).text(), "hello");
+ * }
+ * upstream.close();
+ * await served;
+ * ```
+ *
+ * @module
+ */
+
+import { TimeoutError } from "./_errors.ts";
+import { connHooks } from "./_conn.ts";
+import type { PooledConn, TcpPool } from "./tcp.ts";
+import { describe } from "./_util.ts";
+
+/** Options for {@linkcode proxy} and {@linkcode serveProxy}. */
+export interface ProxyOptions {
+  /** Ends the session (both sides closed) when it aborts. */
+  signal?: AbortSignal | undefined;
+  /**
+   * End a session that moved no byte either way for this long, in ms: a
+   * slowloris guard. `0` or `Infinity`: never.
+   *
+   * @default {60_000}
+   */
+  idleTimeout?: number | undefined;
+  /**
+   * How long to wait for an upstream, in ms (the borrow's `timeout`).
+   *
+   * @default {the pool's acquireTimeout}
+   */
+  connectTimeout?: number | undefined;
+  /**
+   * Give an upstream back to the pool after a session that ended cleanly
+   * (see the module docs); by default every upstream serves one session.
+   *
+   * @default {false}
+   */
+  reuse?: boolean | undefined;
+  /**
+   * With `reuse`: after the client's half-close, how long the upstream must
+   * stay quiet before the session ends, in ms.
+   *
+   * @default {100}
+   */
+  drainTime?: number | undefined;
+}
+
+/** What one proxied session moved. */
+export interface ProxyResult {
+  /** Bytes from the client to the upstream. */
+  sent: number;
+  /** Bytes from the upstream to the client. */
+  received: number;
+  /** Whether the upstream went back to the pool (`reuse`). */
+  reused: boolean;
+}
+
+/** A connection the proxy accepted: what `Deno.listen` yields. */
+export type Downstream = Deno.Conn;
+
+const BUFFER = 64 * 1024;
+
+function duration(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot proxy: ${name} must be a number of milliseconds, received ${
+        describe(value)
+      }`,
+    );
+  }
+  if (!(value >= 0)) {
+    throw new RangeError(
+      `Cannot proxy: ${name} must be a non-negative number of milliseconds, received ${value}`,
+    );
+  }
+  return value === 0 ? Infinity : value;
+}
+
+interface Settings {
+  signal: AbortSignal | undefined;
+  idle: number;
+  connect: number | undefined;
+  reuse: boolean;
+  drain: number;
+}
+
+function settings(options: ProxyOptions | undefined): Settings {
+  if (
+    options !== undefined && (typeof options !== "object" || options === null)
+  ) {
+    throw new TypeError(
+      `Cannot proxy: options must be an object, received ${describe(options)}`,
+    );
+  }
+  const o = options ?? {};
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
+    throw new TypeError(
+      `Cannot proxy: signal must be an AbortSignal, received ${
+        describe(o.signal)
+      }`,
+    );
+  }
+  if (o.reuse !== undefined && typeof o.reuse !== "boolean") {
+    throw new TypeError(
+      `Cannot proxy: reuse must be a boolean, received ${describe(o.reuse)}`,
+    );
+  }
+  const connect = o.connectTimeout === undefined
+    ? undefined
+    : duration("connectTimeout", o.connectTimeout, 0);
+  return {
+    signal: o.signal,
+    idle: duration("idleTimeout", o.idleTimeout, 60_000),
+    connect: connect === Infinity ? undefined : connect,
+    reuse: o.reuse ?? false,
+    drain: Math.min(duration("drainTime", o.drainTime, 100), 60_000),
+  };
+}
+
+/** Writes all of `p` to a Deno connection. */
+async function writeAll(conn: Deno.Conn, p: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < p.length) off += await conn.write(p.subarray(off));
+}
+
+/** One session: two copies, one end. */
+class Session {
+  readonly #down: Downstream;
+  readonly #up: PooledConn;
+  readonly #s: Settings;
+  sent = 0;
+  received = 0;
+  #ended = false;
+  #error: unknown = undefined;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #drainTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #clientDone = false;
+  #upstreamDone = false;
+  #last = 0;
+  readonly #done = Promise.withResolvers<void>();
+  #reused = false;
+
+  constructor(down: Downstream, up: PooledConn, s: Settings) {
+    this.#down = down;
+    this.#up = up;
+    this.#s = s;
+  }
+
+  async run(): Promise<ProxyResult> {
+    const signal = this.#s.signal;
+    const onAbort = () => this.#fail(signal!.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.#touch();
+    const toUpstream = this.#clientToUpstream();
+    const toClient = this.#upstreamToClient();
+    try {
+      await this.#done.promise;
+      await toUpstream;
+      // A reused upstream's last read stays pending as its idle watch; its
+      // copy loop ends when that read does, taking nothing.
+      if (!this.#reused) await toClient;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      clearTimeout(this.#idleTimer);
+      clearTimeout(this.#drainTimer);
+    }
+    if (this.#error !== undefined) throw this.#error;
+    return { sent: this.sent, received: this.received, reused: this.#reused };
+  }
+
+  /** Bytes moved: the idle clock restarts (a timer re-armed at most every 1/4). */
+  #touch(): void {
+    if (this.#s.idle === Infinity) return;
+    const now = performance.now();
+    if (this.#idleTimer !== undefined && now - this.#last < this.#s.idle / 4) {
+      return;
+    }
+    this.#last = now;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => {
+      this.#fail(
+        new TimeoutError(
+          `Proxy session idle for ${Math.round(this.#s.idle)} ms`,
+          this.#s.idle,
+        ),
+      );
+    }, this.#s.idle);
+  }
+
+  async #clientToUpstream(): Promise<void> {
+    const buf = new Uint8Array(BUFFER);
+    try {
+      while (!this.#ended) {
+        const n = await this.#down.read(buf);
+        if (this.#ended) return;
+        if (n === null) break;
+        this.#touch();
+        await this.#up.write(buf.subarray(0, n));
+        this.sent += n;
+      }
+      if (this.#ended) return;
+      this.#clientDone = true;
+      if (this.#s.reuse && !this.#upstreamDone) this.#armDrain();
+      else if (this.#s.reuse) this.#maybeEnd();
+      else {
+        await this.#up.closeWrite();
+        this.#maybeEnd();
+      }
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
+  async #upstreamToClient(): Promise<void> {
+    try {
+      while (!this.#ended) {
+        const chunk = await connHooks.pull(this.#up);
+        if (this.#ended) return;
+        if (chunk === null) break;
+        this.#touch();
+        if (this.#drainTimer !== undefined) this.#armDrain();
+        await writeAll(this.#down, chunk);
+        this.received += chunk.length;
+      }
+      if (this.#ended) return;
+      this.#upstreamDone = true;
+      await this.#down.closeWrite();
+      this.#maybeEnd();
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
+  /** With `reuse`: ends the session once the upstream stays quiet. */
+  #armDrain(): void {
+    clearTimeout(this.#drainTimer);
+    this.#drainTimer = setTimeout(() => this.#end(true), this.#s.drain);
+  }
+
+  #maybeEnd(): void {
+    if (this.#clientDone && this.#upstreamDone) this.#end(false);
+  }
+
+  /** Ends cleanly: the client gets EOF; the upstream is reused or not. */
+  #end(drained: boolean): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (drained && this.#s.reuse) {
+      // The upstream's pending read (if any) becomes its idle watch; it is
+      // destroyed instead if anything is owed, buffered or in flight.
+      connHooks.releaseIdle(this.#up);
+      this.#reused = true;
+    } else this.#up.destroy();
+    try {
+      this.#down.close();
+    } catch {
+      // closed already
+    }
+    this.#done.resolve();
+  }
+
+  /** Ends at once: both sides closed, whatever is pending rejects. */
+  #fail(error: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#error = error;
+    this.#up.destroy(error);
+    try {
+      this.#down.close();
+    } catch {
+      // closed already
+    }
+    this.#done.resolve();
+  }
+}
+
+/**
+ * Proxies one accepted connection: borrows an upstream from `pool`, copies
+ * bytes both ways until both sides have ended (or either fails, or the
+ * session idles past `idleTimeout`), then closes the client and destroys the
+ * upstream (or, with `reuse` and a clean end, gives it back).
+ *
+ * @param downstream The client's connection; it is closed on return.
+ * @param pool Where upstreams come from.
+ * @param options `signal`, `idleTimeout`, `connectTimeout`, `reuse`,
+ *   `drainTime`.
+ * @returns Bytes sent and received, and whether the upstream was reused.
+ * @throws {TypeError} If an option has the wrong type.
+ * @throws {RangeError} If a duration is negative or NaN.
+ * @throws {DialError} If no upstream could be dialed (the client is closed).
+ * @throws {TimeoutError} If the session idled past `idleTimeout`, or no
+ *   upstream came within `connectTimeout`.
+ * @throws {ConnectionBrokenError} If the upstream failed mid-session.
+ */
+export async function proxy(
+  downstream: Downstream,
+  pool: TcpPool,
+  options?: ProxyOptions,
+): Promise<ProxyResult> {
+  let s: Settings;
+  try {
+    s = settings(options);
+  } catch (error) {
+    downstream.close();
+    throw error;
+  }
+  let up: PooledConn;
+  try {
+    up = await pool.borrow({
+      ...(s.signal === undefined ? {} : { signal: s.signal }),
+      ...(s.connect === undefined ? {} : { timeout: s.connect }),
+    });
+  } catch (error) {
+    try {
+      downstream.close();
+    } catch {
+      // closed already
+    }
+    throw error;
+  }
+  return await new Session(downstream, up, s).run();
+}
+
+/** Counters of a {@linkcode serveProxy} server. */
+export interface ProxyStats {
+  /** Sessions in progress. */
+  active: number;
+  /** Sessions accepted in all. */
+  sessions: number;
+  /** Sessions that ended with an error (reported to `onError`). */
+  errors: number;
+  /** Bytes from clients to upstreams, over ended sessions. */
+  sent: number;
+  /** Bytes from upstreams to clients, over ended sessions. */
+  received: number;
+  /** Upstreams given back to the pool (`reuse`). */
+  reused: number;
+}
+
+/** Options for {@linkcode serveProxy}: a session's, plus `onError`. */
+export interface ServeProxyOptions extends ProxyOptions {
+  /**
+   * Called with each session's error (the session is over, the client
+   * closed). By default errors are counted in `stats.errors` only.
+   */
+  onError?: ((error: unknown, remote: Deno.NetAddr) => void) | undefined;
+}
+
+/** A running proxy; see {@linkcode serveProxy}. */
+export interface ProxyServer extends AsyncDisposable {
+  /** Where it listens. */
+  readonly addr: Deno.NetAddr;
+  /** A snapshot of its counters. */
+  readonly stats: ProxyStats;
+  /**
+   * Stops accepting, ends every session (both sides closed) and waits for
+   * them.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Listens on `hostname:port` and proxies every client to an upstream from
+ * `pool` (see {@linkcode proxy}).
+ *
+ * @param listen Where to listen (`port: 0`: a free port).
+ * @param pool Where upstreams come from.
+ * @param options A session's options, plus `onError`.
+ * @returns The server: `addr`, `stats`, `close()`, `await using`.
+ * @throws {TypeError} If an option has the wrong type.
+ */
+export function serveProxy(
+  listen: { hostname?: string; port: number },
+  pool: TcpPool,
+  options?: ServeProxyOptions,
+): ProxyServer {
+  const onError = options?.onError;
+  if (onError !== undefined && typeof onError !== "function") {
+    throw new TypeError(
+      `Cannot serve proxy: onError must be a function, received ${
+        describe(onError)
+      }`,
+    );
+  }
+  settings(options); // checks the options now, not per session
+  const listener = Deno.listen({
+    hostname: listen.hostname ?? "127.0.0.1",
+    port: listen.port,
+  });
+  const stop = new AbortController();
+  const signal = options?.signal === undefined
+    ? stop.signal
+    : AbortSignal.any([stop.signal, options.signal]);
+  const sessionOptions: ProxyOptions = { ...options, signal };
+  const stats: ProxyStats = {
+    active: 0,
+    sessions: 0,
+    errors: 0,
+    sent: 0,
+    received: 0,
+    reused: 0,
+  };
+  const sessions = new Set<Promise<void>>();
+  const serve = async (conn: Deno.Conn) => {
+    stats.active++;
+    stats.sessions++;
+    try {
+      const r = await proxy(conn, pool, sessionOptions);
+      stats.sent += r.sent;
+      stats.received += r.received;
+      if (r.reused) stats.reused++;
+    } catch (error) {
+      stats.errors++;
+      try {
+        onError?.(error, conn.remoteAddr as Deno.NetAddr);
+      } catch {
+        // a reporter's own failure is not the session's
+      }
+    } finally {
+      stats.active--;
+    }
+  };
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) {
+        const session = serve(conn);
+        sessions.add(session);
+        session.finally(() => sessions.delete(session));
+      }
+    } catch {
+      // the listener closed
+    }
+  })();
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      try {
+        listener.close();
+      } catch {
+        // closed already
+      }
+      await accepting;
+      stop.abort(new Error("Proxy server closed"));
+      await Promise.all(sessions);
+    })();
+  return {
+    addr: listener.addr as Deno.NetAddr,
+    get stats() {
+      return { ...stats };
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}

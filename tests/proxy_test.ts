@@ -1,0 +1,341 @@
+// Copyright 2026 the chanpool authors. MIT license.
+// proxy.ts between real sockets on 127.0.0.1: bytes conserved both ways,
+// upstream resets, client aborts, a slowloris, an upstream that is down,
+// and reused upstreams that must never carry one session's bytes into
+// another.
+
+import assert from "node:assert/strict";
+import {
+  ConnectionBrokenError,
+  DialError,
+  type ProxyServer,
+  serveProxy,
+  TcpPool,
+  TimeoutError,
+} from "../mod.ts";
+import { mulberry32 } from "./_random.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How the echo upstream treats each connection. */
+interface EchoMode {
+  /** Close abruptly once this many bytes were read. */
+  cutAfter?: number;
+  /** Close (after echoing) with this probability per read, seeded. */
+  closeProbability?: number;
+  seed?: number;
+}
+
+/**
+ * An echo server: echoes every byte; at EOF it half-closes back (so a
+ * proxied client sees EOF once everything came back).
+ */
+function echoUpstream(port = 0, mode: EchoMode = {}) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port });
+  const conns = new Set<Deno.Conn>();
+  const tasks = new Set<Promise<void>>();
+  const random = mulberry32(mode.seed ?? 1);
+  let accepted = 0;
+  const serve = async (conn: Deno.Conn) => {
+    const buf = new Uint8Array(64 * 1024);
+    let total = 0;
+    try {
+      while (true) {
+        const n = await conn.read(buf);
+        if (n === null) {
+          await conn.closeWrite();
+          while (await conn.read(buf) !== null) { /* until the peer closes */ }
+          break;
+        }
+        total += n;
+        if (mode.cutAfter !== undefined && total >= mode.cutAfter) break;
+        let off = 0;
+        while (off < n) off += await conn.write(buf.subarray(off, n));
+        if (mode.closeProbability && random() < mode.closeProbability) break;
+      }
+    } catch {
+      // the peer went away
+    }
+    if (conns.delete(conn)) conn.close();
+  };
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) {
+        accepted++;
+        conns.add(conn);
+        const t = serve(conn);
+        tasks.add(t);
+        t.finally(() => tasks.delete(t));
+      }
+    } catch { /* closed */ }
+  })();
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    stopped ??= (async () => {
+      listener.close();
+      await accepting;
+      for (const c of conns) c.close();
+      conns.clear();
+      await Promise.all(tasks);
+    })();
+  return {
+    port: listener.addr.port,
+    get accepted() {
+      return accepted;
+    },
+    get open() {
+      return conns.size;
+    },
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
+}
+
+/**
+ * One client session: writes `payload`, half-closes, reads until EOF (or
+ * until the proxy closes). `abortAfter`: close abruptly after writing that
+ * many bytes, reading nothing.
+ */
+async function session(
+  proxy: ProxyServer,
+  payload: Uint8Array,
+  abortAfter?: number,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: proxy.addr.port,
+  });
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reading = (async () => {
+    if (abortAfter !== undefined) return;
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      let n;
+      while ((n = await conn.read(buf)) !== null) {
+        chunks.push(buf.slice(0, n));
+        size += n;
+      }
+    } catch {
+      // reset by the proxy
+    }
+  })();
+  try {
+    const end = abortAfter ?? payload.length;
+    let off = 0;
+    while (off < end) {
+      off += await conn.write(
+        payload.subarray(off, Math.min(end, off + 65536)),
+      );
+    }
+    if (abortAfter === undefined) await conn.closeWrite();
+  } catch {
+    // the proxy closed us
+  }
+  await reading;
+  conn.close();
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", bytes);
+  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+function randomBytes(n: number, seed: number): Uint8Array<ArrayBuffer> {
+  const random = mulberry32(seed);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = random() * 256;
+  return out;
+}
+
+async function until(what: string, predicate: () => boolean, ms = 3_000) {
+  const end = performance.now() + ms;
+  while (!predicate()) {
+    if (performance.now() > end) throw new Error(`Timed out: ${what}`);
+    await sleep(5);
+  }
+}
+
+Deno.test("proxy: 50 concurrent sessions of 1 MiB each way, bytes conserved exactly", async () => {
+  await using upstream = echoUpstream();
+  await using pool = new TcpPool({ port: upstream.port, max: 50, minIdle: 4 });
+  await using proxy = serveProxy({ port: 0 }, pool);
+  const payloads = Array.from(
+    { length: 50 },
+    (_, i) => randomBytes(1 << 20, i),
+  );
+  const replies = await Promise.all(payloads.map((p) => session(proxy, p)));
+  for (let i = 0; i < 50; i++) {
+    assert.equal(replies[i]!.length, 1 << 20, `session ${i} length`);
+    assert.equal(await sha256(replies[i]!), await sha256(payloads[i]!));
+  }
+  await until("sessions ended", () => proxy.stats.active === 0);
+  const s = proxy.stats;
+  assert.equal(s.sessions, 50);
+  assert.equal(s.errors, 0);
+  assert.equal(s.sent, 50 << 20);
+  assert.equal(s.received, 50 << 20);
+  assert.equal(s.reused, 0, "reuse is off by default");
+  // Every used upstream is closed; only the warm minIdle set stays open.
+  await until("used upstreams closed", () => upstream.open === pool.stats.open);
+  assert.equal(pool.stats.inUse, 0);
+  assert.ok(pool.stats.open <= 4);
+});
+
+Deno.test("proxy: an upstream reset mid-stream ends the session with a typed error and closes the client; the proxy keeps serving", async () => {
+  await using upstream = echoUpstream(0, { cutAfter: 100_000 });
+  await using pool = new TcpPool({ port: upstream.port, max: 4 });
+  const errors: unknown[] = [];
+  await using proxy = serveProxy({ port: 0 }, pool, {
+    onError: (e) => errors.push(e),
+  });
+  const reply = await session(proxy, randomBytes(1 << 20, 7));
+  assert.ok(reply.length < 1 << 20, "the client got less, then EOF");
+  await until("the session ended", () => proxy.stats.active === 0);
+  assert.equal(errors.length, 1);
+  assert.ok(errors[0] instanceof ConnectionBrokenError, String(errors[0]));
+  // Still serving: a small session fits under the cut.
+  const small = randomBytes(1_000, 8);
+  assert.deepEqual(await session(proxy, small), small);
+  assert.equal(pool.stats.inUse, 0);
+});
+
+Deno.test("proxy: a client that aborts mid-stream ends its session; the upstream is closed, nothing is left pending", async () => {
+  await using upstream = echoUpstream();
+  await using pool = new TcpPool({ port: upstream.port, max: 4 });
+  await using proxy = serveProxy({ port: 0 }, pool);
+  await session(proxy, randomBytes(1 << 20, 9), 512 * 1024);
+  await until("the session ended", () => proxy.stats.active === 0);
+  await until("the upstream closed", () => upstream.open === 0);
+  assert.equal(pool.stats.open, 0);
+  assert.equal(proxy.stats.sessions, 1);
+});
+
+Deno.test("proxy: a slowloris client is cut by idleTimeout", async () => {
+  await using upstream = echoUpstream();
+  await using pool = new TcpPool({ port: upstream.port, max: 4 });
+  const errors: unknown[] = [];
+  await using proxy = serveProxy({ port: 0 }, pool, {
+    idleTimeout: 100,
+    onError: (e) => errors.push(e),
+  });
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: proxy.addr.port,
+  });
+  const start = performance.now();
+  await conn.write(new Uint8Array([1]));
+  const buf = new Uint8Array(16);
+  let got = 0;
+  try {
+    let n;
+    while ((n = await conn.read(buf)) !== null) got += n;
+  } catch {
+    // reset
+  }
+  const took = performance.now() - start;
+  conn.close();
+  assert.equal(got, 1, "the one byte came back, then the cut");
+  assert.ok(took >= 90 && took < 1_000, `cut after ${Math.round(took)} ms`);
+  await until("the session ended", () => proxy.stats.active === 0);
+  assert.equal(errors.length, 1);
+  assert.ok(errors[0] instanceof TimeoutError, String(errors[0]));
+});
+
+Deno.test("proxy: upstream down gives the session a DialError and closes the client; service resumes when it is back", async () => {
+  const first = echoUpstream();
+  const port = first.port;
+  await first.stop();
+  await using pool = new TcpPool({ port, max: 4, connectTimeout: 500 });
+  const errors: unknown[] = [];
+  await using proxy = serveProxy({ port: 0 }, pool, {
+    onError: (e) => errors.push(e),
+  });
+  const reply = await session(proxy, randomBytes(100, 1));
+  assert.equal(reply.length, 0);
+  await until("the session ended", () => proxy.stats.active === 0);
+  assert.ok(errors[0] instanceof DialError, String(errors[0]));
+  await using again = echoUpstream(port);
+  const payload = randomBytes(100, 2);
+  let ok = false;
+  for (let i = 0; i < 100 && !ok; i++) {
+    const r = await session(proxy, payload);
+    ok = r.length === payload.length;
+    if (!ok) await sleep(20); // dials may be paused for a moment
+  }
+  assert.ok(ok, "served again");
+  assert.ok(again.accepted >= 1);
+});
+
+Deno.test("proxy({ reuse: true }): 2 000 sessions with random early closes on both sides never see another session's bytes", async () => {
+  const seed = 0x9e0c;
+  console.log(`proxy reuse seed: ${seed}`);
+  const random = mulberry32(seed);
+  await using upstream = echoUpstream(0, { closeProbability: 0.05, seed });
+  await using pool = new TcpPool({ port: upstream.port, max: 8 });
+  const errors: unknown[] = [];
+  await using proxy = serveProxy({ port: 0 }, pool, {
+    reuse: true,
+    drainTime: 10,
+    onError: (e) => errors.push(e),
+  });
+  let next = 0;
+  let foreign = 0;
+  let complete = 0;
+  const total = 2_000;
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    while (next < total) {
+      const i = next++;
+      const token = new TextEncoder().encode(
+        `<${i}:${crypto.randomUUID()}>`.repeat(1 + Math.floor(random() * 3)),
+      );
+      const abort = random() < 0.1
+        ? Math.floor(random() * token.length)
+        : undefined;
+      const reply = await session(proxy, token, abort);
+      // Whatever came back must be a prefix of what this session sent.
+      const own = reply.every((b, k) => b === token[k]);
+      if (!own) foreign++;
+      else if (reply.length === token.length) complete++;
+    }
+  }));
+  await until("sessions ended", () => proxy.stats.active === 0, 5_000);
+  const s = proxy.stats;
+  console.log(
+    `reuse: ${complete} complete, ${foreign} with foreign bytes; ${s.reused} upstreams reused, ${pool.stats.dials} dials, ${s.errors} session errors`,
+  );
+  assert.equal(foreign, 0);
+  assert.ok(s.reused > 500, `${s.reused} reused`);
+  assert.ok(complete > 1_000);
+  for (const e of errors) {
+    assert.ok(
+      e instanceof ConnectionBrokenError || e instanceof TimeoutError,
+      String(e),
+    );
+  }
+});
+
+Deno.test("proxy(): bad options throw TypeError/RangeError naming the option", async () => {
+  await using upstream = echoUpstream();
+  await using pool = new TcpPool({ port: upstream.port });
+  assert.throws(
+    () => serveProxy({ port: 0 }, pool, { idleTimeout: -1 }),
+    /RangeError: Cannot proxy: idleTimeout must be a non-negative number of milliseconds, received -1/,
+  );
+  assert.throws(
+    () => serveProxy({ port: 0 }, pool, { reuse: "yes" as never }),
+    /TypeError: Cannot proxy: reuse must be a boolean, received "yes"/,
+  );
+  assert.throws(
+    () => serveProxy({ port: 0 }, pool, { onError: 1 as never }),
+    /TypeError: Cannot serve proxy: onError must be a function/,
+  );
+});
