@@ -22,7 +22,7 @@ export interface Served extends AsyncDisposable {
  * `conns`, numbered from 1); `stop` closes the listener, runs `onStop`,
  * closes every connection and waits for every handler.
  */
-function acceptAll(
+export function acceptAll(
   listener: Deno.TcpListener,
   conns: Set<Deno.Conn>,
   handle: (conn: Deno.Conn, id: number) => Promise<void>,

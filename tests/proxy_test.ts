@@ -14,6 +14,7 @@ import {
   TimeoutError,
 } from "../mod.ts";
 import { mulberry32 } from "./_random.ts";
+import { acceptAll } from "./_servers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -33,9 +34,7 @@ interface EchoMode {
 function echoUpstream(port = 0, mode: EchoMode = {}) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port });
   const conns = new Set<Deno.Conn>();
-  const tasks = new Set<Promise<void>>();
   const random = mulberry32(mode.seed ?? 1);
-  let accepted = 0;
   const serve = async (conn: Deno.Conn) => {
     const buf = new Uint8Array(64 * 1024);
     let total = 0;
@@ -58,37 +57,7 @@ function echoUpstream(port = 0, mode: EchoMode = {}) {
     }
     if (conns.delete(conn)) conn.close();
   };
-  const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        accepted++;
-        conns.add(conn);
-        const t = serve(conn);
-        tasks.add(t);
-        t.finally(() => tasks.delete(t));
-      }
-    } catch { /* closed */ }
-  })();
-  let stopped: Promise<void> | undefined;
-  const stop = () =>
-    stopped ??= (async () => {
-      listener.close();
-      await accepting;
-      for (const c of conns) c.close();
-      conns.clear();
-      await Promise.all(tasks);
-    })();
-  return {
-    port: listener.addr.port,
-    get accepted() {
-      return accepted;
-    },
-    get open() {
-      return conns.size;
-    },
-    stop,
-    [Symbol.asyncDispose]: stop,
-  };
+  return acceptAll(listener, conns, serve);
 }
 
 /**
