@@ -96,6 +96,9 @@ export function dialTls(
       ? { checkServerIdentity: () => undefined }
       : {}),
   });
+  // Before the handshake too: with Nagle on, its small writes wait for
+  // delayed ACKs (a 40 ms stall per dial on Linux).
+  if (noDelay) socket.setNoDelay(true);
   const { promise, resolve, reject } = Promise.withResolvers<Socket>();
   const done = () => {
     socket.off("secureConnect", onConnect);
