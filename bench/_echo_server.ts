@@ -39,10 +39,22 @@ export interface EchoServerProcess extends AsyncDisposable {
  * using conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
  * ```
  */
-export async function spawnEchoServer(): Promise<EchoServerProcess> {
+export function spawnEchoServer(): Promise<EchoServerProcess> {
+  return spawnServer(import.meta.url);
+}
+
+/**
+ * Starts the script at `url` (with `args`) as a child Deno process with
+ * `--allow-net=127.0.0.1`, and resolves once it printed `{"port":N}`; it
+ * exits when its stdin closes (see this file's `main`).
+ */
+export async function spawnServer(
+  url: string,
+  args: string[] = [],
+): Promise<EchoServerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     // a file: URL, so the path works on every platform
-    args: ["run", "--quiet", "--allow-net=127.0.0.1", import.meta.url],
+    args: ["run", "--quiet", "--allow-net=127.0.0.1", url, ...args],
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",
@@ -167,12 +179,15 @@ async function serveConn(conn: Deno.TcpConn): Promise<void> {
   }
 }
 
-async function main(): Promise<void> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+/**
+ * The child's side of {@linkcode spawnServer}: prints `{"port":N}` and exits
+ * when stdin closes or on SIGTERM/SIGINT (after `stop`).
+ */
+export async function announce(port: number, stop: () => void): Promise<void> {
   const exit = () => {
     try {
-      listener.close();
-    } catch { /* closed */ }
+      stop();
+    } catch { /* stopped */ }
     Deno.exit(0);
   };
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
@@ -188,8 +203,13 @@ async function main(): Promise<void> {
     } catch { /* stdin gone */ }
     exit();
   })();
-  const line = JSON.stringify({ port: listener.addr.port }) + "\n";
+  const line = JSON.stringify({ port }) + "\n";
   await Deno.stdout.write(new TextEncoder().encode(line));
+}
+
+async function main(): Promise<void> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  await announce(listener.addr.port, () => listener.close());
   for await (const conn of listener) serveConn(conn);
 }
 
