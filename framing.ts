@@ -168,6 +168,7 @@ export interface ByteReader {
    *
    * @param p Where to read to.
    * @returns Bytes read, or `null` at EOF.
+   * @throws An earlier failure of this reader, or what the source throws.
    */
   read(p: Uint8Array): Promise<number | null>;
 }
@@ -331,6 +332,10 @@ function writeHeader(buf: Uint8Array, length: number, f: Format): void {
  * @param payload The payload.
  * @param options `headerSize`, `littleEndian`, `maxFrameSize`.
  * @returns Header and payload.
+ * @throws {TypeError} If `payload` is not a Uint8Array or an option has the
+ *   wrong type.
+ * @throws {RangeError} If the payload exceeds `maxFrameSize`, or an option is
+ *   out of range.
  */
 export function encodeFrame(
   payload: Uint8Array,
@@ -383,6 +388,10 @@ function encode(payload: Uint8Array, f: Format, where: string): Uint8Array {
  * @param writer Where to write.
  * @param payload The payload.
  * @param options `headerSize`, `littleEndian`, `maxFrameSize`.
+ * @throws {TypeError} If an argument or option has the wrong type.
+ * @throws {RangeError} If the payload exceeds `maxFrameSize`, or an option is
+ *   out of range.
+ * @throws What the writer throws (the frame may be partly written).
  */
 export async function writeFrame(
   writer: ByteWriter,
@@ -464,6 +473,10 @@ export class FrameWriter {
    *
    * @param payload The payload.
    * @returns When every byte was written.
+   * @throws {RangeError} If the payload exceeds `maxFrameSize` (nothing is
+   *   written).
+   * @throws {TypeError} If `payload` is not a Uint8Array.
+   * @throws What the writer throws.
    */
   write(payload: Uint8Array): Promise<void> {
     const f = this.#f;
@@ -646,6 +659,10 @@ export class FrameReader {
    * into the array it is returned in.
    *
    * @returns The payload, or `null` at EOF between frames.
+   * @throws {FrameTooLargeError} If the header announces more than
+   *   `maxFrameSize` (the reader stays failed).
+   * @throws {UnexpectedEofError} If the stream ends inside a frame.
+   * @throws What the source throws.
    */
   async readFrame(): Promise<Uint8Array | null> {
     // No await at all when the frame is buffered: each is a promise hop.
@@ -692,7 +709,7 @@ export class FrameReader {
       const n = this.#eof ? null : await this.#source.read(out.subarray(got));
       if (n === null) {
         this.#eof = true;
-        throw this.#fail(new UnexpectedEofError("frame", len, got));
+        throw this.#failed(new UnexpectedEofError("frame", len, got));
       }
       got += n;
       this.#received += n;
@@ -706,6 +723,10 @@ export class FrameReader {
    * this reader; copy it to keep it.
    *
    * @returns The payload view, or `null` at EOF between frames.
+   * @throws {FrameTooLargeError} If the header announces more than
+   *   `maxFrameSize` (the reader stays failed).
+   * @throws {UnexpectedEofError} If the stream ends inside a frame.
+   * @throws What the source throws.
    */
   async readFrameView(): Promise<Uint8Array | null> {
     this.#check();
@@ -725,6 +746,8 @@ export class FrameReader {
    * line without a newline is returned at EOF.
    *
    * @returns The line without its end, decoded as UTF-8, or `null` at EOF.
+   * @throws {FrameTooLargeError} If a line is longer than `maxLineLength`.
+   * @throws What the source throws.
    */
   async readLine(): Promise<string | null> {
     this.#check();
@@ -738,7 +761,7 @@ export class FrameReader {
         const nl = start + scanned + i;
         const end = nl > start && buf[nl - 1] === CR ? nl - 1 : nl;
         if (end - start > this.#maxLine) {
-          throw this.#fail(
+          throw this.#failed(
             new FrameTooLargeError(end - start, this.#maxLine, "line"),
           );
         }
@@ -748,7 +771,7 @@ export class FrameReader {
       scanned = this.#end - start;
       // Allow one byte more for a `\r` before the newline.
       if (scanned > this.#maxLine + 1) {
-        throw this.#fail(
+        throw this.#failed(
           new FrameTooLargeError(scanned, this.#maxLine, "line"),
         );
       }
@@ -770,6 +793,9 @@ export class FrameReader {
    *
    * @param n How many bytes.
    * @returns The bytes, or `null` at EOF before the first of them.
+   * @throws {RangeError} If `n` is not a non-negative integer.
+   * @throws {UnexpectedEofError} If the stream ends after some of the bytes.
+   * @throws What the source throws.
    */
   async readExact(n: number): Promise<Uint8Array | null> {
     this.#check();
@@ -828,11 +854,16 @@ export class FrameReader {
     try {
       await this.#pending;
     } catch (error) {
-      throw this.#fail(error as Error);
+      throw this.#failed(error as Error);
     }
   }
 
-  #fail(error: Error): Error {
+  /**
+   * Records the reader's failure (every later call throws it) and returns
+   * it for the caller to throw. (In this file `fail` throws an argument
+   * error at once; `#failed` marks the reader.)
+   */
+  #failed(error: Error): Error {
     this.#error = error;
     return error;
   }
@@ -850,7 +881,7 @@ export class FrameReader {
     }
     while (this.#end - this.#start < h) {
       if (!(await this.#more(h, exact))) {
-        throw this.#fail(
+        throw this.#failed(
           new UnexpectedEofError("header", h, this.#end - this.#start),
         );
       }
@@ -862,7 +893,7 @@ export class FrameReader {
   #takeHeader(): number {
     const len = readHeader(this.#buf, this.#start, this.#f);
     if (len > this.#f.max) {
-      throw this.#fail(new FrameTooLargeError(len, this.#f.max));
+      throw this.#failed(new FrameTooLargeError(len, this.#f.max));
     }
     this.#start += this.#f.header;
     return len;
@@ -872,7 +903,7 @@ export class FrameReader {
   async #fill(n: number, where: string): Promise<void> {
     while (this.#end - this.#start < n) {
       if (!(await this.#more(n))) {
-        throw this.#fail(
+        throw this.#failed(
           new UnexpectedEofError(where, n, this.#end - this.#start),
         );
       }
@@ -943,6 +974,8 @@ export class FrameReader {
    *   `then` of your own on the returned promise, for a watch kept on many
    *   connections. (Handle the returned promise's rejection yourself then.)
    * @returns The read in flight.
+   * @throws An earlier failure of this reader (the returned read rejects
+   *   with what the source throws).
    */
   prefetch(onSettled?: (failed: boolean) => void): Promise<number | null> {
     this.#check();
@@ -1016,7 +1049,7 @@ export class FrameReader {
         // frames along, and copy.
         await this.#fill(left, where).catch((error) => {
           if (error instanceof UnexpectedEofError) {
-            throw this.#fail(
+            throw this.#failed(
               new UnexpectedEofError(where, out.length, got + this.buffered),
             );
           }
@@ -1029,7 +1062,7 @@ export class FrameReader {
       const n = this.#eof ? null : await this.#source.read(out.subarray(got));
       if (n === null) {
         this.#eof = true;
-        throw this.#fail(new UnexpectedEofError(where, out.length, got));
+        throw this.#failed(new UnexpectedEofError(where, out.length, got));
       }
       got += n;
       this.#received += n;
