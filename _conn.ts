@@ -261,6 +261,11 @@ export class Connection {
     return this.reader.buffered;
   }
 
+  /** The idle watch's read is still pending (a borrower inherits it). */
+  get watching(): boolean {
+    return this.#watch !== null;
+  }
+
   /** Nothing in flight, nothing owed, nothing unread, not at EOF. */
   get clean(): boolean {
     return !this.reading && !this.writing && !this.unanswered &&
@@ -678,15 +683,55 @@ export async function pullChunk(c: Connection): Promise<Uint8Array | null> {
 }
 
 /**
+ * Reads from `c` straight into `buf` (buffered bytes first), without the
+ * reader's buffer: no copy, but a read given up loses its bytes, so the
+ * connection is spent (never reused). For a proxy that destroys its
+ * upstream after the session anyway. Resolves with the byte count, or
+ * `null` at EOF.
+ */
+export async function pullInto(
+  c: Connection,
+  buf: Uint8Array,
+): Promise<number | null> {
+  const reader = c.reader;
+  c.spent = true;
+  if (reader.buffered === 0 && c.watching) {
+    // The idle watch's read is pending on the socket: a second read would
+    // race it. Take its bytes first (they arrive in the reader's buffer).
+    const received = reader.received;
+    try {
+      await reader.prefetch();
+    } catch (error) {
+      throw fault(c, error, "read", received);
+    }
+  }
+  if (reader.buffered > 0) return await reader.read(buf);
+  if (reader.eof) return null;
+  const received = reader.received;
+  c.reading = true;
+  try {
+    const n = await c.sock.read(buf);
+    if (n !== null) c.unanswered = false;
+    return n;
+  } catch (error) {
+    throw fault(c, error, "read", received);
+  } finally {
+    c.reading = false;
+  }
+}
+
+/**
  * Hooks into PooledConn for proxy.ts (bound in PooledConn's static block):
  * the next chunk from the server (see pullChunk), and a release that turns
  * a pending stream read into the idle watch instead of destroying.
  */
 export const connHooks: {
   pull: (conn: object) => Promise<Uint8Array | null>;
+  pullInto: (conn: object, buf: Uint8Array) => Promise<number | null>;
   releaseIdle: (conn: object) => void;
 } = {
   pull: () => Promise.reject(new Error("tcp.ts is not loaded")),
+  pullInto: () => Promise.reject(new Error("tcp.ts is not loaded")),
   releaseIdle: () => {
     throw new Error("tcp.ts is not loaded");
   },

@@ -252,9 +252,18 @@ class Session {
   }
 
   async #upstreamToClient(): Promise<void> {
+    // Without reuse the upstream is destroyed at the end: read straight into
+    // one buffer of ours. With it, through the connection's reader, so a
+    // read left pending at the end loses nothing (it becomes the idle watch).
+    const buf = this.#s.reuse ? null : new Uint8Array(BUFFER);
     try {
       while (!this.#ended) {
-        const chunk = await connHooks.pull(this.#up);
+        let chunk: Uint8Array | null;
+        if (buf === null) chunk = await connHooks.pull(this.#up);
+        else {
+          const n = await connHooks.pullInto(this.#up, buf);
+          chunk = n === null ? null : buf.subarray(0, n);
+        }
         if (this.#ended) return;
         if (chunk === null) break;
         this.#touch();

@@ -100,6 +100,7 @@ import {
   limits,
   ProtocolError,
   pullChunk,
+  pullInto,
   raceOn,
   type ReadReply,
   REQUEST,
@@ -372,6 +373,8 @@ export class PooledConn implements AsyncDisposable, Disposable {
       conn.#c = null;
     };
     connHooks.pull = (conn) => pullChunk((conn as PooledConn).#live("read"));
+    connHooks.pullInto = (conn, buf) =>
+      pullInto((conn as PooledConn).#live("read"), buf);
     connHooks.releaseIdle = (pooled) => {
       const conn = pooled as PooledConn;
       const c = conn.#c;

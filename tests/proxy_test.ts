@@ -308,3 +308,17 @@ Deno.test("proxy(): bad options throw TypeError/RangeError naming the option", a
     /TypeError: Cannot serve proxy: onError must be a function/,
   );
 });
+
+Deno.test("proxy: sessions on warm upstreams (their idle watch's read pending) get every byte, in order", async () => {
+  await using upstream = echoUpstream();
+  await using pool = new TcpPool({ port: upstream.port, max: 4, minIdle: 4 });
+  await until("4 warm upstreams", () => pool.stats.idle === 4);
+  await sleep(10); // their idle watches are armed
+  await using proxy = serveProxy({ port: 0 }, pool);
+  for (let i = 0; i < 4; i++) {
+    const payload = randomBytes(256 * 1024, 100 + i);
+    const reply = await session(proxy, payload);
+    assert.equal(await sha256(reply), await sha256(payload), `session ${i}`);
+  }
+  assert.equal(proxy.stats.errors, 0);
+});
