@@ -451,6 +451,13 @@ export function serveProxy(
   };
   const sessions = new Set<Promise<void>>();
   const serve = async (conn: Deno.Conn) => {
+    try {
+      // A proxy forwards what it gets at once: Nagle would hold back the
+      // tail of every burst for the peer's delayed ACK.
+      (conn as Deno.TcpConn).setNoDelay(true);
+    } catch {
+      // closed already; the session will find out
+    }
     stats.active++;
     stats.sessions++;
     try {
