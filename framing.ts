@@ -41,276 +41,42 @@
  */
 
 import { describe } from "./_util.ts";
+import {
+  type ByteReader,
+  type ByteWriter,
+  cachedFormat,
+  CR,
+  DECODER,
+  EMPTY,
+  encode,
+  fail,
+  type Format,
+  format,
+  type FrameOptions,
+  type FrameReaderOptions,
+  FrameTooLargeError,
+  NEWLINE,
+  positive,
+  readHeader,
+  Slab,
+  SLAB_MAX,
+  UnexpectedEofError,
+  writeHeader,
+} from "./_frame_format.ts";
 
-// -- Errors --
-
-/**
- * A frame or line longer than the limit: the header's declared length (or
- * the line's length so far) and the limit are in the message and as
- * properties. Nothing of that size was allocated.
- *
- * @example Usage
- * ```ts
- * import { FrameTooLargeError } from "@chanpool/chanpool";
- * import assert from "node:assert/strict";
- *
- * const error = new FrameTooLargeError(70_000, 65_536);
- * assert.equal(error.size, 70_000);
- * assert.equal(error.limit, 65_536);
- * assert.match(error.message, /70000 exceeds maxFrameSize 65536/);
- * ```
- */
-export class FrameTooLargeError extends Error {
-  /** The declared (or observed) length. */
-  readonly size: number;
-  /** The limit it exceeded. */
-  readonly limit: number;
-
-  /**
-   * Makes the error.
-   *
-   * @param size The declared length.
-   * @param limit The limit.
-   * @param what What was too large: "frame" (the default) or "line".
-   */
-  constructor(size: number, limit: number, what: "frame" | "line" = "frame") {
-    super(
-      what === "frame"
-        ? `Cannot decode frame: declared length ${size} exceeds maxFrameSize ${limit}`
-        : `Cannot decode line: length ${size} exceeds maxLineLength ${limit}`,
-    );
-    this.name = "FrameTooLargeError";
-    this.size = size;
-    this.limit = limit;
-  }
-}
-
-/**
- * The stream ended inside a header, a frame, a line or an exact read.
- *
- * @example Usage
- * ```ts
- * import { UnexpectedEofError } from "@chanpool/chanpool";
- * import assert from "node:assert/strict";
- *
- * const error = new UnexpectedEofError("frame", 10, 4);
- * assert.equal(error.name, "UnexpectedEofError");
- * assert.deepEqual([error.expected, error.received], [10, 4]);
- * ```
- */
-export class UnexpectedEofError extends Error {
-  /** Bytes that were needed. */
-  readonly expected: number;
-  /** Bytes that arrived before EOF. */
-  readonly received: number;
-
-  /**
-   * Makes the error.
-   *
-   * @param where "header", "frame" or "bytes" (an exact read).
-   * @param expected Bytes that were needed.
-   * @param received Bytes that arrived before EOF.
-   */
-  constructor(where: string, expected: number, received: number) {
-    super(
-      `Cannot read ${where}: unexpected EOF after ${received} of ${expected} bytes`,
-    );
-    this.name = "UnexpectedEofError";
-    this.expected = expected;
-    this.received = received;
-  }
-}
-
-// -- Options --
-
-/** How frames are delimited: a length header before each payload. */
-export interface FrameOptions {
-  /**
-   * Bytes in the length header: 1, 2, 4 or 8.
-   *
-   * @default {4}
-   */
-  headerSize?: 1 | 2 | 4 | 8 | undefined;
-  /**
-   * Read and write the header little-endian.
-   *
-   * @default {false}
-   */
-  littleEndian?: boolean | undefined;
-  /**
-   * The largest payload accepted, in bytes; checked before allocating.
-   *
-   * @default {4 * 1024 * 1024} (or what the header can express, if less)
-   */
-  maxFrameSize?: number | undefined;
-}
-
-/** Options for a {@linkcode FrameReader}. */
-export interface FrameReaderOptions extends FrameOptions {
-  /**
-   * The read buffer's initial size in bytes; it grows as frames need.
-   *
-   * @default {8192}
-   */
-  bufferSize?: number | undefined;
-  /**
-   * The longest line `readLine` accepts, in bytes, without its newline.
-   *
-   * @default {65536}
-   */
-  maxLineLength?: number | undefined;
-}
-
-/** Anything to read bytes from: a `Deno.Conn`, a file, a test double. */
-export interface ByteReader {
-  /**
-   * Reads into `p`.
-   *
-   * @param p Where to read to.
-   * @returns Bytes read, or `null` at EOF.
-   * @throws An earlier failure of this reader, or what the source throws.
-   */
-  read(p: Uint8Array): Promise<number | null>;
-}
-
-/** Anything to write bytes to: a `Deno.Conn`, a file, a test double. */
-export interface ByteWriter {
-  /**
-   * Writes some of `p`.
-   *
-   * @param p The bytes.
-   * @returns How many were written.
-   */
-  write(p: Uint8Array): Promise<number>;
-}
-
-const DEFAULT_MAX_FRAME = 4 * 1024 * 1024;
-const NEWLINE = 0x0a;
-const CR = 0x0d;
-
-interface Format {
-  header: 1 | 2 | 4 | 8;
-  little: boolean;
-  max: number;
-}
-
-function fail(where: string, message: string, Type = RangeError): never {
-  throw new Type(`Cannot ${where}: ${message}`);
-}
-
-const FORMATS = new WeakMap<FrameOptions, Format>();
-let DEFAULT_FORMAT: Format | undefined;
-
-/** `format`, remembered per options object: writeFrame runs per request. */
-function cachedFormat(
-  options: FrameOptions | undefined,
-  where: string,
-): Format {
-  if (options === undefined) return DEFAULT_FORMAT ??= format(undefined, where);
-  if (typeof options !== "object" || options === null) {
-    return format(options, where);
-  }
-  let f = FORMATS.get(options);
-  if (f === undefined) FORMATS.set(options, f = format(options, where));
-  return f;
-}
-
-function format(options: FrameOptions | undefined, where: string): Format {
-  if (
-    options !== undefined && (typeof options !== "object" || options === null)
-  ) {
-    fail(
-      where,
-      `options must be an object, received ${describe(options)}`,
-      TypeError,
-    );
-  }
-  const header = options?.headerSize ?? 4;
-  if (header !== 1 && header !== 2 && header !== 4 && header !== 8) {
-    fail(
-      where,
-      `headerSize must be 1, 2, 4 or 8, received ${describe(header)}`,
-    );
-  }
-  const little = options?.littleEndian ?? false;
-  if (typeof little !== "boolean") {
-    fail(
-      where,
-      `littleEndian must be a boolean, received ${describe(little)}`,
-      TypeError,
-    );
-  }
-  const expressible = header === 8
-    ? Number.MAX_SAFE_INTEGER
-    : 2 ** (8 * header) - 1;
-  const max = options?.maxFrameSize ?? Math.min(DEFAULT_MAX_FRAME, expressible);
-  if (typeof max !== "number") {
-    fail(
-      where,
-      `maxFrameSize must be a number, received ${describe(max)}`,
-      TypeError,
-    );
-  }
-  if (!Number.isSafeInteger(max) || max < 1) {
-    fail(where, `maxFrameSize must be a positive integer, received ${max}`);
-  }
-  return { header, little, max: Math.min(max, expressible) };
-}
-
-function positive(
-  where: string,
-  name: string,
-  value: unknown,
-  fallback: number,
-): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number") {
-    fail(
-      where,
-      `${name} must be a number, received ${describe(value)}`,
-      TypeError,
-    );
-  }
-  if (!Number.isSafeInteger(value) || value < 1) {
-    fail(where, `${name} must be a positive integer, received ${value}`);
-  }
-  return value;
-}
-
-/** Reads a header at `at`; may exceed MAX_SAFE_INTEGER only for 8 bytes. */
-function readHeader(buf: Uint8Array, at: number, f: Format): number {
-  switch (f.header) {
-    case 1:
-      return buf[at]!;
-    case 2:
-      return f.little
-        ? buf[at]! | (buf[at + 1]! << 8)
-        : (buf[at]! << 8) | buf[at + 1]!;
-    case 4:
-      return f.little
-        ? (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) |
-          (buf[at + 3]! << 24)) >>> 0
-        : ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) |
-          buf[at + 3]!) >>> 0;
-    case 8: {
-      const a = readHeader(buf, at, { ...f, header: 4 });
-      const b = readHeader(buf, at + 4, { ...f, header: 4 });
-      const [hi, lo] = f.little ? [b, a] : [a, b];
-      // Beyond 2^53 precision is lost, but it is far above any limit.
-      return hi * 4294967296 + lo;
-    }
-  }
-}
-
-function writeHeader(buf: Uint8Array, length: number, f: Format): void {
-  const h = f.header;
-  let value = length;
-  for (let i = 0; i < h; i++) {
-    const byte = value % 256;
-    value = Math.floor(value / 256);
-    buf[f.little ? i : h - 1 - i] = byte;
-  }
-}
+export { FrameTooLargeError, UnexpectedEofError } from "./_frame_format.ts";
+export type {
+  ByteReader,
+  ByteWriter,
+  FrameOptions,
+  FrameReaderOptions,
+} from "./_frame_format.ts";
+export {
+  FrameDecoderStream,
+  FrameEncoderStream,
+  type LineDecoderOptions,
+  LineDecoderStream,
+} from "./_frame_streams.ts";
 
 // -- Encoding --
 
@@ -343,26 +109,6 @@ export function encodeFrame(
 ): Uint8Array {
   const f = format(options, "encode frame");
   return encode(payload, f, "encode frame");
-}
-
-function encode(payload: Uint8Array, f: Format, where: string): Uint8Array {
-  if (!(payload instanceof Uint8Array)) {
-    fail(
-      where,
-      `payload must be a Uint8Array, received ${describe(payload)}`,
-      TypeError,
-    );
-  }
-  if (payload.length > f.max) {
-    fail(
-      where,
-      `payload length ${payload.length} exceeds maxFrameSize ${f.max}`,
-    );
-  }
-  const out = new Uint8Array(f.header + payload.length);
-  writeHeader(out, payload.length, f);
-  out.set(payload, f.header);
-  return out;
 }
 
 /**
@@ -527,42 +273,11 @@ async function writeAll(writer: ByteWriter, bytes: Uint8Array): Promise<void> {
 // -- Reading --
 
 /**
- * Small payloads are copied into shared slabs and returned as views: one
- * allocation per 16 KiB rather than one per frame (each typed array with a
- * buffer of its own costs over a microsecond in Deno).
- */
-class Slab {
-  #slab: Uint8Array = EMPTY;
-  #off = 0;
-
-  carve(from: Uint8Array, start: number, len: number): Uint8Array {
-    let slab = this.#slab;
-    let off = this.#off;
-    if (slab.length - off < len) {
-      slab = this.#slab = new Uint8Array(SLAB);
-      off = 0;
-    }
-    if (len <= 32) {
-      for (let i = 0; i < len; i++) slab[off + i] = from[start + i]!;
-    } else {
-      slab.set(from.subarray(start, start + len), off);
-    }
-    this.#off = off + len;
-    return slab.subarray(off, off + len);
-  }
-}
-
-const EMPTY = new Uint8Array(0);
-/** Payloads up to this size are carved out of shared slabs. */
-const SLAB_MAX = 1024;
-/**
  * The first allocation for a large frame that is not buffered yet; it grows
  * (doubling) with the bytes that arrive, so a header alone never makes the
  * reader allocate what it announces.
  */
 const LARGE_START = 64 * 1024;
-const SLAB = 16 * 1024;
-const DECODER = new TextDecoder();
 
 /**
  * Reads frames, lines and exact-size chunks from a byte reader, through its
@@ -1068,227 +783,5 @@ export class FrameReader {
       this.#received += n;
     }
     return out;
-  }
-}
-
-// -- Streams --
-
-/**
- * Pending bytes for the stream decoders. A chunk that arrives with nothing
- * pending is parsed in place; only an unfinished tail is copied.
- */
-class Accumulator {
-  buf: Uint8Array = EMPTY;
-  start = 0;
-  end = 0;
-  #owned = false;
-
-  push(chunk: Uint8Array): void {
-    const have = this.end - this.start;
-    if (have === 0) {
-      this.buf = chunk;
-      this.start = 0;
-      this.end = chunk.length;
-      this.#owned = false;
-      return;
-    }
-    if (this.#owned && this.buf.length - this.end >= chunk.length) {
-      this.buf.set(chunk, this.end);
-      this.end += chunk.length;
-      return;
-    }
-    const need = have + chunk.length;
-    const next = new Uint8Array(Math.max(need, this.buf.length * 2, 1024));
-    next.set(this.buf.subarray(this.start, this.end));
-    next.set(chunk, have);
-    this.buf = next;
-    this.start = 0;
-    this.end = need;
-    this.#owned = true;
-  }
-
-  /** Drops what was consumed; copies a borrowed chunk's unfinished tail. */
-  settle(): void {
-    if (this.start === this.end) {
-      this.buf = EMPTY;
-      this.start = this.end = 0;
-      this.#owned = false;
-    } else if (!this.#owned) {
-      this.buf = this.buf.slice(this.start, this.end);
-      this.end -= this.start;
-      this.start = 0;
-      this.#owned = true;
-    }
-  }
-}
-
-/**
- * Splits a byte stream into frame payloads, e.g.
- * `conn.readable.pipeThrough(new FrameDecoderStream())`.
- * Payloads up to 1 KiB share slabs, as with {@linkcode FrameReader.readFrame}.
- *
- * @example Usage
- * ```ts
- * import { encodeFrame, FrameDecoderStream } from "@chanpool/chanpool";
- * import assert from "node:assert/strict";
- *
- * const bytes = [...encodeFrame(new Uint8Array([1])), ...encodeFrame(new Uint8Array([2, 3]))];
- * const chunks = bytes.map((b) => new Uint8Array([b])); // one byte at a time
- * const frames = await Array.fromAsync(
- *   ReadableStream.from(chunks).pipeThrough(new FrameDecoderStream()),
- * );
- * assert.deepEqual(frames, [new Uint8Array([1]), new Uint8Array([2, 3])]);
- * ```
- */
-export class FrameDecoderStream
-  extends TransformStream<Uint8Array, Uint8Array> {
-  /**
-   * Makes the stream.
-   *
-   * @param options `headerSize`, `littleEndian`, `maxFrameSize`.
-   */
-  constructor(options?: FrameOptions) {
-    const f = format(options, "create FrameDecoderStream");
-    const acc = new Accumulator();
-    const slab = new Slab();
-    super({
-      transform(chunk, controller) {
-        acc.push(chunk);
-        while (acc.end - acc.start >= f.header) {
-          const len = readHeader(acc.buf, acc.start, f);
-          if (len > f.max) throw new FrameTooLargeError(len, f.max);
-          const at = acc.start + f.header;
-          if (acc.end - at < len) break;
-          controller.enqueue(
-            len > SLAB_MAX
-              ? acc.buf.slice(at, at + len)
-              : slab.carve(acc.buf, at, len),
-          );
-          acc.start = at + len;
-        }
-        acc.settle();
-      },
-      flush() {
-        const have = acc.end - acc.start;
-        if (have === 0) return;
-        if (have < f.header) {
-          throw new UnexpectedEofError("header", f.header, have);
-        }
-        const len = readHeader(acc.buf, acc.start, f);
-        throw new UnexpectedEofError("frame", len, have - f.header);
-      },
-    });
-  }
-}
-
-/**
- * Turns payloads into frames (header and payload in one chunk each).
- *
- * @example Usage
- * ```ts
- * import { FrameEncoderStream } from "@chanpool/chanpool";
- * import assert from "node:assert/strict";
- *
- * const out = await Array.fromAsync(
- *   ReadableStream.from([new Uint8Array([5])]).pipeThrough(
- *     new FrameEncoderStream({ headerSize: 1 }),
- *   ),
- * );
- * assert.deepEqual(out, [new Uint8Array([1, 5])]);
- * ```
- */
-export class FrameEncoderStream
-  extends TransformStream<Uint8Array, Uint8Array> {
-  /**
-   * Makes the stream.
-   *
-   * @param options `headerSize`, `littleEndian`, `maxFrameSize`.
-   */
-  constructor(options?: FrameOptions) {
-    const f = format(options, "create FrameEncoderStream");
-    super({
-      transform(payload, controller) {
-        controller.enqueue(encode(payload, f, "encode frame"));
-      },
-    });
-  }
-}
-
-/** Options for a {@linkcode LineDecoderStream}. */
-export interface LineDecoderOptions {
-  /**
-   * The longest line accepted, in bytes, without its newline.
-   *
-   * @default {65536}
-   */
-  maxLineLength?: number | undefined;
-}
-
-/**
- * Splits a byte stream into lines (`\n` or `\r\n`, dropped), decoded as
- * UTF-8; a last line without a newline is emitted at the end.
- *
- * @example Usage
- * ```ts
- * import { LineDecoderStream } from "@chanpool/chanpool";
- * import assert from "node:assert/strict";
- *
- * const bytes = new TextEncoder().encode("a\r\nbc\nd");
- * const lines = await Array.fromAsync(
- *   ReadableStream.from([bytes.subarray(0, 2), bytes.subarray(2)])
- *     .pipeThrough(new LineDecoderStream()),
- * );
- * assert.deepEqual(lines, ["a", "bc", "d"]);
- * ```
- */
-export class LineDecoderStream extends TransformStream<Uint8Array, string> {
-  /**
-   * Makes the stream.
-   *
-   * @param options `maxLineLength`.
-   */
-  constructor(options?: LineDecoderOptions) {
-    const max = positive(
-      "create LineDecoderStream",
-      "maxLineLength",
-      options?.maxLineLength,
-      65536,
-    );
-    const acc = new Accumulator();
-    // Bytes after acc.start already scanned without finding a newline: a
-    // long line arriving in small chunks is scanned once, not per chunk.
-    let scanned = 0;
-    const emit = (
-      controller: TransformStreamDefaultController<string>,
-      from: number,
-      to: number,
-    ) => {
-      const end = to > from && acc.buf[to - 1] === CR ? to - 1 : to;
-      if (end - from > max) {
-        throw new FrameTooLargeError(end - from, max, "line");
-      }
-      controller.enqueue(DECODER.decode(acc.buf.subarray(from, end)));
-    };
-    super({
-      transform(chunk, controller) {
-        acc.push(chunk);
-        while (true) {
-          const from = acc.start + scanned;
-          const i = acc.buf.subarray(from, acc.end).indexOf(NEWLINE);
-          if (i < 0) break;
-          emit(controller, acc.start, from + i);
-          acc.start = from + i + 1;
-          scanned = 0;
-        }
-        scanned = acc.end - acc.start;
-        if (scanned > max + 1) {
-          throw new FrameTooLargeError(scanned, max, "line");
-        }
-        acc.settle();
-      },
-      flush(controller) {
-        if (acc.end > acc.start) emit(controller, acc.start, acc.end);
-      },
-    });
   }
 }
