@@ -114,6 +114,9 @@ import {
 
 // -- Internals --
 
+/** Waits whose deadlines are verified together (see Pool.#verify). */
+const VERIFY_BATCH = 256;
+
 /** How stale the release path's clock reading may be, in milliseconds. */
 const COARSE = 10;
 
@@ -131,7 +134,10 @@ class Waiter<T> extends ChannelWaiter implements Deadline {
   readonly pool: Pool<T>;
   readonly signal: AbortSignal | undefined;
   readonly timeout: number;
-  readonly start: number;
+  /** When it started waiting (see Pool.#verify). */
+  start: number;
+  /** `start` was checked against a fresh clock reading. */
+  verified = false;
   readonly promise: Promise<Lease<T>>;
   resolve!: (lease: Lease<T>) => void;
   reject!: (reason: unknown) => void;
@@ -166,6 +172,10 @@ class Waiter<T> extends ChannelWaiter implements Deadline {
 
   /** The deadline passed. */
   fire(): void {
+    if (this.queue === null) return;
+    // Its start may be a coarse reading older than a stalled event loop:
+    // count the timeout from a fresh reading first.
+    if (!this.verified) return waiterUnverified(this.pool, this);
     if (this.leave()) {
       waiterTimedOut(this.pool);
       this.failed(new PoolTimeoutError(this.timeout));
@@ -186,6 +196,7 @@ let waiterSettled: <T>(
   failed: boolean,
 ) => void;
 let waiterTimedOut: <T>(pool: Pool<T>) => void;
+let waiterUnverified: <T>(pool: Pool<T>, waiter: Waiter<T>) => void;
 
 /** A key of `stats.destroyed`: the pool's own, or one a sibling module adds. */
 type DestroyReason = string;
@@ -505,6 +516,9 @@ export class Pool<T> implements AsyncDisposable {
   readonly #deadlines: DeadlineHeap;
   readonly #leaks: Leaks<T>;
   readonly #coarse: CoarseClock;
+  // Waiters whose start is a coarse reading, checked at the next macrotask.
+  #unverified: Waiter<T>[] = [];
+  #verifyTimer: unknown = undefined;
   // Housekeeping: idle expiry, pings, leak reports, paused refills.
   readonly #hk: Alarm;
 
@@ -801,6 +815,11 @@ export class Pool<T> implements AsyncDisposable {
       this.#drained = Promise.withResolvers();
       this.#hk.disarm();
       this.#coarse.stop();
+      if (this.#verifyTimer !== undefined) {
+        this.#clock.clearTimeout(this.#verifyTimer);
+      }
+      this.#verifyTimer = undefined;
+      this.#unverified = [];
       const idle = this.#idle.close(
         new PoolClosedError("Cannot borrow: the pool closed"),
       );
@@ -891,16 +910,57 @@ export class Pool<T> implements AsyncDisposable {
   ): Promise<Lease<T>> {
     this.#waits++;
     this.#waiting++;
-    // A fresh reading: after a stalled event loop the coarse one is old,
-    // and a deadline from it would have passed already. Later coarse
-    // readings in this window start from it.
-    const start = this.#coarse.fresh();
+    // A coarse reading: after a stalled event loop it is as old as the
+    // stall, so a waiter still waiting at the next macrotask is verified
+    // then, against one fresh reading for all (#verify), before its
+    // deadline can fire. A fresh reading per wait would cost as much as the
+    // rest of the wait.
+    const start = this.#coarse.now();
     const waiter = new Waiter(this, signal, timeout, start);
     internals.park(this.#idle.channel, waiter);
-    if (timeout !== Infinity) this.#deadlines.add(waiter);
+    if (timeout !== Infinity) {
+      this.#deadlines.add(waiter);
+      // In a long macrotask (a burst of waits and releases that never
+      // yields), verify every VERIFY_BATCH waits: the list stays short.
+      if (this.#unverified.push(waiter) >= VERIFY_BATCH) this.#verifyTick();
+      else if (this.#verifyTimer === undefined) {
+        this.#verifyTimer = this.#clock.setTimeout(this.#verifyTick, 0);
+        this.#clock.unref?.(this.#verifyTimer);
+      }
+    }
     signal?.addEventListener("abort", waiter, { once: true });
     if (this.#slots.size < this.#max) this.#fill();
     return waiter.promise;
+  }
+
+  readonly #verifyTick = (): void => {
+    if (this.#verifyTimer !== undefined) {
+      this.#clock.clearTimeout(this.#verifyTimer);
+      this.#verifyTimer = undefined;
+    }
+    const list = this.#unverified;
+    this.#unverified = [];
+    this.#verify(list);
+  };
+
+  /**
+   * Restarts the deadlines of waiters still waiting from one fresh reading.
+   * Their real start lies between their coarse reading and now; now is the
+   * closer bound (a waiter checked at the next macrotask started at most
+   * that macrotask's length ago), so a deadline can end up late by that
+   * much, never early by the length of a stall.
+   */
+  #verify(list: Waiter<T>[]): void {
+    let now = -1;
+    for (const w of list) {
+      if (w.verified || w.queue === null) continue;
+      if (now < 0) now = this.#coarse.fresh();
+      w.verified = true;
+      if (w.pos !== -1) this.#deadlines.remove(w);
+      w.start = now;
+      w.at = now + w.timeout;
+      this.#deadlines.add(w);
+    }
   }
 
   /**
@@ -1247,5 +1307,6 @@ export class Pool<T> implements AsyncDisposable {
     waiterSettled = (pool, waiter, value, failed) =>
       pool.#waiterSettled(waiter, value, failed);
     waiterTimedOut = (pool) => pool.#timeouts++;
+    waiterUnverified = (pool, waiter) => pool.#verify([waiter]);
   }
 }
