@@ -944,11 +944,12 @@ export class Pool<T> implements AsyncDisposable {
   };
 
   /**
-   * Restarts the deadlines of waiters still waiting from one fresh reading.
-   * Their real start lies between their coarse reading and now; now is the
-   * closer bound (a waiter checked at the next macrotask started at most
-   * that macrotask's length ago), so a deadline can end up late by that
-   * much, never early by the length of a stall.
+   * Checks waiters still waiting against one fresh reading. Their real
+   * start lies between their coarse reading and now. Within the coarse
+   * clock's precision (COARSE ms) the deadline stands; beyond it (a stalled
+   * event loop) it restarts from now, the closer bound (a waiter checked at
+   * the next macrotask started at most that macrotask's length ago): late by
+   * at most that much, never early by the length of a stall.
    */
   #verify(list: Waiter<T>[]): void {
     let now = -1;
@@ -956,6 +957,8 @@ export class Pool<T> implements AsyncDisposable {
       if (w.verified || w.queue === null) continue;
       if (now < 0) now = this.#coarse.fresh();
       w.verified = true;
+      // Within the coarse clock's precision: the deadline stands.
+      if (now - w.start <= COARSE) continue;
       if (w.pos !== -1) this.#deadlines.remove(w);
       w.start = now;
       w.at = now + w.timeout;
