@@ -957,12 +957,18 @@ export class Pool<T> implements AsyncDisposable {
       if (w.verified || w.queue === null) continue;
       if (now < 0) now = this.#coarse.fresh();
       w.verified = true;
-      // Within the coarse clock's precision: the deadline stands.
-      if (now - w.start <= COARSE) continue;
-      if (w.pos !== -1) this.#deadlines.remove(w);
-      w.start = now;
-      w.at = now + w.timeout;
-      this.#deadlines.add(w);
+      // Within the coarse clock's precision the deadline stands; beyond
+      // it, it restarts from now.
+      if (now - w.start > COARSE) {
+        if (w.pos !== -1) this.#deadlines.remove(w);
+        w.start = now;
+        w.at = now + w.timeout;
+      }
+      // Out of the heap: its deadline fired before this check.
+      if (w.pos === -1) {
+        if (w.at <= now) w.fire();
+        else this.#deadlines.add(w);
+      }
     }
   }
 
