@@ -518,6 +518,7 @@ export class Pool<T> implements AsyncDisposable {
   readonly #coarse: CoarseClock;
   // Waiters whose start is a coarse reading, checked at the next macrotask.
   #unverified: Waiter<T>[] = [];
+  #spare: Waiter<T>[] = [];
   #verifyTimer: unknown = undefined;
   // Housekeeping: idle expiry, pings, leak reports, paused refills.
   readonly #hk: Alarm;
@@ -922,8 +923,9 @@ export class Pool<T> implements AsyncDisposable {
       this.#deadlines.add(waiter);
       // In a long macrotask (a burst of waits and releases that never
       // yields), verify every VERIFY_BATCH waits: the list stays short.
-      if (this.#unverified.push(waiter) >= VERIFY_BATCH) this.#verifyTick();
-      else if (this.#verifyTimer === undefined) {
+      if (this.#unverified.push(waiter) >= VERIFY_BATCH) {
+        this.#flushUnverified();
+      } else if (this.#verifyTimer === undefined) {
         this.#verifyTimer = this.#clock.setTimeout(this.#verifyTick, 0);
         this.#clock.unref?.(this.#verifyTimer);
       }
@@ -934,14 +936,18 @@ export class Pool<T> implements AsyncDisposable {
   }
 
   readonly #verifyTick = (): void => {
-    if (this.#verifyTimer !== undefined) {
-      this.#clock.clearTimeout(this.#verifyTimer);
-      this.#verifyTimer = undefined;
-    }
-    const list = this.#unverified;
-    this.#unverified = [];
-    this.#verify(list);
+    this.#verifyTimer = undefined;
+    this.#flushUnverified();
   };
+
+  /** Verifies the waiters listed so far (two lists, swapped: no garbage). */
+  #flushUnverified(): void {
+    const list = this.#unverified;
+    this.#unverified = this.#spare;
+    this.#spare = list;
+    this.#verify(list);
+    list.length = 0;
+  }
 
   /**
    * Checks waiters still waiting against one fresh reading. Their real
