@@ -59,6 +59,8 @@ export class Dialer<T> {
   #streak = 0; // failed in a row; reset by a good dial
   #lastError: DialError | null = null;
   #pausedUntil = 0; // demand dials wait until then (0: not paused)
+  /** A pause was set (it may have run out): a cheap first check. */
+  pauseSet = false;
   #backoff = 0; // refill backoff step, ms (0 after a good dial)
 
   /**
@@ -118,6 +120,7 @@ export class Dialer<T> {
       } else {
         this.#streak = 0;
         this.#pausedUntil = 0;
+        this.pauseSet = false;
       }
       done(failed, value);
       this.#settled();
@@ -177,6 +180,7 @@ export class Dialer<T> {
         PAUSE_BASE * 2 ** (streak - PAUSE_AFTER),
       );
       this.#pausedUntil = this.#clock.now() + step * (0.5 + Math.random() / 2);
+      this.pauseSet = true;
     }
   }
 

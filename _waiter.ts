@@ -16,41 +16,41 @@ export interface SelectSink {
 
 function noop(): void {}
 
-/** A parked operation: an intrusive queue node the channel settles. */
-export abstract class ChannelWaiter {
-  prev: ChannelWaiter | null = null;
-  next: ChannelWaiter | null = null;
-  queue: LinkedQueue<ChannelWaiter> | null = null;
+/**
+ * A parked operation: an intrusive queue node the channel settles. (An
+ * interface, not a base class: a subclass constructor costs a pool's
+ * borrower twice as much.)
+ */
+export interface ChannelWaiter {
+  prev: ChannelWaiter | null;
+  next: ChannelWaiter | null;
+  queue: LinkedQueue<ChannelWaiter> | null;
   /** The value a parked sender offers (receivers leave it undefined). */
-  value: unknown = undefined;
-
-  /** Leaves its queue if still in one; whether it was. */
-  leave(): boolean {
-    const queue = this.queue;
-    if (queue === null) return false;
-    queue.remove(this);
-    return true;
-  }
-
+  value: unknown;
   /** A receiver got `value` (`ok: false`: its channel closed, for select). */
-  abstract received(value: unknown, ok: boolean): void;
-
-  /** Its channel closed under it (or its owner failed it). */
-  abstract failed(error: unknown): void;
-
+  received(value: unknown, ok: boolean): void;
   /** A sender's value was taken. */
-  sent(): void {
-    this.received(undefined, true);
-  }
-
+  sent(): void;
+  /** Its channel closed under it (or its owner failed it). */
+  failed(error: unknown): void;
   /** Its channel closed while it waited to receive. */
-  receiverClosed(error: unknown): void {
-    this.failed(error);
-  }
+  receiverClosed(error: unknown): void;
+}
+
+/** Takes `w` out of its queue if it is in one; whether it was. */
+export function leave(w: ChannelWaiter): boolean {
+  const queue = w.queue;
+  if (queue === null) return false;
+  queue.remove(w);
+  return true;
 }
 
 /** A parked send, receive or select case of the channel's own. */
-export class PromiseWaiter extends ChannelWaiter {
+export class PromiseWaiter implements ChannelWaiter {
+  prev: ChannelWaiter | null = null;
+  next: ChannelWaiter | null = null;
+  queue: LinkedQueue<ChannelWaiter> | null = null;
+  value: unknown;
   resolve: (value: unknown) => void = noop;
   reject: (reason: unknown) => void = noop;
   signal: AbortSignal | undefined = undefined;
@@ -59,7 +59,6 @@ export class PromiseWaiter extends ChannelWaiter {
   readonly index: number;
 
   constructor(value: unknown, sel: SelectSink | null, index: number) {
-    super();
     this.value = value;
     this.sel = sel;
     this.index = index;
@@ -67,7 +66,7 @@ export class PromiseWaiter extends ChannelWaiter {
 
   /** The signal aborted while parked: leave the queue, reject. */
   handleEvent(): void {
-    this.leave();
+    leave(this);
     this.reject(this.signal!.reason);
   }
 
@@ -77,7 +76,7 @@ export class PromiseWaiter extends ChannelWaiter {
     this.resolve(value);
   }
 
-  override sent(): void {
+  sent(): void {
     if (this.sel !== null) return this.sel.finish(this.index, undefined, true);
     this.signal?.removeEventListener("abort", this);
     this.resolve(undefined);
@@ -89,7 +88,7 @@ export class PromiseWaiter extends ChannelWaiter {
     this.reject(error);
   }
 
-  override receiverClosed(error: unknown): void {
+  receiverClosed(error: unknown): void {
     if (this.sel !== null) this.sel.finish(this.index, undefined, false);
     else this.failed(error);
   }

@@ -53,7 +53,7 @@
 
 import { Channel } from "./channel.ts";
 import { internals, poolHooks } from "./_internal.ts";
-import { ChannelWaiter } from "./_waiter.ts";
+import { type ChannelWaiter, leave } from "./_waiter.ts";
 import { LinkedQueue } from "./_queue.ts";
 import {
   Alarm,
@@ -125,7 +125,12 @@ const COARSE = 10;
  * the idle channel settles synchronously when it hands over an entry or a
  * dial error, so a hand-over costs one promise hop.
  */
-class Waiter<T> extends ChannelWaiter implements Deadline {
+class Waiter<T> implements ChannelWaiter, Deadline {
+  // In the idle channel's receiver queue (the waiter is its own node).
+  prev: ChannelWaiter | null = null;
+  next: ChannelWaiter | null = null;
+  queue: LinkedQueue<ChannelWaiter> | null = null;
+  value: unknown = undefined;
   // In the deadline lane or heap.
   at: number;
   pos = -1;
@@ -148,7 +153,6 @@ class Waiter<T> extends ChannelWaiter implements Deadline {
     timeout: number,
     start: number,
   ) {
-    super();
     this.pool = pool;
     this.signal = signal;
     this.timeout = timeout;
@@ -170,13 +174,22 @@ class Waiter<T> extends ChannelWaiter implements Deadline {
     waiterSettled(this.pool, this, reason, true);
   }
 
+  /** Borrowers never send. */
+  sent(): void {
+    this.received(undefined);
+  }
+
+  receiverClosed(error: unknown): void {
+    this.failed(error);
+  }
+
   /** The deadline passed. */
   fire(): void {
     if (this.queue === null) return;
     // Its start may be a coarse reading older than a stalled event loop:
     // count the timeout from a fresh reading first.
     if (!this.verified) return waiterUnverified(this.pool, this);
-    if (this.leave()) {
+    if (leave(this)) {
       waiterTimedOut(this.pool);
       this.failed(new PoolTimeoutError(this.timeout));
     }
@@ -184,7 +197,7 @@ class Waiter<T> extends ChannelWaiter implements Deadline {
 
   /** The signal aborted. */
   handleEvent(): void {
-    if (this.leave()) this.failed(this.signal!.reason);
+    if (leave(this)) this.failed(this.signal!.reason);
   }
 }
 
@@ -881,7 +894,9 @@ export class Pool<T> implements AsyncDisposable {
 
   /** Nothing idle (or a fresh one wanted): dial, fail, overflow or wait. */
   #afterIdle(options: BorrowOptions | undefined): Promise<Lease<T>> {
-    const timeout = borrowTimeout(options, this.#acquireTimeout);
+    const timeout = options === undefined
+      ? this.#acquireTimeout
+      : borrowTimeout(options, this.#acquireTimeout);
     const signal = options?.signal;
     if (this.#closed) {
       throw new PoolClosedError("Cannot borrow: the pool is closed");
@@ -1202,7 +1217,7 @@ export class Pool<T> implements AsyncDisposable {
    * overflow): failing fast beats queueing for a dial that will not start.
    */
   #checkPaused(ownDial: boolean): void {
-    if (this.#dialer.pausedUntil === 0) return;
+    if (!this.#dialer.pauseSet || this.#dialer.pausedUntil === 0) return;
     if (!ownDial && this.#inUse + this.#dialing + this.#checking > 0) return;
     throw this.#dialer.pausedError();
   }
