@@ -3,7 +3,7 @@
 // the channel settles it. A channel calls exactly one of `received`, `sent`,
 // `failed` or `receiverClosed` on a waiter it has just taken out of its
 // queue. Channel's own send/receive/select waiters (PromiseWaiter) settle a
-// promise; a pool's borrower subclasses ChannelWaiter itself (no promise or
+// promise; a pool's borrower implements ChannelWaiter itself (no promise or
 // node of the channel's own: a hand-over costs one promise hop).
 
 import type { LinkedQueue } from "./_queue.ts";
