@@ -11,7 +11,6 @@
 
 import { Channel } from "./channel.ts";
 import { internals, NONE } from "./_internal.ts";
-import type { LinkedQueue } from "./_queue.ts";
 
 export const IDLE = 0;
 export const BUSY = 1;
@@ -23,11 +22,10 @@ export type EntryState =
   | typeof CHECKING
   | typeof GONE;
 
-/** One resource and its bookkeeping. Sits in the busy list while lent. */
+/** One resource and its bookkeeping, listed in the pool's EntryList until GONE. */
 export class Entry<T> {
-  prev: Entry<T> | null = null;
-  next: Entry<T> | null = null;
-  queue: LinkedQueue<Entry<T>> | null = null;
+  /** Its index in the EntryList (-1: not listed). */
+  slot = -1;
   state: EntryState = IDLE;
   /** Bumped on every lend and settle: a lease is live while its gen matches. */
   gen = 0;
@@ -54,6 +52,32 @@ export class Entry<T> {
     this.idleSince = now;
     this.expiresAt = expiresAt;
     this.overflow = overflow;
+  }
+}
+
+/**
+ * Every live entry of a pool (idle, lent, being checked; overflow ones too),
+ * for the rare walks over lent ones (leak scans, forced close). An array,
+ * not a list of lent entries: lending and releasing touch nothing here.
+ */
+export class EntryList<T> {
+  readonly items: Entry<T>[] = [];
+
+  add(entry: Entry<T>): void {
+    entry.slot = this.items.length;
+    this.items.push(entry);
+  }
+
+  /** Unlists an entry (swap with the last); a no-op if it is not listed. */
+  remove(entry: Entry<T>): void {
+    const i = entry.slot;
+    if (i === -1) return;
+    entry.slot = -1;
+    const last = this.items.pop()!;
+    if (last !== entry) {
+      this.items[i] = last;
+      last.slot = i;
+    }
   }
 }
 

@@ -39,11 +39,14 @@ export const internals: {
    * when nothing is ready (a pool's borrow takes this path every time).
    */
   poll(ch: object): unknown;
+  /** The first parked receiver of a channel (walk on with `next`), or null. */
+  firstReceiver(ch: object): ChannelWaiter | null;
 } = {
   waiting: notLoaded("channel.ts"),
   park: notLoaded("channel.ts"),
   failReceiver: notLoaded("channel.ts"),
   poll: notLoaded("channel.ts"),
+  firstReceiver: notLoaded("channel.ts"),
 };
 
 /** What {@linkcode internals.poll} returns when nothing is ready. */

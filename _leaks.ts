@@ -6,8 +6,7 @@
 // after a borrow) is registered; most are released long before, and a
 // registration costs more than the rest of a borrow.
 
-import { BUSY, type Entry } from "./_idle.ts";
-import type { LinkedQueue } from "./_queue.ts";
+import { BUSY, type Entry, type EntryList } from "./_idle.ts";
 import type { LeakReport } from "./_options.ts";
 import type { Clock } from "./_time.ts";
 
@@ -28,13 +27,13 @@ export class Leaks<T> {
   readonly #onLeak: (report: LeakReport<T>) => void;
   /** Report a lease held this long, in ms (Infinity: never). */
   readonly timeout: number;
-  readonly #busy: LinkedQueue<Entry<T>>;
+  readonly #entries: EntryList<T>;
   readonly #registry: FinalizationRegistry<Tracked<T>>;
   #timer: unknown = undefined;
   #stopped = false;
 
   /**
-   * @param busy The pool's lent entries.
+   * @param entries The pool's live entries.
    * @param collected Reclaims an entry whose lease was garbage-collected
    *   (after it was reported).
    */
@@ -42,13 +41,13 @@ export class Leaks<T> {
     clock: Clock,
     onLeak: (report: LeakReport<T>) => void,
     timeout: number,
-    busy: LinkedQueue<Entry<T>>,
+    entries: EntryList<T>,
     collected: (entry: Entry<T>) => void,
   ) {
     this.#clock = clock;
     this.#onLeak = onLeak;
     this.timeout = timeout;
-    this.#busy = busy;
+    this.#entries = entries;
     this.#registry = new FinalizationRegistry(({ entry, gen }) => {
       if (entry.state !== BUSY || entry.gen !== gen) return;
       entry.tracked = false;
@@ -83,15 +82,15 @@ export class Leaks<T> {
       entry.tracked = false;
       this.#registry.unregister(entry);
     }
-    entry.stack = undefined;
+    if (entry.stack !== undefined) entry.stack = undefined;
   }
 
   /** Reports leases held past the timeout; returns the next due time. */
   scan(now: number): number {
     let next = Infinity;
     if (this.timeout === Infinity) return next;
-    for (let e = this.#busy.head; e !== null; e = e.next) {
-      if (e.leakReported) continue;
+    for (const e of this.#entries.items) {
+      if (e.state !== BUSY || e.leakReported) continue;
       const due = e.borrowedAt + this.timeout;
       if (due <= now) {
         e.leakReported = true;
@@ -116,7 +115,7 @@ export class Leaks<T> {
   #arm(): void {
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
-      for (let e = this.#busy.head; e !== null; e = e.next) {
+      for (const e of this.#entries.items) {
         const lease = e.lease;
         if (lease === null) continue;
         e.lease = null;

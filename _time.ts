@@ -194,7 +194,8 @@ export class DeadlineHeap {
       this.remove(node);
       node.fire();
     }
-    if (node !== null && this.#timer === undefined) this.#arm(node.at);
+    // fire() may have added a node back (armed for it): arm for the earliest.
+    if (node !== null && node.at < this.#armedAt) this.#arm(node.at);
   }
 
   #earliest(): Deadline | null {
@@ -240,15 +241,43 @@ export class DeadlineHeap {
 }
 
 /**
+ * One coarse reading and when it stopped being the current one: a wait that
+ * started with this reading really started somewhere in `[at, end]`.
+ */
+export class Tick {
+  readonly at: number;
+  /** When a later reading replaced it (Infinity: still current). */
+  end = Infinity;
+
+  constructor(at: number) {
+    this.at = at;
+  }
+
+  /**
+   * The latest a wait that started with this reading can have started,
+   * given the time `now`: `at` when the reading was replaced within
+   * `stale` ms (the clock's period plus timer lateness), otherwise (a
+   * stalled event loop held the reading) its end. Never earlier than the
+   * real start by more than `stale`.
+   */
+  start(now: number, stale: number): number {
+    const end = this.end < now ? this.end : now;
+    return end - this.at > stale ? end : this.at;
+  }
+}
+
+/**
  * The clock, read at most once per `period` ms while calls come in: a clock
  * read costs about as much as the rest of a release, and idle and lifetime
- * limits need no better. `fresh()` reads it now (deadlines start from a
- * fresh reading: after a stalled event loop the coarse one is old).
+ * limits need no better. Each reading is a {@linkcode Tick} that records
+ * when it was replaced, so a deadline counted from it can be checked when it
+ * fires: after a stalled event loop the reading is as old as the stall, and
+ * the tick's end (read when the loop came back) bounds the real start.
  */
 export class CoarseClock {
   readonly #clock: Clock;
   readonly #period: number;
-  #now = 0;
+  #tick = new Tick(-Infinity);
   #timer: unknown = undefined;
   #stopped = false;
 
@@ -257,15 +286,23 @@ export class CoarseClock {
     this.#period = period;
   }
 
-  /** The time, at most `period` ms old. */
+  /** The time, at most `period` ms old (unless the event loop stalled). */
   now(): number {
-    if (this.#timer !== undefined) return this.#now;
+    if (this.#timer !== undefined) return this.#tick.at;
     return this.fresh();
+  }
+
+  /** The current reading, with its tick (see {@linkcode Tick.start}). */
+  tick(): Tick {
+    if (this.#timer === undefined) this.fresh();
+    return this.#tick;
   }
 
   /** The time now; later coarse readings in this period start from it. */
   fresh(): number {
-    const now = this.#now = this.#clock.now();
+    const now = this.#clock.now();
+    if (this.#tick.end > now) this.#tick.end = now;
+    this.#tick = new Tick(now);
     if (this.#timer === undefined && !this.#stopped) {
       this.#timer = this.#clock.setTimeout(this.#expired, this.#period);
       this.#clock.unref?.(this.#timer);
@@ -275,6 +312,7 @@ export class CoarseClock {
 
   readonly #expired = (): void => {
     this.#timer = undefined;
+    this.#tick.end = this.#clock.now();
   };
 
   /** Stops its timer for good (readings stay correct, just not cached). */

@@ -765,6 +765,7 @@ export class Channel<T>
       s.sent();
       return value;
     };
+    internals.firstReceiver = (ch: Channel<unknown>) => ch.#receivers.head;
     internals.failReceiver = (ch: Channel<unknown>, error: unknown) => {
       const r = ch.#receivers.shift();
       if (r === null) return false;

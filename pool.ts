@@ -32,15 +32,17 @@
 // Invariants (checked by tests/pool_test.ts, the randomized one included):
 //
 // 1. Every resource is in exactly one place: an IDLE entry in the idle set,
-//    a BUSY entry in #busy (lent), a CHECKING entry (validate/ping in
-//    flight), a dial in flight, or GONE (closed exactly once).
+//    a BUSY entry (lent), a CHECKING entry (validate/ping in flight), a dial
+//    in flight, or GONE (closed exactly once). #entries lists every entry
+//    that is not GONE.
 // 2. slots.size = idle + inUse + dialing + checking ≤ max, at every step;
 //    overflow resources are counted apart (#overflow) and never idle.
 // 3. A borrower parks on the idle channel only while it is empty, first
 //    come first served; a release or a dial hands an entry to the first
 //    parked borrower synchronously (the channel calls the waiter), and a
 //    failed dial fails the first parked borrower. The idle channel holds
-//    idle entries only.
+//    idle entries only. Parked borrowers with the pool's acquireTimeout are
+//    in deadline order in its receiver queue (the lane timer relies on it).
 // 4. A lease is live while its gen matches its entry's; settling bumps gen,
 //    so a second release, destroy or GC report of the same lease is a no-op.
 // 5. Every dial runs under one deadline (min of connectTimeout and the
@@ -54,13 +56,14 @@
 import { Channel } from "./channel.ts";
 import { internals, poolHooks } from "./_internal.ts";
 import { type ChannelWaiter, leave } from "./_waiter.ts";
-import { LinkedQueue } from "./_queue.ts";
+import type { LinkedQueue } from "./_queue.ts";
 import {
   Alarm,
   type Clock,
   CoarseClock,
   type Deadline,
   DeadlineHeap,
+  type Tick,
 } from "./_time.ts";
 import { Dialer } from "./_dial.ts";
 import { Leaks } from "./_leaks.ts";
@@ -68,6 +71,7 @@ import {
   BUSY,
   CHECKING,
   Entry,
+  EntryList,
   FULL,
   GONE,
   IDLE,
@@ -114,11 +118,14 @@ import {
 
 // -- Internals --
 
-/** Waits whose deadlines are verified together (see Pool.#verify). */
-const VERIFY_BATCH = 256;
-
 /** How stale the release path's clock reading may be, in milliseconds. */
 const COARSE = 10;
+
+/**
+ * A coarse reading replaced later than this (ms) was held by a stalled event
+ * loop: deadlines counted from it restart from its end (see Tick.start).
+ */
+const STALE = 2 * COARSE;
 
 /**
  * A parked borrower: its deadline node, its signal's listener, and the sink
@@ -131,18 +138,16 @@ class Waiter<T> implements ChannelWaiter, Deadline {
   next: ChannelWaiter | null = null;
   queue: LinkedQueue<ChannelWaiter> | null = null;
   value: unknown = undefined;
-  // In the deadline lane or heap.
-  at: number;
+  // In the deadline heap (a timeout other than acquireTimeout) only.
+  at = Infinity;
   pos = -1;
   dprev: Deadline | null = null;
   dnext: Deadline | null = null;
   readonly pool: Pool<T>;
   readonly signal: AbortSignal | undefined;
   readonly timeout: number;
-  /** When it started waiting (see Pool.#verify). */
-  start: number;
-  /** `start` was checked against a fresh clock reading. */
-  verified = false;
+  /** The coarse reading it started with (see Tick.start). */
+  readonly tick: Tick;
   readonly promise: Promise<Lease<T>>;
   resolve!: (lease: Lease<T>) => void;
   reject!: (reason: unknown) => void;
@@ -151,13 +156,12 @@ class Waiter<T> implements ChannelWaiter, Deadline {
     pool: Pool<T>,
     signal: AbortSignal | undefined,
     timeout: number,
-    start: number,
+    tick: Tick,
   ) {
     this.pool = pool;
     this.signal = signal;
     this.timeout = timeout;
-    this.start = start;
-    this.at = start + timeout;
+    this.tick = tick;
     this.promise = new Promise((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -183,12 +187,13 @@ class Waiter<T> implements ChannelWaiter, Deadline {
     this.failed(error);
   }
 
-  /** The deadline passed. */
+  /** Its deadline in the heap passed (checked against its tick first). */
   fire(): void {
-    if (this.queue === null) return;
-    // Its start may be a coarse reading older than a stalled event loop:
-    // count the timeout from a fresh reading first.
-    if (!this.verified) return waiterUnverified(this.pool, this);
+    if (this.queue !== null) waiterDue(this.pool, this);
+  }
+
+  /** Times out: leaves the queue, rejects. */
+  timeOut(): void {
     if (leave(this)) {
       waiterTimedOut(this.pool);
       this.failed(new PoolTimeoutError(this.timeout));
@@ -209,7 +214,7 @@ let waiterSettled: <T>(
   failed: boolean,
 ) => void;
 let waiterTimedOut: <T>(pool: Pool<T>) => void;
-let waiterUnverified: <T>(pool: Pool<T>, waiter: Waiter<T>) => void;
+let waiterDue: <T>(pool: Pool<T>, waiter: Waiter<T>) => void;
 
 /** A key of `stats.destroyed`: the pool's own, or one a sibling module adds. */
 type DestroyReason = string;
@@ -522,17 +527,21 @@ export class Pool<T> implements AsyncDisposable {
   // before a dial starts (#fill, fresh borrows) and given back when a
   // counted resource is destroyed (#destroy) or its dial fails.
   readonly #slots: Channel<undefined>;
-  // Entries lent out (BUSY), for leak checks and forced close. Holds entries,
-  // never leases, so a dropped lease can be garbage-collected.
-  readonly #busy: LinkedQueue<Entry<T>> = new LinkedQueue();
-  // Waiters' deadlines: one timer for all of them.
+  // Every live entry (until GONE), for leak checks and forced close. Holds
+  // entries, never leases, so a dropped lease can be garbage-collected.
+  readonly #entries: EntryList<T> = new EntryList();
+  // Deadlines of waiters with their own timeout (not acquireTimeout): one
+  // timer for all of them.
   readonly #deadlines: DeadlineHeap;
+  // Waiters with the pool's acquireTimeout sit in the idle channel's FIFO
+  // receiver queue in deadline order already: one timer, armed at the
+  // first one's deadline, walks the queue from its head (#laneDue). Its
+  // ref keeps the program alive while anyone waits (#laneRefd).
+  #laneTimer: unknown = undefined;
+  #laneRefd = false;
+  #laneWaiting = 0; // waiters with the pool's acquireTimeout
   readonly #leaks: Leaks<T>;
   readonly #coarse: CoarseClock;
-  // Waiters whose start is a coarse reading, checked at the next macrotask.
-  #unverified: Waiter<T>[] = [];
-  #spare: Waiter<T>[] = [];
-  #verifyTimer: unknown = undefined;
   // Housekeeping: idle expiry, pings, leak reports, paused refills.
   readonly #hk: Alarm;
 
@@ -629,7 +638,7 @@ export class Pool<T> implements AsyncDisposable {
       clock,
       o.onLeak,
       o.leakTimeout,
-      this.#busy,
+      this.#entries,
       (entry) => this.#settle(entry, entry.gen, true, "leaked"),
     );
     this.#fill();
@@ -829,11 +838,10 @@ export class Pool<T> implements AsyncDisposable {
       this.#drained = Promise.withResolvers();
       this.#hk.disarm();
       this.#coarse.stop();
-      if (this.#verifyTimer !== undefined) {
-        this.#clock.clearTimeout(this.#verifyTimer);
+      if (this.#laneTimer !== undefined) {
+        this.#clock.clearTimeout(this.#laneTimer);
       }
-      this.#verifyTimer = undefined;
-      this.#unverified = [];
+      this.#laneTimer = undefined;
       const idle = this.#idle.close(
         new PoolClosedError("Cannot borrow: the pool closed"),
       );
@@ -844,9 +852,10 @@ export class Pool<T> implements AsyncDisposable {
       this.#dialer.abandonAll(reason);
     }
     if (options?.force) {
-      let entry;
-      while ((entry = this.#busy.head) !== null) {
-        this.#settle(entry, entry.gen, true, "closed");
+      for (const entry of this.#entries.items.slice()) {
+        if (entry.state === BUSY) {
+          this.#settle(entry, entry.gen, true, "closed");
+        }
       }
     }
     this.#checkDrained();
@@ -925,72 +934,67 @@ export class Pool<T> implements AsyncDisposable {
     timeout: number,
   ): Promise<Lease<T>> {
     this.#waits++;
-    this.#waiting++;
-    // A coarse reading: after a stalled event loop it is as old as the
-    // stall, so a waiter still waiting at the next macrotask is verified
-    // then, against one fresh reading for all (#verify), before its
-    // deadline can fire. A fresh reading per wait would cost as much as the
-    // rest of the wait.
-    const start = this.#coarse.now();
-    const waiter = new Waiter(this, signal, timeout, start);
+    // A coarse reading, checked when the deadline fires (Tick.start): a
+    // fresh reading per wait would cost as much as the rest of the wait.
+    const tick = this.#coarse.tick();
+    const waiter = new Waiter(this, signal, timeout, tick);
     internals.park(this.#idle.channel, waiter);
-    if (timeout !== Infinity) {
-      this.#deadlines.add(waiter);
-      // In a long macrotask (a burst of waits and releases that never
-      // yields), verify every VERIFY_BATCH waits: the list stays short.
-      if (this.#unverified.push(waiter) >= VERIFY_BATCH) {
-        this.#flushUnverified();
-      } else if (this.#verifyTimer === undefined) {
-        this.#verifyTimer = this.#clock.setTimeout(this.#verifyTick, 0);
-        this.#clock.unref?.(this.#verifyTimer);
+    this.#waiting++;
+    if (timeout === this.#acquireTimeout) {
+      if (this.#laneWaiting++ === 0 && timeout !== Infinity) {
+        if (this.#laneTimer === undefined) this.#armLane(timeout);
+        else {
+          this.#laneRefd = true;
+          this.#clock.ref?.(this.#laneTimer);
+        }
       }
+    } else if (timeout !== Infinity) {
+      waiter.at = tick.at + timeout;
+      this.#deadlines.add(waiter);
     }
     signal?.addEventListener("abort", waiter, { once: true });
     if (this.#slots.size < this.#max) this.#fill();
     return waiter.promise;
   }
 
-  readonly #verifyTick = (): void => {
-    this.#verifyTimer = undefined;
-    this.#flushUnverified();
-  };
-
-  /** Verifies the waiters listed so far (two lists, swapped: no garbage). */
-  #flushUnverified(): void {
-    const list = this.#unverified;
-    this.#unverified = this.#spare;
-    this.#spare = list;
-    this.#verify(list);
-    list.length = 0;
+  #armLane(delay: number): void {
+    this.#laneTimer = this.#clock.setTimeout(this.#laneDue, delay);
+    this.#laneRefd = this.#laneWaiting > 0;
+    if (!this.#laneRefd) this.#clock.unref?.(this.#laneTimer);
   }
 
   /**
-   * Checks waiters still waiting against one fresh reading. Their real
-   * start lies between their coarse reading and now. Within the coarse
-   * clock's precision (COARSE ms) the deadline stands; beyond it (a stalled
-   * event loop) it restarts from now, the closer bound (a waiter checked at
-   * the next macrotask started at most that macrotask's length ago): late by
-   * at most that much, never early by the length of a stall.
+   * The lane timer rang: times out the waiters with the pool's
+   * acquireTimeout whose deadline passed, from the head of the receiver
+   * queue (their deadlines are in queue order), and re-arms for the first
+   * one still due later.
    */
-  #verify(list: Waiter<T>[]): void {
+  readonly #laneDue = (): void => {
+    this.#laneTimer = undefined;
+    if (this.#closed) return;
+    const timeout = this.#acquireTimeout;
     let now = -1;
-    for (const w of list) {
-      if (w.verified || w.queue === null) continue;
-      if (now < 0) now = this.#coarse.fresh();
-      w.verified = true;
-      // Within the coarse clock's precision the deadline stands; beyond
-      // it, it restarts from now.
-      if (now - w.start > COARSE) {
-        if (w.pos !== -1) this.#deadlines.remove(w);
-        w.start = now;
-        w.at = now + w.timeout;
+    let w = internals.firstReceiver(this.#idle.channel) as Waiter<T> | null;
+    while (w !== null) {
+      const next = w.next as Waiter<T> | null;
+      if (w.timeout === timeout) {
+        if (now < 0) now = this.#clock.now();
+        const at = w.tick.start(now, STALE) + timeout;
+        if (at > now) return this.#armLane(at - now);
+        w.timeOut();
       }
-      // Out of the heap: its deadline fired before this check.
-      if (w.pos === -1) {
-        if (w.at <= now) w.fire();
-        else this.#deadlines.add(w);
-      }
+      w = next;
     }
+  };
+
+  /** A heap deadline passed: times out, or re-adds when the tick was stale. */
+  #waiterDue(waiter: Waiter<T>): void {
+    const now = this.#clock.now();
+    const at = waiter.tick.start(now, STALE) + waiter.timeout;
+    if (at > now) {
+      waiter.at = at;
+      this.#deadlines.add(waiter);
+    } else waiter.timeOut();
   }
 
   /**
@@ -999,9 +1003,15 @@ export class Pool<T> implements AsyncDisposable {
    */
   #waiterSettled(waiter: Waiter<T>, value: unknown, failed: boolean): void {
     this.#waiting--;
-    if (waiter.pos !== -1) this.#deadlines.remove(waiter);
+    if (waiter.timeout === this.#acquireTimeout) {
+      if (--this.#laneWaiting === 0 && this.#laneRefd) {
+        this.#laneRefd = false;
+        this.#clock.unref?.(this.#laneTimer);
+      }
+    } else if (waiter.pos !== -1) this.#deadlines.remove(waiter);
     waiter.signal?.removeEventListener("abort", waiter);
-    this.#waitTime += Math.max(0, this.#coarse.now() - waiter.start);
+    const now = this.#coarse.now();
+    this.#waitTime += Math.max(0, now - waiter.tick.start(now, STALE));
     if (failed) return waiter.reject(value);
     waiter.resolve(this.#lend(value as Entry<T>));
   }
@@ -1058,12 +1068,13 @@ export class Pool<T> implements AsyncDisposable {
         this.#checkDrained();
         return reject(value);
       }
-      const entry = new Entry(value as T, this.#clock.now(), Infinity, true);
       if (this.#closed) {
-        this.#closeResource(entry.resource);
+        this.#closeResource(value as T);
         this.#checkDrained();
         return reject(new PoolClosedError("Cannot borrow: the pool closed"));
       }
+      const entry = new Entry(value as T, this.#clock.now(), Infinity, true);
+      this.#entries.add(entry);
       resolve(this.#lend(entry));
     });
     return promise;
@@ -1076,7 +1087,6 @@ export class Pool<T> implements AsyncDisposable {
     if (entry.overflow) this.#overflow++;
     else this.#inUse++;
     this.#borrows++;
-    this.#busy.push(entry);
     const lease = new Lease(this, entry, gen);
     const due = this.#leaks.lent(entry, lease);
     if (due !== Infinity) this.#armHousekeeping(due);
@@ -1095,10 +1105,10 @@ export class Pool<T> implements AsyncDisposable {
     if (entry.gen !== gen || entry.state !== BUSY) return;
     this.#leaks.settled(entry);
     entry.gen++;
-    this.#busy.remove(entry);
     if (entry.overflow) {
       this.#overflow--;
       entry.state = GONE;
+      this.#entries.remove(entry);
       this.#destroyed.overflow++;
       this.#closeResource(entry.resource);
       this.#checkDrained();
@@ -1129,6 +1139,7 @@ export class Pool<T> implements AsyncDisposable {
   #destroy(entry: Entry<T>, reason: DestroyReason): void {
     if (entry.state === GONE) return;
     entry.state = GONE;
+    this.#entries.remove(entry);
     this.#destroyed[reason] = (this.#destroyed[reason] ?? 0) + 1;
     this.#closeResource(entry.resource, entry.reason);
     this.#slots.tryReceive();
@@ -1238,6 +1249,7 @@ export class Pool<T> implements AsyncDisposable {
     let lifetime = this.#maxLifetime;
     if (lifetime !== Infinity) lifetime -= lifetime * 0.025 * Math.random();
     const entry = new Entry(resource, now, now + lifetime, false);
+    this.#entries.add(entry);
     if (this.#watch !== null) {
       try {
         this.#watch(resource, () => this.#evict(entry));
@@ -1337,6 +1349,6 @@ export class Pool<T> implements AsyncDisposable {
     waiterSettled = (pool, waiter, value, failed) =>
       pool.#waiterSettled(waiter, value, failed);
     waiterTimedOut = (pool) => pool.#timeouts++;
-    waiterUnverified = (pool, waiter) => pool.#verify([waiter]);
+    waiterDue = (pool, waiter) => pool.#waiterDue(waiter);
   }
 }

@@ -65,6 +65,15 @@ export class FakeClock implements Clock {
   }
 
   /**
+   * Moves time forward by `ms` without firing any timer: a stalled event
+   * loop (CPU-bound work); the timers due meanwhile fire at the next
+   * {@linkcode FakeClock.advance}.
+   */
+  stall(ms: number): void {
+    this.#now += ms;
+  }
+
+  /**
    * Moves time forward by `ms`, firing due timers in order; lets promise
    * callbacks run after each one (and before returning).
    */

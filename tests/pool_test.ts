@@ -1682,20 +1682,85 @@ Deno.test(
   "Pool.borrow({ timeout }) after a stalled event loop waits its whole timeout",
   NONE,
   async () => {
-    const pool = new Pool(() => ({}), { max: 1 });
-    const held = await pool.borrow();
-    // The release path reads the coarse clock; then the loop stalls.
+    // A borrow's own timeout (the deadline heap), then the pool's
+    // acquireTimeout (the lane in the receiver queue).
+    for (const own of [true, false]) {
+      const pool = new Pool(() => ({}), {
+        max: 1,
+        acquireTimeout: own ? 30_000 : 200,
+      });
+      const held = await pool.borrow();
+      // The release path reads the coarse clock; then the loop stalls.
+      held.release();
+      const again = await pool.borrow();
+      const stall = performance.now() + 300;
+      while (performance.now() < stall) { /* CPU-bound work */ }
+      const start = performance.now();
+      await assert.rejects(
+        own ? pool.borrow({ timeout: 200 }) : pool.borrow(),
+        PoolTimeoutError,
+      );
+      const waited = performance.now() - start;
+      assert.ok(waited >= 150, `rejected after ${Math.round(waited)} ms`);
+      assert.ok(pool.stats.waitTime < 1_000, `waitTime ${pool.stats.waitTime}`);
+      again.release();
+      await pool.close();
+    }
+  },
+);
+
+Deno.test(
+  "Pool deadlines after a stalled event loop count from its end, for the pool's acquireTimeout and a borrow's own",
+  NONE,
+  async () => {
+    const { clock, pool } = setup({ max: 1, acquireTimeout: 1_000 });
+    const held = await pool.borrow(); // reads the coarse clock at 0
+    clock.stall(1_500); // its 10 ms timer has not fired
+    const lane = track(pool.borrow()); // the pool's acquireTimeout
+    const own = track(pool.borrow({ timeout: 500 })); // a deadline of its own
+    await clock.advance(499);
+    assert.equal(own.settled, false, "own timeout early");
+    await clock.advance(1);
+    assert.ok(own.error instanceof PoolTimeoutError);
+    await clock.advance(499);
+    assert.equal(lane.settled, false, "acquireTimeout early");
+    await clock.advance(1);
+    assert.ok(lane.error instanceof PoolTimeoutError);
+    assert.equal(pool.stats.timeouts, 2);
+    assert.ok(pool.stats.waitTime <= 1_500 + 30, `${pool.stats.waitTime}`);
     held.release();
-    const again = await pool.borrow();
-    const stall = performance.now() + 300;
-    while (performance.now() < stall) { /* CPU-bound work */ }
-    const start = performance.now();
-    await assert.rejects(pool.borrow({ timeout: 200 }), PoolTimeoutError);
-    const waited = performance.now() - start;
-    assert.ok(waited >= 150, `rejected after ${Math.round(waited)} ms`);
-    assert.ok(pool.stats.waitTime < 1_000, `waitTime ${pool.stats.waitTime}`);
-    again.release();
     await pool.close();
+  },
+);
+
+Deno.test(
+  "Pool times out waiters in deadline order when the pool's acquireTimeout and their own mix",
+  NONE,
+  async () => {
+    const { clock, pool } = setup({ max: 1, acquireTimeout: 1_000 });
+    const held = await pool.borrow();
+    const order: string[] = [];
+    const wait = (name: string, options?: { timeout: number }) =>
+      pool.borrow(options).then(
+        () => order.push(`${name} lent`),
+        (e) => order.push(`${name} ${e.name} at ${clock.now()}`),
+      );
+    const done = [wait("a"), wait("b", { timeout: 300 })];
+    await clock.advance(100);
+    done.push(wait("c"), wait("d", { timeout: 2_000 }), wait("e"));
+    await clock.advance(2_050);
+    await Promise.all(done);
+    assert.deepEqual(order, [
+      "b PoolTimeoutError at 300",
+      "a PoolTimeoutError at 1000",
+      "c PoolTimeoutError at 1100",
+      "e PoolTimeoutError at 1100",
+      "d PoolTimeoutError at 2100",
+    ]);
+    assert.equal(clock.pending, 0, "no timer keeps the program alive");
+    held.release();
+    await pool.close();
+    assert.equal(clock.pendingAll, 0);
   },
 );
 
