@@ -256,6 +256,13 @@ let settle: <T>(
  * @typeParam T The resource type.
  */
 export class Lease<T> implements Disposable, AsyncDisposable {
+  static {
+    // Resolving a promise with an object looks up its `then`; found here
+    // (undefined: not a thenable) instead of on Object.prototype, that
+    // lookup costs half as much, on every borrow.
+    Object.defineProperty(this.prototype, "then", { value: undefined });
+  }
+
   readonly #pool: Pool<T>;
   #entry: Entry<T> | null;
   readonly #gen: number;
