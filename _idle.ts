@@ -10,7 +10,7 @@
 // queue only while it is empty.
 
 import { Channel } from "./channel.ts";
-import { internals, NONE } from "./_internal.ts";
+import { FULL, internals, NONE, type Offered } from "./_internal.ts";
 
 export const IDLE = 0;
 export const BUSY = 1;
@@ -99,10 +99,7 @@ export interface SweepLimits {
   minIdle: number;
 }
 
-/** Where {@linkcode IdleSet.offer} put an entry. */
-export const LENT = 0;
-export const IDLED = 1;
-export const FULL = 2;
+export { FULL, IDLED, LENT } from "./_internal.ts";
 
 /** The idle entries of one pool, in LIFO or FIFO order. */
 export class IdleSet<T> {
@@ -138,13 +135,10 @@ export class IdleSet<T> {
    * it synchronously), or keeps it (IDLED), or FULL at `maxIdle` even after
    * purging dead entries.
    */
-  offer(entry: Entry<T>): typeof LENT | typeof IDLED | typeof FULL {
-    const ch = this.channel;
-    const before = ch.size;
-    if (!ch.trySend(entry)) {
-      if (!this.purgeDead() || !ch.trySend(entry)) return FULL;
-    }
-    return ch.size === before ? LENT : IDLED;
+  offer(entry: Entry<T>): Offered {
+    const where = internals.offer(this.channel, entry);
+    if (where !== FULL || !this.purgeDead()) return where;
+    return internals.offer(this.channel, entry);
   }
 
   /** Marks an idle entry destroyed in place; false if it is not idle. */

@@ -41,13 +41,25 @@ export const internals: {
   poll(ch: object): unknown;
   /** The first parked receiver of a channel (walk on with `next`), or null. */
   firstReceiver(ch: object): ChannelWaiter | null;
+  /**
+   * `trySend` that says where the value went: to a parked receiver (LENT),
+   * into the buffer (IDLED), or nowhere (FULL: full or closed).
+   */
+  offer(ch: object, value: unknown): Offered;
 } = {
   waiting: notLoaded("channel.ts"),
   park: notLoaded("channel.ts"),
   failReceiver: notLoaded("channel.ts"),
   poll: notLoaded("channel.ts"),
   firstReceiver: notLoaded("channel.ts"),
+  offer: notLoaded("channel.ts"),
 };
+
+/** Where {@linkcode internals.offer} put a value. */
+export const LENT = 0;
+export const IDLED = 1;
+export const FULL = 2;
+export type Offered = typeof LENT | typeof IDLED | typeof FULL;
 
 /** What {@linkcode internals.poll} returns when nothing is ready. */
 export const NONE: unique symbol = Symbol("none");

@@ -63,16 +63,17 @@ export class Leaks<T> {
 
   /** An entry was lent with `lease`; returns when it is overdue (or Infinity). */
   lent(entry: Entry<T>, lease: object): number {
-    let due = Infinity;
-    if (this.timeout !== Infinity) {
-      entry.borrowedAt = this.#clock.now();
-      entry.leakReported = false;
-      entry.stack = new Error("Lease borrowed here");
-      due = entry.borrowedAt + this.timeout;
-    }
     entry.lease = lease;
     if (this.#timer === undefined && !this.#stopped) this.#arm();
-    return due;
+    return this.timeout === Infinity ? Infinity : this.#stamp(entry);
+  }
+
+  /** Records when and where an entry was lent; returns when it is overdue. */
+  #stamp(entry: Entry<T>): number {
+    entry.borrowedAt = this.#clock.now();
+    entry.leakReported = false;
+    entry.stack = new Error("Lease borrowed here");
+    return entry.borrowedAt + this.timeout;
   }
 
   /** An entry's lease was settled. */

@@ -22,7 +22,7 @@
  */
 
 import { LinkedQueue } from "./_queue.ts";
-import { internals, NONE } from "./_internal.ts";
+import { FULL, IDLED, internals, LENT, NONE } from "./_internal.ts";
 import { type ChannelWaiter as Waiter, PromiseWaiter } from "./_waiter.ts";
 import { describe } from "./_util.ts";
 
@@ -766,6 +766,17 @@ export class Channel<T>
       return value;
     };
     internals.firstReceiver = (ch: Channel<unknown>) => ch.#receivers.head;
+    internals.offer = (ch: Channel<unknown>, value: unknown) => {
+      if (ch.#closed) return FULL;
+      const r = ch.#receivers.shift();
+      if (r !== null) {
+        r.received(value, true);
+        return LENT;
+      }
+      if (ch.#count === ch.#capacity) return FULL;
+      ch.#put(value);
+      return IDLED;
+    };
     internals.failReceiver = (ch: Channel<unknown>, error: unknown) => {
       const r = ch.#receivers.shift();
       if (r === null) return false;

@@ -676,6 +676,16 @@ export class Pool<T> implements AsyncDisposable {
    * @throws {DialError} If the dial made for this borrow failed.
    */
   borrow(options?: BorrowOptions): Promise<Lease<T>> {
+    // The common case first, kept small so that callers inline it.
+    if (options === undefined && this.#validate === null) {
+      const entry = this.#idle.take();
+      if (entry !== undefined) return Promise.resolve(this.#lend(entry));
+    }
+    return this.#borrowWith(options);
+  }
+
+  /** borrow() with options, `validate`, or nothing idle. */
+  #borrowWith(options: BorrowOptions | undefined): Promise<Lease<T>> {
     if (options !== undefined) {
       // Checked on every call, not only when it has to wait.
       try {
@@ -1112,21 +1122,22 @@ export class Pool<T> implements AsyncDisposable {
     if (entry.gen !== gen || entry.state !== BUSY) return;
     this.#leaks.settled(entry);
     entry.gen++;
-    if (entry.overflow) {
-      this.#overflow--;
-      entry.state = GONE;
-      this.#entries.remove(entry);
-      this.#destroyed.overflow++;
-      this.#closeResource(entry.resource);
-      this.#checkDrained();
-      return;
-    }
+    if (entry.overflow) return this.#settleOverflow(entry);
     this.#inUse--;
     if (destroy) return this.#destroy(entry, reason);
     if (this.#closed) return this.#destroy(entry, "closed");
     const now = this.#coarse.now();
     if (entry.expiresAt <= now) return this.#destroy(entry, "lifetime");
     this.#putIdle(entry, now);
+  }
+
+  #settleOverflow(entry: Entry<T>): void {
+    this.#overflow--;
+    entry.state = GONE;
+    this.#entries.remove(entry);
+    this.#destroyed.overflow++;
+    this.#closeResource(entry.resource);
+    this.#checkDrained();
   }
 
   /** Offers an entry (not counted anywhere) to the first waiter, or idles it. */
