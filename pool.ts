@@ -132,17 +132,14 @@ const STALE = 2 * COARSE;
  * the idle channel settles synchronously when it hands over an entry or a
  * dial error, so a hand-over costs one promise hop.
  */
-class Waiter<T> implements ChannelWaiter, Deadline {
+class Waiter<T> implements ChannelWaiter {
   // In the idle channel's receiver queue (the waiter is its own node).
   prev: ChannelWaiter | null = null;
   next: ChannelWaiter | null = null;
   queue: LinkedQueue<ChannelWaiter> | null = null;
   value: unknown = undefined;
-  // In the deadline heap (a timeout other than acquireTimeout) only.
-  at = Infinity;
-  pos = -1;
-  dprev: Deadline | null = null;
-  dnext: Deadline | null = null;
+  /** In the deadline heap: a timeout other than acquireTimeout. */
+  deadline: OwnDeadline<T> | null = null;
   readonly pool: Pool<T>;
   readonly signal: AbortSignal | undefined;
   readonly timeout: number;
@@ -187,11 +184,6 @@ class Waiter<T> implements ChannelWaiter, Deadline {
     this.failed(error);
   }
 
-  /** Its deadline in the heap passed (checked against its tick first). */
-  fire(): void {
-    if (this.queue !== null) waiterDue(this.pool, this);
-  }
-
   /** Times out: leaves the queue, rejects. */
   timeOut(): void {
     if (leave(this)) {
@@ -203,6 +195,26 @@ class Waiter<T> implements ChannelWaiter, Deadline {
   /** The signal aborted. */
   handleEvent(): void {
     if (leave(this)) this.failed(this.signal!.reason);
+  }
+}
+
+/** A waiter's own deadline, in the pool's heap. */
+class OwnDeadline<T> implements Deadline {
+  at: number;
+  pos = -1;
+  dprev: Deadline | null = null;
+  dnext: Deadline | null = null;
+  readonly waiter: Waiter<T>;
+
+  constructor(waiter: Waiter<T>, at: number) {
+    this.waiter = waiter;
+    this.at = at;
+  }
+
+  /** It passed: checked against the waiter's tick first. */
+  fire(): void {
+    const waiter = this.waiter;
+    if (waiter.queue !== null) waiterDue(waiter.pool, waiter);
   }
 }
 
@@ -680,6 +692,7 @@ export class Pool<T> implements AsyncDisposable {
     if (options === undefined && this.#validate === null) {
       const entry = this.#idle.take();
       if (entry !== undefined) return Promise.resolve(this.#lend(entry));
+      return this.#nothingIdle(undefined);
     }
     return this.#borrowWith(options);
   }
@@ -697,15 +710,21 @@ export class Pool<T> implements AsyncDisposable {
     if (this.#validate === null && options?.fresh !== true) {
       const entry = this.#idle.take();
       if (entry !== undefined) return Promise.resolve(this.#lend(entry));
-      // Straight to the wait, without an async frame in between: every
-      // promise hop shows under contention.
-      try {
-        return this.#afterIdle(options);
-      } catch (error) {
-        return Promise.reject(error);
-      }
+      return this.#nothingIdle(options);
     }
     return this.#borrowSlow(options);
+  }
+
+  /**
+   * Straight to the wait (or dial), without an async frame in between:
+   * every promise hop shows under contention.
+   */
+  #nothingIdle(options: BorrowOptions | undefined): Promise<Lease<T>> {
+    try {
+      return this.#afterIdle(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
@@ -966,8 +985,9 @@ export class Pool<T> implements AsyncDisposable {
         }
       }
     } else if (timeout !== Infinity) {
-      waiter.at = tick.at + timeout;
-      this.#deadlines.add(waiter);
+      const deadline = new OwnDeadline(waiter, tick.at + timeout);
+      waiter.deadline = deadline;
+      this.#deadlines.add(deadline);
     }
     signal?.addEventListener("abort", waiter, { once: true });
     if (this.#slots.size < this.#max) this.#fill();
@@ -1009,8 +1029,8 @@ export class Pool<T> implements AsyncDisposable {
     const now = this.#clock.now();
     const at = waiter.tick.start(now, STALE) + waiter.timeout;
     if (at > now) {
-      waiter.at = at;
-      this.#deadlines.add(waiter);
+      waiter.deadline!.at = at;
+      this.#deadlines.add(waiter.deadline!);
     } else waiter.timeOut();
   }
 
@@ -1025,7 +1045,9 @@ export class Pool<T> implements AsyncDisposable {
         this.#laneRefd = false;
         this.#clock.unref?.(this.#laneTimer);
       }
-    } else if (waiter.pos !== -1) this.#deadlines.remove(waiter);
+    } else if (waiter.deadline !== null) {
+      this.#deadlines.remove(waiter.deadline);
+    }
     waiter.signal?.removeEventListener("abort", waiter);
     const now = this.#coarse.now();
     this.#waitTime += Math.max(0, now - waiter.tick.start(now, STALE));
