@@ -279,6 +279,32 @@ async function writeAll(writer: ByteWriter, bytes: Uint8Array): Promise<void> {
  */
 const LARGE_START = 64 * 1024;
 
+/** Lines this short are scanned and decoded in JS, without a view. */
+const SHORT = 64;
+
+/** Index of the first `\n` in `buf[from, end)`, or -1. */
+function newline(buf: Uint8Array, from: number, end: number): number {
+  const stop = Math.min(end, from + SHORT);
+  for (let i = from; i < stop; i++) if (buf[i] === NEWLINE) return i;
+  if (stop === end) return -1;
+  const i = buf.subarray(stop, end).indexOf(NEWLINE);
+  return i < 0 ? -1 : stop + i;
+}
+
+/** `buf[start, end)` as UTF-8: short ASCII without the decoder's call. */
+function text(buf: Uint8Array, start: number, end: number): string {
+  if (end - start <= SHORT) {
+    let out = "";
+    for (let i = start; i < end; i++) {
+      const b = buf[i]!;
+      if (b >= 0x80) return DECODER.decode(buf.subarray(start, end));
+      out += String.fromCharCode(b);
+    }
+    return out;
+  }
+  return DECODER.decode(buf.subarray(start, end));
+}
+
 /** `out`'s bytes in an array twice as long, at most `len`. */
 function grow(out: Uint8Array, len: number): Uint8Array<ArrayBuffer> {
   const grown = new Uint8Array(Math.min(len, out.length * 2));
@@ -486,9 +512,8 @@ export class FrameReader {
     while (true) {
       const buf = this.#buf;
       const start = this.#start;
-      const i = buf.subarray(start + scanned, this.#end).indexOf(NEWLINE);
-      if (i >= 0) {
-        const nl = start + scanned + i;
+      const nl = newline(buf, start + scanned, this.#end);
+      if (nl >= 0) {
         const end = nl > start && buf[nl - 1] === CR ? nl - 1 : nl;
         if (end - start > this.#maxLine) {
           throw this.#failed(
@@ -496,7 +521,7 @@ export class FrameReader {
           );
         }
         this.#start = nl + 1;
-        return DECODER.decode(buf.subarray(start, end));
+        return text(buf, start, end);
       }
       scanned = this.#end - start;
       // Allow one byte more for a `\r` before the newline.
@@ -516,6 +541,37 @@ export class FrameReader {
         );
       }
     }
+  }
+
+  /**
+   * Reads exactly `n` bytes and returns a view of them inside the reader's
+   * buffer, without copying. The view is valid only until the next call on
+   * this reader; copy it to keep it. The buffer grows with the bytes that
+   * arrive, not with `n`.
+   *
+   * @param n How many bytes.
+   * @returns The view, or `null` at EOF before the first of them.
+   * @throws {RangeError} If `n` is not a non-negative integer.
+   * @throws {UnexpectedEofError} If the stream ends after some of the bytes.
+   * @throws What the source throws.
+   */
+  async readExactView(n: number): Promise<Uint8Array | null> {
+    this.#check();
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new RangeError(
+        `Cannot read exact: n must be a non-negative integer, received ${
+          describe(n)
+        }`,
+      );
+    }
+    if (this.#pending !== null) await this.#settle();
+    if (this.#end - this.#start === 0 && n > 0) {
+      if (!(await this.#more(1))) return null;
+    }
+    if (this.#end - this.#start < n) await this.#fill(n, "bytes");
+    const start = this.#start;
+    this.#start = start + n;
+    return this.#buf.subarray(start, start + n);
   }
 
   /**

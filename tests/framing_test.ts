@@ -396,6 +396,67 @@ Deno.test(
 );
 
 Deno.test(
+  "FrameReader.readExactView() returns views valid until the next read; its buffer grows with what arrives, not with n",
+  NONE,
+  async () => {
+    const data = bytes(10_000);
+    const reader = new FrameReader(new ChunkReader(data, () => 700), {
+      bufferSize: 64,
+    });
+    const first = await reader.readExactView(3);
+    assert.deepEqual(first, data.subarray(0, 3));
+    assert.equal(first!.buffer, (await reader.readExactView(0))!.buffer);
+    const big = await reader.readExactView(9_000);
+    assert.deepEqual(big, data.subarray(3, 9_003));
+    await assert.rejects(reader.readExactView(1_000), UnexpectedEofError);
+    const empty = new FrameReader(new ChunkReader(new Uint8Array(0)));
+    await assert.rejects(empty.readExactView(1.5), RangeError);
+    assert.equal(await empty.readExactView(4), null);
+
+    // A hostile length: 1 GiB announced, 100 bytes sent, then EOF.
+    const hostile = new FrameReader(new ChunkReader(bytes(100)), {
+      bufferSize: 64,
+    });
+    await assert.rejects(hostile.readExactView(2 ** 30), UnexpectedEofError);
+    assert.ok(
+      hostile.bufferCapacity <= 1024,
+      `buffer ${hostile.bufferCapacity} bytes`,
+    );
+  },
+);
+
+Deno.test(
+  "FrameReader.readLine() decodes short and long, ASCII and UTF-8 lines alike, across chunk and scan boundaries",
+  NONE,
+  async () => {
+    const lines = [
+      "",
+      "a",
+      "x".repeat(63),
+      "y".repeat(64),
+      "z".repeat(65),
+      "w".repeat(200),
+      "héllo wörld",
+      "😀".repeat(20),
+      "\uFEFFbom first",
+      "tab\there",
+      "é".repeat(40), // 80 bytes
+    ];
+    const data = text(lines.map((l) => l + "\r\n").join(""));
+    const expected = lines.map((l) => new TextDecoder().decode(text(l)));
+    for (const size of [1, 7, 64, 100_000]) {
+      const reader = new FrameReader(new ChunkReader(data, () => size), {
+        bufferSize: 16,
+      });
+      const got: string[] = [];
+      let line;
+      while ((line = await reader.readLine()) !== null) got.push(line);
+      assert.deepEqual(got, expected, `chunks of ${size}`);
+    }
+  },
+);
+
+Deno.test(
   "FrameReader.read() and buffered drain buffered bytes before the source",
   NONE,
   async () => {
