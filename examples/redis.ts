@@ -9,15 +9,26 @@
 // connection when it is idempotent; a command that times out takes its
 // connection with it, so its late reply reaches nobody.
 //
+// Pipelining (the default): commands issued in the same turn of the event
+// loop go out together, in one write on one borrowed connection, as one
+// `exchange` whose reader reads their replies in order and hands each to
+// its caller as it arrives. Redis answers in order, so position is
+// identity; a batch that fails (timeout, a dead connection, bytes that are
+// not RESP2) takes its connection with it, so no reply of it can reach a
+// later caller. Up to `max` batches are in flight at once, one per
+// connection.
+//
 // Run: deno run --allow-net=127.0.0.1 --allow-run=redis-server examples/redis.ts
 
 import {
+  ConnectionBrokenError,
   type FrameReader,
   type PooledConn,
   PoolExhaustedError,
   ProtocolError,
   TcpPool,
   type TcpPoolOptions,
+  TimeoutError,
 } from "../mod.ts";
 
 /** A RESP2 reply: `null` is nil; errors are thrown as RedisError. */
@@ -69,23 +80,57 @@ export const IDEMPOTENT: ReadonlySet<string> = new Set([
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** A command as a RESP2 array of bulk strings. */
-export function encodeCommand(args: readonly (string | number)[]): Uint8Array {
-  const parts = args.map((a) => encoder.encode(String(a)));
-  let head = `*${parts.length}\r\n`;
-  let size = 0;
-  for (const p of parts) size += `$${p.length}\r\n`.length + p.length + 2;
-  const out = new Uint8Array(head.length + size);
-  let off = encoder.encodeInto(head, out).written;
-  for (const p of parts) {
-    head = `$${p.length}\r\n`;
-    off += encoder.encodeInto(head, out.subarray(off)).written;
-    out.set(p, off);
-    off += p.length;
-    out[off++] = 13;
-    out[off++] = 10;
+/** How many bytes `s` takes in UTF-8 (as TextEncoder writes it). */
+function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (
+      c >= 0xd800 && c <= 0xdbff && i + 1 < s.length &&
+      (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00
+    ) {
+      n += 2; // a pair: 4 bytes for 2 code units
+      i++;
+    } else n += 2; // 3 bytes (a lone surrogate becomes U+FFFD)
+  }
+  return n;
+}
+
+/**
+ * A command as RESP2 text (an array of bulk strings, lengths in UTF-8
+ * bytes): commands are joined as text and encoded once per batch.
+ */
+export function commandText(args: readonly (string | number)[]): string {
+  let out = `*${args.length}\r\n`;
+  for (const arg of args) {
+    const s = String(arg);
+    out += `$${utf8Length(s)}\r\n${s}\r\n`;
   }
   return out;
+}
+
+/** A command as a RESP2 array of bulk strings. */
+export function encodeCommand(args: readonly (string | number)[]): Uint8Array {
+  return encoder.encode(commandText(args));
+}
+
+/** The longest bulk string read (Redis's own proto-max-bulk-len default). */
+const MAX_BULK = 512 * 1024 * 1024;
+
+/** A bulk string's text: short ASCII without a call into the decoder. */
+function bulkText(bytes: Uint8Array, n: number): string {
+  if (n <= 64) {
+    let out = "";
+    for (let i = 0; i < n; i++) {
+      const b = bytes[i]!;
+      if (b >= 0x80) return decoder.decode(bytes.subarray(0, n));
+      out += String.fromCharCode(b);
+    }
+    return out;
+  }
+  return decoder.decode(bytes.subarray(0, n));
 }
 
 /** A value read where a reply should be; RedisError is a value here. */
@@ -110,15 +155,20 @@ export async function readReply(reader: FrameReader): Promise<Reply> {
     case "$": {
       const n = integer(rest);
       if (n === -1) return null;
-      const bytes = await reader.readExact(n + 2);
+      if (n < 0 || n > MAX_BULK) {
+        throw new ProtocolError(`Redis: bad bulk string length ${n}`);
+      }
+      // A view into the reader's buffer, decoded before the next read.
+      const bytes = await reader.readExactView(n + 2);
       if (bytes === null || bytes[n] !== 13 || bytes[n + 1] !== 10) {
         throw new ProtocolError(`Redis: bad bulk string of ${n} bytes`);
       }
-      return decoder.decode(bytes.subarray(0, n));
+      return bulkText(bytes, n);
     }
     case "*": {
       const n = integer(rest);
       if (n === -1) return null;
+      if (n < 0) throw new ProtocolError(`Redis: bad array length ${n}`);
       const items: RedisValue[] = [];
       for (let i = 0; i < n; i++) {
         const item = await readReply(reader);
@@ -145,14 +195,158 @@ function integer(text: string): number {
 /** Options of a {@linkcode RedisClient}: TcpPool's, `port` defaulting to 6379. */
 export type RedisOptions = Omit<TcpPoolOptions, "port" | "frame"> & {
   port?: number;
+  /**
+   * Send commands issued in the same turn of the event loop together, on
+   * one connection (default `true`); `false`: one command per borrowed
+   * connection, each waiting for its reply.
+   */
+  pipeline?: boolean;
 };
 
-/** A pooled Redis client: one command per borrowed connection. */
+/** Most commands in one batch, and most characters (at least one command). */
+const BATCH_COMMANDS = 256;
+const BATCH_TEXT = 64 * 1024;
+
+/** One command waiting for its reply, in the queue or in a batch. */
+class Pending {
+  /** The command as RESP2 text (see commandText). */
+  readonly text: string;
+  readonly idempotent: boolean;
+  /** Absolute deadline (performance.now()), Infinity for none. */
+  readonly at: number;
+  readonly timeout: number;
+  readonly signal: AbortSignal | undefined;
+  readonly promise: Promise<Reply>;
+  resolve!: (reply: Reply) => void;
+  reject!: (error: unknown) => void;
+  done = false;
+  retried = false;
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+
+  constructor(
+    text: string,
+    idempotent: boolean,
+    timeout: number,
+    signal: AbortSignal | undefined,
+  ) {
+    this.text = text;
+    this.idempotent = idempotent;
+    this.timeout = timeout;
+    this.at = timeout === Infinity ? Infinity : performance.now() + timeout;
+    this.signal = signal;
+    this.promise = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    signal?.addEventListener("abort", this, { once: true });
+  }
+
+  settle(reply: Reply): void {
+    if (this.#end()) this.resolve(reply);
+  }
+
+  fail(error: unknown): void {
+    if (this.#end()) this.reject(error);
+  }
+
+  /** Its own deadline passed (queued, or in a batch that waits longer). */
+  expire(): void {
+    this.fail(
+      new TimeoutError(
+        `Cannot send command: timed out after ${Math.round(this.timeout)} ms`,
+        this.timeout,
+      ),
+    );
+  }
+
+  /** Its own timer, for a deadline earlier than its batch's. */
+  arm(now: number): void {
+    if (this.timer !== undefined || this.at === Infinity) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.expire();
+    }, Math.max(0, this.at - now));
+  }
+
+  /** The signal aborted: the caller gets its reason; a reply is dropped. */
+  handleEvent(): void {
+    this.fail(this.signal!.reason);
+  }
+
+  #end(): boolean {
+    if (this.done) return false;
+    this.done = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.signal?.removeEventListener("abort", this);
+    return true;
+  }
+}
+
+function commandOptions(options: unknown): {
+  timeout: number;
+  signal: AbortSignal | undefined;
+  idempotent: boolean | undefined;
+} {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Cannot send command: options must be an object, received ${
+        String(options)
+      }`,
+    );
+  }
+  const { timeout = Infinity, signal, idempotent } = options as CommandOptions;
+  if (typeof timeout !== "number") {
+    throw new TypeError(
+      `Cannot send command: timeout must be a number, received ${typeof timeout}`,
+    );
+  }
+  if (!(timeout >= 0)) {
+    throw new RangeError(
+      `Cannot send command: timeout must be ≥ 0 ms, received ${timeout}`,
+    );
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(
+      "Cannot send command: signal must be an AbortSignal",
+    );
+  }
+  if (idempotent !== undefined && typeof idempotent !== "boolean") {
+    throw new TypeError(
+      `Cannot send command: idempotent must be a boolean, received ${typeof idempotent}`,
+    );
+  }
+  return { timeout, signal, idempotent };
+}
+
+/** A pooled Redis client; pipelined by default (see the top of this file). */
 export class RedisClient implements AsyncDisposable {
   readonly pool: TcpPool;
+  readonly #pipeline: boolean;
+  /** Batches in flight at most: one per connection the pool may open. */
+  readonly #slots: number;
+  #queue: Pending[] = [];
+  #scheduled = false;
+  #inflight = 0;
+  #retries = 0;
+  /** One timer for queued commands' deadlines (the earliest). */
+  #sweep: ReturnType<typeof setTimeout> | undefined = undefined;
+  #sweepAt = Infinity;
 
   constructor(options: RedisOptions = {}) {
-    this.pool = new TcpPool({ ...options, port: options.port ?? 6379 });
+    const { pipeline = true, ...rest } = options;
+    if (typeof pipeline !== "boolean") {
+      throw new TypeError(
+        `Cannot create RedisClient: pipeline must be a boolean, received ${typeof pipeline}`,
+      );
+    }
+    this.pool = new TcpPool({ ...rest, port: options.port ?? 6379 });
+    this.#pipeline = pipeline;
+    this.#slots = this.pool.stats.max;
+  }
+
+  /** Pipelined commands sent again after their connection broke. */
+  get retries(): number {
+    return this.#retries;
   }
 
   /** Sends one command; resolves with its reply, rejects with RedisError. */
@@ -160,15 +354,177 @@ export class RedisClient implements AsyncDisposable {
     args: readonly (string | number)[],
     options: CommandOptions = {},
   ): Promise<RedisValue> {
+    const { timeout, signal, idempotent } = commandOptions(options);
     const name = String(args[0] ?? "").toUpperCase();
-    const reply = await this.pool.exchange(encodeCommand(args), readReply, {
-      ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-      idempotent: options.idempotent ?? IDEMPOTENT.has(name),
-    });
+    const text = commandText(args);
+    const idem = idempotent ?? IDEMPOTENT.has(name);
+    let reply: Reply;
+    if (this.#pipeline) {
+      if (signal?.aborted) throw signal.reason;
+      const p = new Pending(text, idem, timeout, signal);
+      this.#enqueue(p);
+      reply = await p.promise;
+    } else {
+      reply = await this.pool.exchange(encoder.encode(text), readReply, {
+        timeout,
+        ...(signal === undefined ? {} : { signal }),
+        idempotent: idem,
+      });
+    }
     if (reply instanceof RedisError) throw reply;
     return reply;
   }
+
+  #enqueue(p: Pending): void {
+    this.#queue.push(p);
+    if (this.#inflight < this.#slots) {
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        queueMicrotask(this.#flush);
+      }
+    } else if (p.at < this.#sweepAt) {
+      // Every connection is busy: it may wait past its deadline here.
+      this.#armSweep(p.at);
+    }
+  }
+
+  /** Sends what is queued, in batches, while connections are free. */
+  readonly #flush = (): void => {
+    this.#scheduled = false;
+    while (this.#queue.length > 0 && this.#inflight < this.#slots) {
+      const queue = this.#queue;
+      let n = 0, size = 0;
+      while (
+        n < queue.length && n < BATCH_COMMANDS &&
+        (n === 0 || size + queue[n]!.text.length <= BATCH_TEXT)
+      ) {
+        size += queue[n++]!.text.length;
+      }
+      const batch = n === queue.length ? queue : queue.slice(0, n);
+      this.#queue = n === queue.length ? [] : queue.slice(n);
+      this.#inflight++;
+      void this.#send(batch);
+    }
+    if (this.#queue.length === 0) this.#disarmSweep();
+    else if (this.#sweep === undefined) this.#expireQueued(); // arms it
+  };
+
+  /**
+   * One batch: one write, its replies read in order, one connection (a
+   * freshly dialed one for commands sent again). Replies are handed out
+   * once the connection is back in the pool.
+   */
+  async #send(batch: Pending[], fresh = false): Promise<void> {
+    const now = performance.now();
+    let live = batch;
+    if (batch.some((p) => p.done || p.at <= now)) {
+      for (const p of batch) if (!p.done && p.at <= now) p.expire();
+      live = batch.filter((p) => !p.done);
+    }
+    const replies: Reply[] = [];
+    try {
+      if (live.length === 0) return;
+      let text = live[0]!.text;
+      let at = live[0]!.at;
+      if (live.length > 1) {
+        for (let i = 1; i < live.length; i++) {
+          const p = live[i]!;
+          text += p.text;
+          if (p.at > at) at = p.at;
+        }
+        // Earlier deadlines than the batch's get timers of their own.
+        for (const p of live) if (p.at < at) p.arm(now);
+      }
+      const payload = encoder.encode(text);
+      const read = async (reader: FrameReader) => {
+        while (replies.length < live.length) {
+          const reply = await readReply(reader);
+          if (reply === null && reader.eof) {
+            throw new ConnectionBrokenError("the server closed the connection");
+          }
+          replies.push(reply);
+        }
+        return replies;
+      };
+      // Retried below, command by command, not as a batch.
+      const options = {
+        timeout: at === Infinity ? Infinity : Math.max(0, at - now),
+        idempotent: false,
+      };
+      if (fresh) {
+        const conn = await this.pool.borrow({ ...options, fresh: true });
+        try {
+          await conn.exchange(payload, read, options);
+        } finally {
+          conn.release();
+        }
+      } else await this.pool.exchange(payload, read, options);
+      for (let i = 0; i < live.length; i++) live[i]!.settle(replies[i]!);
+    } catch (error) {
+      // Bytes that are not the replies (unsolicited, not RESP2) put every
+      // position in doubt: nothing read is handed out. Otherwise what was
+      // read before the failure is its callers'.
+      const read = error instanceof ProtocolError ? 0 : replies.length;
+      for (let i = 0; i < read; i++) live[i]!.settle(replies[i]!);
+      const again: Pending[] = [];
+      for (let i = read; i < live.length; i++) {
+        const p = live[i]!;
+        if (p.done) continue;
+        // An idempotent command may run twice: once more, on a fresh
+        // connection. Others may have run: their callers are told.
+        if (
+          p.idempotent && !p.retried && error instanceof ConnectionBrokenError
+        ) {
+          p.retried = true;
+          again.push(p);
+        } else p.fail(error);
+      }
+      if (again.length > 0) {
+        this.#retries += again.length;
+        this.#inflight++;
+        void this.#send(again, true);
+      }
+    } finally {
+      this.#inflight--;
+      if (this.#queue.length > 0 && !this.#scheduled) {
+        this.#scheduled = true;
+        queueMicrotask(this.#flush);
+      }
+    }
+  }
+
+  #disarmSweep(): void {
+    if (this.#sweep !== undefined) clearTimeout(this.#sweep);
+    this.#sweep = undefined;
+    this.#sweepAt = Infinity;
+  }
+
+  #armSweep(at: number): void {
+    if (this.#sweep !== undefined) clearTimeout(this.#sweep);
+    this.#sweepAt = at;
+    this.#sweep = setTimeout(
+      this.#expireQueued,
+      Math.max(0, at - performance.now()),
+    );
+  }
+
+  /** Times out queued commands whose deadline passed; re-arms. */
+  readonly #expireQueued = (): void => {
+    this.#sweep = undefined;
+    this.#sweepAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    let expired = false;
+    for (const p of this.#queue) {
+      if (p.done) continue;
+      if (p.at <= now) {
+        p.expire();
+        expired = true;
+      } else if (p.at < next) next = p.at;
+    }
+    if (expired) this.#queue = this.#queue.filter((p) => !p.done);
+    if (next !== Infinity) this.#armSweep(next);
+  };
 
   get(key: string, options?: CommandOptions): Promise<string | null> {
     return this.command(["GET", key], options) as Promise<string | null>;
@@ -194,7 +550,9 @@ export class RedisClient implements AsyncDisposable {
     return this.command(["PING"], options) as Promise<string>;
   }
 
+  /** Closes the pool: commands queued or in flight fail, typed. */
   close(): Promise<void> {
+    this.#disarmSweep();
     return this.pool.close();
   }
 

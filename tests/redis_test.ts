@@ -10,6 +10,7 @@ import {
   ConnectionBrokenError,
   DialError,
   PoolExhaustedError,
+  ProtocolError,
   TimeoutError,
 } from "../mod.ts";
 import { RedisClient, RedisError, redisPing } from "../examples/redis.ts";
@@ -115,10 +116,13 @@ Deno.test({
   ignore,
   async fn() {
     await using server = await startRedis(["--timeout", "1"]);
+    // One command per connection, as the seed's client sent them (a
+    // pipelined batch on a dead connection fails as a whole).
     await using redis = new RedisClient({
       port: server.port,
       max: 8,
       idleWatch: false,
+      pipeline: false,
     });
     await warm(redis, 8);
     await sleep(2_500);
@@ -200,7 +204,7 @@ Deno.test({
     console.log(
       `CLIENT KILL -> ${killed.trim()}; idempotent: ${
         tally.ok * 2
-      } ok, ${tally.errorCount} errors; INCR: ${incrs} ok, ${incrErrors.length} failed, counter ${counter}; retries ${redis.pool.stats.retries}`,
+      } ok, ${tally.errorCount} errors; INCR: ${incrs} ok, ${incrErrors.length} failed, counter ${counter}; retries ${redis.pool.stats.retries} (pool), ${redis.retries} (pipelined)`,
     );
     assert.match(killed, /^:[1-9]/, "the kill hit pooled clients");
     assert.equal(tally.errorCount, 0, JSON.stringify([...tally.errors]));
@@ -380,5 +384,167 @@ Deno.test({
     assert.equal(await redis.del("text", "missing"), 1);
     assert.equal(redis.pool.stats.dials, 1);
     assert.equal(redis.pool.stats.destroyed.broken, 0);
+  },
+});
+
+// -- Pipelining --
+
+Deno.test({
+  name:
+    "Redis pipelining: 64 tasks, 2 000 unique SET/GET pairs, 0 mismatches, many commands per borrowed connection",
+  ignore,
+  async fn() {
+    await using server = await startRedis();
+    await using redis = new RedisClient({ port: server.port, max: 8 });
+    const tally = await burst(redis, "pipe", 2_000, 64);
+    const s = redis.pool.stats;
+    console.log(
+      `pipelined: ${
+        tally.ok * 2
+      } ok, ${tally.mismatches} mismatches, ${s.borrows} borrows, ${s.dials} dials`,
+    );
+    assert.equal(tally.errorCount, 0, JSON.stringify([...tally.errors]));
+    assert.equal(tally.mismatches, 0);
+    assert.equal(tally.ok, 2_000);
+    // One borrow per command without pipelining: 4 000.
+    assert.ok(s.borrows <= 4_000 / 8, `${s.borrows} borrows`);
+    assert.ok(s.dials <= 8);
+
+    // The same burst, one command per borrowed connection.
+    await using single = new RedisClient({
+      port: server.port,
+      max: 8,
+      pipeline: false,
+    });
+    const one = await burst(single, "single", 200, 64);
+    assert.equal(one.ok, 200);
+    assert.equal(single.pool.stats.borrows, 400);
+  },
+});
+
+Deno.test({
+  name:
+    "Redis pipelining: in one batch, a command's own shorter timeout or abort fails it alone; the batch, its other callers and its connection carry on",
+  ignore,
+  async fn() {
+    await using server = await startRedis(["--enable-debug-command", "local"]);
+    await using redis = new RedisClient({ port: server.port, max: 1 });
+    await redis.set("p:k", "v");
+    const dials = redis.pool.stats.dials;
+    const borrows = redis.pool.stats.borrows;
+    const controller = new AbortController();
+    const reason = new Error("caller gave up");
+    const start = performance.now();
+    // Issued in one turn: one batch, written at once.
+    const sleep = redis.command(["DEBUG", "SLEEP", "0.3"], {
+      timeout: 2_000,
+      idempotent: false,
+    });
+    const short = redis.get("p:k", { timeout: 100 });
+    const aborted = redis.get("p:k", { signal: controller.signal });
+    const long = redis.get("p:k", { timeout: 2_000 });
+    setTimeout(() => controller.abort(reason), 50);
+    // Handlers attached now: `aborted` rejects before `short` does.
+    const abortedChecked = assert.rejects(aborted, (e) => e === reason);
+    await assert.rejects(short, TimeoutError);
+    const shortAt = performance.now() - start;
+    await abortedChecked;
+    assert.equal(await sleep, "OK");
+    assert.equal(await long, "v");
+    console.log(
+      `short timeout after ${Math.round(shortAt)} ms; batch done after ${
+        Math.round(performance.now() - start)
+      } ms`,
+    );
+    assert.ok(shortAt < 250, `${shortAt} ms`);
+    const s = redis.pool.stats;
+    assert.equal(s.borrows - borrows, 1, "one batch");
+    assert.equal(s.dials, dials, "the connection stayed");
+    assert.equal(s.destroyed.broken, 0);
+    assert.equal(await redis.get("p:k"), "v");
+  },
+});
+
+Deno.test({
+  name:
+    "Redis: UTF-8 keys and values keep their byte lengths; long values round-trip",
+  ignore,
+  async fn() {
+    await using server = await startRedis();
+    await using redis = new RedisClient({ port: server.port, max: 2 });
+    const values = ["é😀", "日本語", "plain", "x".repeat(100_000), ""];
+    await Promise.all(values.map((v, i) => redis.set(`u:${i}:ключ`, v)));
+    const got = await Promise.all(
+      values.map((_, i) => redis.get(`u:${i}:ключ`)),
+    );
+    assert.deepEqual(got, values);
+    assert.equal(await redis.command(["STRLEN", "u:0:ключ"]), 6);
+    assert.equal(await redis.command(["STRLEN", "u:2:ключ"]), 5);
+  },
+});
+
+Deno.test({
+  name:
+    "Redis: a hostile reply (a 100 GB bulk length, garbage) fails its batch typed and costs one connection, not the client",
+  ignore: false,
+  async fn() {
+    // A fake server: every command gets +OK, except after EVIL (a huge
+    // bulk length) and JUNK (not RESP2).
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const conns: Deno.Conn[] = [];
+    const serving = (async () => {
+      for await (const conn of listener) {
+        conns.push(conn);
+        (async () => {
+          const buf = new Uint8Array(4096);
+          const enc = new TextEncoder();
+          try {
+            while (true) {
+              const n = await conn.read(buf);
+              if (n === null) break;
+              const text = new TextDecoder().decode(buf.subarray(0, n));
+              let reply = "";
+              for (const cmd of text.split("*").slice(1)) {
+                reply += cmd.includes("EVIL")
+                  ? "$99999999999\r\n"
+                  : cmd.includes("JUNK")
+                  ? "?what\r\n"
+                  : "+OK\r\n";
+              }
+              await conn.write(enc.encode(reply));
+            }
+          } catch {
+            // closed by the client
+          } finally {
+            try {
+              conn.close();
+            } catch {
+              // closed already
+            }
+          }
+        })();
+      }
+    })();
+    try {
+      const { port } = listener.addr as Deno.NetAddr;
+      await using redis = new RedisClient({ port, max: 2 });
+      assert.equal(await redis.ping(), "OK");
+      await assert.rejects(redis.command(["EVIL"]), ProtocolError);
+      await assert.rejects(redis.command(["JUNK"]), ProtocolError);
+      assert.equal(await redis.ping(), "OK");
+      const s = redis.pool.stats;
+      assert.equal(s.destroyed.broken + s.destroyed.dirty, 2);
+      assert.equal(s.open, 1);
+    } finally {
+      listener.close();
+      await serving.catch(() => {});
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch {
+          // closed already
+        }
+      }
+    }
   },
 });
