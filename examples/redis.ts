@@ -652,7 +652,7 @@ async function demo(): Promise<void> {
     }));
     const s = redis.pool.stats;
     console.log(
-      `burst of 400 commands: ${errors} errors; evicted while idle: ${s.destroyed.evicted}, retried: ${s.retries}`,
+      `burst of 400 commands: ${errors} errors; evicted while idle: ${s.destroyed.evicted}, retried: ${redis.retries}`,
     );
 
     // Three answers to an exhausted pool (max 1, the connection held).
