@@ -1,8 +1,10 @@
 // Copyright 2026 the chanpool authors. MIT license.
-// GET/SET through chanpool's Redis client (examples/redis.ts, a pool of 8,
-// one command per borrowed connection), against `npm:ioredis` (one
-// connection, commands pipelined: every command is written at once and the
-// replies are matched in order) and a client that connects per command, at
+// GET/SET through chanpool's Redis client (examples/redis.ts, a pool of 8:
+// pipelined, the commands of one turn in one write on one borrowed
+// connection; and with `pipeline: false`, one command per borrowed
+// connection), against `npm:ioredis` (one connection, commands pipelined:
+// every command is written at once and the replies are matched in order)
+// and a client that connects per command, at
 // 1, 8 and 64 concurrent tasks, in one `deno bench` run against one local
 // redis-server. Each iteration is 256 commands (SET then GET of one key,
 // alternating); every GET's reply is checked.
@@ -37,6 +39,7 @@ const server = new Deno.Command("redis-server", {
 }).spawn();
 
 const ours = new RedisClient({ port, max: 8 });
+const single = new RedisClient({ port, max: 8, pipeline: false });
 for (let i = 0;; i++) {
   try {
     await ours.ping({ timeout: 500 });
@@ -52,6 +55,7 @@ await io.ping();
 globalThis.addEventListener("unload", () => {
   io.disconnect();
   void ours.close();
+  void single.close();
   server.kill("SIGTERM");
 });
 
@@ -98,9 +102,13 @@ type Client = {
 };
 
 const clients: [string, Client][] = [
-  ["chanpool RedisClient (pool of 8)", {
+  ["chanpool RedisClient (pool of 8, pipelined)", {
     set: (k, v) => ours.set(k, v),
     get: (k) => ours.get(k),
+  }],
+  ["chanpool RedisClient (pipeline: false)", {
+    set: (k, v) => single.set(k, v),
+    get: (k) => single.get(k),
   }],
   ["ioredis (1 connection, pipelined)", {
     set: (k, v) => io.set(k, v),
@@ -131,9 +139,9 @@ for (const tasks of [1, 8, 64]) {
     Deno.bench({
       name,
       group,
-      baseline: name.startsWith("chanpool"),
+      baseline: name.includes("pipelined)"),
       async fn() {
-        await run(client, tasks, name.slice(0, 4));
+        await run(client, tasks, name.replace(/\W+/g, ""));
       },
     });
   }

@@ -16,7 +16,9 @@
 // identity; a batch that fails (timeout, a dead connection, bytes that are
 // not RESP2) takes its connection with it, so no reply of it can reach a
 // later caller. Up to `max` batches are in flight at once, one per
-// connection.
+// connection, and the commands queued in a turn are spread over the free
+// connections (64 commands and 8 free connections: 8 batches of 8), so
+// replies come back staggered rather than in lockstep rounds.
 //
 // Run: deno run --allow-net=127.0.0.1 --allow-run=redis-server examples/redis.ts
 
@@ -393,9 +395,12 @@ export class RedisClient implements AsyncDisposable {
     this.#scheduled = false;
     while (this.#queue.length > 0 && this.#inflight < this.#slots) {
       const queue = this.#queue;
+      // Spread over the free connections: ceil(queued / free) per batch.
+      const free = this.#slots - this.#inflight;
+      const share = Math.ceil(queue.length / free);
       let n = 0, size = 0;
       while (
-        n < queue.length && n < BATCH_COMMANDS &&
+        n < queue.length && n < BATCH_COMMANDS && n < share &&
         (n === 0 || size + queue[n]!.text.length <= BATCH_TEXT)
       ) {
         size += queue[n++]!.text.length;
