@@ -243,8 +243,11 @@ class Pending {
     signal?.addEventListener("abort", this, { once: true });
   }
 
+  /** Its reply came: a RedisError rejects (the connection is fine). */
   settle(reply: Reply): void {
-    if (this.#end()) this.resolve(reply);
+    if (!this.#end()) return;
+    if (reply instanceof RedisError) this.reject(reply);
+    else this.resolve(reply);
   }
 
   fail(error: unknown): void {
@@ -352,27 +355,41 @@ export class RedisClient implements AsyncDisposable {
   }
 
   /** Sends one command; resolves with its reply, rejects with RedisError. */
-  async command(
+  command(
     args: readonly (string | number)[],
     options: CommandOptions = {},
   ): Promise<RedisValue> {
-    const { timeout, signal, idempotent } = commandOptions(options);
-    const name = String(args[0] ?? "").toUpperCase();
-    const text = commandText(args);
-    const idem = idempotent ?? IDEMPOTENT.has(name);
-    let reply: Reply;
-    if (this.#pipeline) {
-      if (signal?.aborted) throw signal.reason;
-      const p = new Pending(text, idem, timeout, signal);
-      this.#enqueue(p);
-      reply = await p.promise;
-    } else {
-      reply = await this.pool.exchange(encoder.encode(text), readReply, {
-        timeout,
-        ...(signal === undefined ? {} : { signal }),
-        idempotent: idem,
-      });
+    let text: string, idem: boolean, checked;
+    try {
+      checked = commandOptions(options);
+      const name = String(args[0] ?? "").toUpperCase();
+      text = commandText(args);
+      idem = checked.idempotent ?? IDEMPOTENT.has(name);
+    } catch (error) {
+      return Promise.reject(error);
     }
+    const { timeout, signal } = checked;
+    if (!this.#pipeline) return this.#single(text, idem, timeout, signal);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    // Not an async function: the caller awaits the command's own promise,
+    // settled with the reply (RedisError: rejected), one hop in all.
+    const p = new Pending(text, idem, timeout, signal);
+    this.#enqueue(p);
+    return p.promise as Promise<RedisValue>;
+  }
+
+  /** One command on one borrowed connection (`pipeline: false`). */
+  async #single(
+    text: string,
+    idempotent: boolean,
+    timeout: number,
+    signal: AbortSignal | undefined,
+  ): Promise<RedisValue> {
+    const reply = await this.pool.exchange(encoder.encode(text), readReply, {
+      timeout,
+      ...(signal === undefined ? {} : { signal }),
+      idempotent,
+    });
     if (reply instanceof RedisError) throw reply;
     return reply;
   }
