@@ -1494,9 +1494,14 @@ Deno.test(
           );
         }
         try {
+          // The pool's acquireTimeout (the receiver-queue lane), given or
+          // implied, or a timeout of the borrow's own (the heap).
+          const t = random();
           const lease = await pool.borrow({
             signal: controller.signal,
-            timeout: Math.floor(random() * 60),
+            ...(t < 0.3
+              ? {}
+              : { timeout: t < 0.4 ? 100 : Math.floor(random() * 60) }),
           });
           const res = lease.resource;
           assert.ok(!held.has(res), `resource ${res.id} in two leases`);
