@@ -440,8 +440,9 @@ export class FrameReader {
         // `len` long (the caller owns it and it holds nothing else), filled
         // with what is buffered, then straight from the source, never past
         // the frame (the next frame's bytes stay in the source). It starts
-        // at LARGE_START and doubles as bytes arrive. Inline rather than an
-        // async method: one promise hop less per frame.
+        // at LARGE_START and doubles as bytes arrive. The loop of
+        // #readGrowing, inline rather than a call to it: one promise hop
+        // less per frame, on the path the 64 KiB bench measures.
         const have = this.#end - this.#start;
         let out = new Uint8Array(Math.min(len, Math.max(have, LARGE_START)));
         out.set(this.#buf.subarray(this.#start, this.#end));
@@ -601,6 +602,9 @@ export class FrameReader {
       this.#start = start + n;
       return this.#buf.slice(start, start + n);
     }
+    // A large n is what a header announced, not what came: the array grows
+    // with the bytes that arrive (as a large frame's does).
+    if (n > LARGE_START) return await this.#readGrowing(n, "bytes");
     return await this.#readInto(new Uint8Array(n), "bytes");
   }
 
@@ -821,6 +825,30 @@ export class FrameReader {
   }
 
   /** Fills `out` from the buffer, then straight from the source. */
+  /**
+   * Exactly `len` bytes (more than are buffered) into an array of their own:
+   * what is buffered, then straight from the source, never past `len`. It
+   * starts at LARGE_START and doubles as bytes arrive.
+   */
+  async #readGrowing(len: number, where: string): Promise<Uint8Array> {
+    const have = this.#end - this.#start;
+    let out = new Uint8Array(Math.min(len, Math.max(have, LARGE_START)));
+    out.set(this.#buf.subarray(this.#start, this.#end));
+    this.#start = this.#end = 0;
+    let got = have;
+    while (got < len) {
+      if (got === out.length) out = grow(out, len);
+      const n = this.#eof ? null : await this.#source.read(out.subarray(got));
+      if (n === null) {
+        this.#eof = true;
+        throw this.#failed(new UnexpectedEofError(where, len, got));
+      }
+      got += n;
+      this.#received += n;
+    }
+    return out;
+  }
+
   async #readInto(out: Uint8Array, where: string): Promise<Uint8Array> {
     let got = this.#end - this.#start;
     out.set(this.#buf.subarray(this.#start, this.#end));

@@ -426,6 +426,25 @@ Deno.test(
 );
 
 Deno.test(
+  "FrameReader.readExact() of a hostile length grows with what arrives: no read is offered more than it can hold so far",
+  NONE,
+  async () => {
+    // 1 GiB announced, 100 KiB sent, then EOF.
+    const source = new ChunkReader(bytes(100 * 1024), () => 4096);
+    const reader = new FrameReader(source, { bufferSize: 64 });
+    await assert.rejects(reader.readExact(2 ** 30), UnexpectedEofError);
+    assert.ok(
+      source.largestRead <= 256 * 1024,
+      `a read was offered ${source.largestRead} bytes`,
+    );
+    // A large length that does arrive is read whole, in order.
+    const data = bytes(300_000, 7);
+    const whole = new FrameReader(new ChunkReader(data, () => 10_000));
+    assert.deepEqual(await whole.readExact(300_000), data);
+  },
+);
+
+Deno.test(
   "FrameReader.readLine() decodes short and long, ASCII and UTF-8 lines alike, across chunk and scan boundaries",
   NONE,
   async () => {
