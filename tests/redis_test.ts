@@ -549,3 +549,36 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "Redis pipelining: close() fails queued and in-flight commands typed, and leaves no timer behind",
+  ignore,
+  async fn() {
+    await using server = await startRedis();
+    const redis = new RedisClient({ port: server.port, max: 1 });
+    await redis.ping();
+    // The only connection is held: the first batch waits for it, and the
+    // commands after it queue (with deadlines: the sweep timer is armed).
+    const held = await redis.pool.borrow();
+    const first = redis.get("c:1", { timeout: 5_000 });
+    await sleep(10);
+    const queued = [
+      redis.get("c:2", { timeout: 5_000 }),
+      redis.set("c:3", "x", { timeout: 5_000 }),
+    ];
+    const all = [first, ...queued].map((p) =>
+      p.then(() => "ok", (e) => (e as Error).name)
+    );
+    const closing = redis.close();
+    held.release();
+    await closing;
+    const outcomes = await Promise.all(all);
+    console.log(`after close: ${outcomes.join(", ")}`);
+    for (const o of outcomes) assert.equal(o, "PoolClosedError");
+    await assert.rejects(
+      redis.ping(),
+      (e) => (e as Error).name === "PoolClosedError",
+    );
+  },
+});
