@@ -279,6 +279,17 @@ async function writeAll(writer: ByteWriter, bytes: Uint8Array): Promise<void> {
  */
 const LARGE_START = 64 * 1024;
 
+/** Checks readExact's `n`. */
+function exactCount(n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new RangeError(
+      `Cannot read exact: n must be a non-negative integer, received ${
+        describe(n)
+      }`,
+    );
+  }
+}
+
 /** Lines this short are scanned and decoded in JS, without a view. */
 const SHORT = 64;
 
@@ -558,13 +569,7 @@ export class FrameReader {
    */
   async readExactView(n: number): Promise<Uint8Array | null> {
     this.#check();
-    if (!Number.isSafeInteger(n) || n < 0) {
-      throw new RangeError(
-        `Cannot read exact: n must be a non-negative integer, received ${
-          describe(n)
-        }`,
-      );
-    }
+    exactCount(n);
     if (this.#pending !== null) await this.#settle();
     if (this.#end - this.#start === 0 && n > 0) {
       if (!(await this.#more(1))) return null;
@@ -586,13 +591,7 @@ export class FrameReader {
    */
   async readExact(n: number): Promise<Uint8Array | null> {
     this.#check();
-    if (!Number.isSafeInteger(n) || n < 0) {
-      throw new RangeError(
-        `Cannot read exact: n must be a non-negative integer, received ${
-          describe(n)
-        }`,
-      );
-    }
+    exactCount(n);
     if (this.#pending !== null) await this.#settle();
     if (this.#end - this.#start === 0 && n > 0) {
       if (!(await this.#more(1))) return null;
