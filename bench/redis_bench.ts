@@ -20,35 +20,15 @@
 import { Redis } from "npm:ioredis@5.4.1";
 import { FrameReader } from "../mod.ts";
 import { encodeCommand, readReply, RedisClient } from "../examples/redis.ts";
+import { startRedis } from "../tests/_redis_server.ts";
 
 const OPS = 256;
 
-async function freePort(): Promise<number> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = l.addr.port;
-  l.close();
-  await Promise.resolve();
-  return port;
-}
-
-const port = await freePort();
-const server = new Deno.Command("redis-server", {
-  args: ["--port", String(port), "--bind", "127.0.0.1", "--save", ""],
-  stdout: "null",
-  stderr: "null",
-}).spawn();
-
+// Started on a free port, answering PING before the bench goes on.
+const server = await startRedis();
+const port = server.port;
 const ours = new RedisClient({ port, max: 8 });
 const single = new RedisClient({ port, max: 8, pipeline: false });
-for (let i = 0;; i++) {
-  try {
-    await ours.ping({ timeout: 500 });
-    break;
-  } catch (error) {
-    if (i > 50) throw error;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 const io = new Redis({ port, host: "127.0.0.1" });
 await io.ping();
 
@@ -56,7 +36,7 @@ globalThis.addEventListener("unload", () => {
   io.disconnect();
   void ours.close();
   void single.close();
-  server.kill("SIGTERM");
+  void server.stop();
 });
 
 // The C limit, same server, same concurrencies.

@@ -595,15 +595,44 @@ export async function redisPing(
     "PONG";
 }
 
-// -- The demo --
+// -- A local redis-server (the demo's, the tests' and the bench's) --
 
-async function freePort(): Promise<number> {
+/** A free port on 127.0.0.1 (the OS picks it). */
+export async function freePort(): Promise<number> {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = l.addr.port;
   l.close();
   await Promise.resolve();
   return port;
 }
+
+/**
+ * Starts redis-server on 127.0.0.1:`port` without persistence (`--save ""
+ * --appendonly no`), plus `args`; the caller waits until it answers and
+ * kills it.
+ */
+export function spawnRedisServer(
+  port: number,
+  args: readonly string[] = [],
+): Deno.ChildProcess {
+  return new Deno.Command("redis-server", {
+    args: [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      ...args,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}
+
+// -- The demo --
 
 function onPath(command: string): boolean {
   try {
@@ -623,22 +652,7 @@ async function demo(): Promise<void> {
   const port = await freePort();
   // `timeout 1`: the server closes connections idle for a second, as many
   // production configurations do.
-  const server = new Deno.Command("redis-server", {
-    args: [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--timeout",
-      "1",
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const server = spawnRedisServer(port, ["--timeout", "1"]);
   try {
     await using redis = new RedisClient({ port, max: 4 });
     for (let i = 0;; i++) {

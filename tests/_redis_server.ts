@@ -2,6 +2,8 @@
 // A real redis-server for tests: started on a free 127.0.0.1 port with no
 // persistence, stopped (and restartable on the same port) by the test.
 
+import { freePort, spawnRedisServer } from "../examples/redis.ts";
+
 /** Whether `redis-server` can be run here. */
 export const HAVE_REDIS: boolean = (() => {
   try {
@@ -24,14 +26,6 @@ export interface RedisServer extends AsyncDisposable {
   start(): Promise<void>;
   /** Sends one command on a connection of its own; returns the raw reply. */
   send(...args: string[]): Promise<string>;
-}
-
-async function freePort(): Promise<number> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = l.addr.port;
-  l.close();
-  await Promise.resolve();
-  return port;
 }
 
 /** One command on a fresh connection: its reply's first chunk, as text. */
@@ -58,21 +52,7 @@ export async function startRedis(args: string[] = []): Promise<RedisServer> {
   const port = await freePort();
   let child: Deno.ChildProcess | null = null;
   const start = async () => {
-    child = new Deno.Command("redis-server", {
-      args: [
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        ...args,
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    child = spawnRedisServer(port, args);
     const end = performance.now() + 5_000;
     while (true) {
       try {

@@ -13,7 +13,12 @@ import {
   ProtocolError,
   TimeoutError,
 } from "../mod.ts";
-import { RedisClient, RedisError, redisPing } from "../examples/redis.ts";
+import {
+  RedisClient,
+  RedisError,
+  type RedisOptions,
+  redisPing,
+} from "../examples/redis.ts";
 import { HAVE_REDIS, startRedis } from "./_redis_server.ts";
 
 const ignore = !HAVE_REDIS;
@@ -83,16 +88,38 @@ async function warm(redis: RedisClient, n: number): Promise<void> {
   }
 }
 
+/**
+ * A redis-server with `--timeout 1` and a client on it with a pool of 8 (plus
+ * `options`), its 8 connections opened, then 2.5 s of quiet: the server has
+ * closed every one of them. Disposing stops both.
+ */
+async function afterQuietSpell(
+  options: RedisOptions = {},
+): Promise<{ redis: RedisClient } & AsyncDisposable> {
+  const server = await startRedis(["--timeout", "1"]);
+  const redis = new RedisClient({ port: server.port, max: 8, ...options });
+  const dispose = async () => {
+    await redis.close();
+    await server.stop();
+  };
+  try {
+    await warm(redis, 8);
+    assert.equal(redis.pool.stats.open, 8);
+    await sleep(2_500);
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+  return { redis, [Symbol.asyncDispose]: dispose };
+}
+
 Deno.test({
   name:
     "Redis: after the server's idle timeout closed every pooled connection, a burst of 1 000 commands has 0 errors and 0 mismatches",
   ignore,
   async fn() {
-    await using server = await startRedis(["--timeout", "1"]);
-    await using redis = new RedisClient({ port: server.port, max: 8 });
-    await warm(redis, 8);
-    assert.equal(redis.pool.stats.open, 8);
-    await sleep(2_500); // the server closes all 8 (timeout 1)
+    await using quiet = await afterQuietSpell();
+    const redis = quiet.redis;
     const tally = await burst(redis, "idle", 500, 16);
     const s = redis.pool.stats;
     console.log(
@@ -115,17 +142,13 @@ Deno.test({
     "Redis (control): without the idle watch and without retries, the same quiet spell fails one command per pooled connection",
   ignore,
   async fn() {
-    await using server = await startRedis(["--timeout", "1"]);
     // One command per connection, as the seed's client sent them (a
     // pipelined batch on a dead connection fails as a whole).
-    await using redis = new RedisClient({
-      port: server.port,
-      max: 8,
+    await using quiet = await afterQuietSpell({
       idleWatch: false,
       pipeline: false,
     });
-    await warm(redis, 8);
-    await sleep(2_500);
+    const redis = quiet.redis;
     let errors = 0;
     await Promise.all(Array.from({ length: 16 }, async (_, i) => {
       try {
@@ -149,15 +172,11 @@ Deno.test({
     "Redis: with the idle watch off, a PING heartbeat every 500 ms keeps connections alive through a quiet spell",
   ignore,
   async fn() {
-    await using server = await startRedis(["--timeout", "1"]);
-    await using redis = new RedisClient({
-      port: server.port,
-      max: 8,
+    await using quiet = await afterQuietSpell({
       idleWatch: false,
       heartbeat: { interval: 500, ping: redisPing },
     });
-    await warm(redis, 8);
-    await sleep(2_500);
+    const redis = quiet.redis;
     const tally = await burst(redis, "heartbeat", 500, 16);
     const s = redis.pool.stats;
     console.log(
