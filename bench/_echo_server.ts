@@ -9,10 +9,52 @@
 // frame is echoed unchanged. All complete frames from one read go back in one
 // write, so pipelined requests cost one syscall per batch. Exits when stdin
 // closes, or on SIGTERM/SIGINT.
+//
+// Also the benches' shared helpers for it: spawnEchoServer/spawnServer (a
+// server in its own process), frame() and transfer() (a client's round).
 
 const HEADER = 4;
 const READ_SIZE = 64 * 1024;
 const MAX_FRAME = 64 * 1024 * 1024;
+
+/** A length-prefixed frame of `size` payload bytes (a byte pattern). */
+export function frame(size: number): Uint8Array {
+  const out = new Uint8Array(4 + size);
+  new DataView(out.buffer).setUint32(0, size);
+  for (let i = 4; i < out.length; i++) out[i] = i & 0xff;
+  return out;
+}
+
+/**
+ * Sends `request` on a new connection to `port` while reading `want` bytes
+ * back, then closes it.
+ */
+export async function transfer(
+  port: number,
+  request: Uint8Array,
+  want: number,
+): Promise<void> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    conn.setNoDelay(true);
+    const writing = (async () => {
+      let off = 0;
+      while (off < request.length) {
+        off += await conn.write(request.subarray(off));
+      }
+    })();
+    const buf = new Uint8Array(64 * 1024);
+    let got = 0;
+    while (got < want) {
+      const n = await conn.read(buf);
+      if (n === null) throw new Error(`EOF after ${got} of ${want} bytes`);
+      got += n;
+    }
+    await writing;
+  } finally {
+    conn.close();
+  }
+}
 
 /** A running echo server process; see {@linkcode spawnEchoServer}. */
 export interface EchoServerProcess extends AsyncDisposable {

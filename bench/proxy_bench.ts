@@ -19,7 +19,13 @@
 
 import { createServer as createTlsServer } from "node:tls";
 import { serveProxy, TcpPool } from "../mod.ts";
-import { spawnEchoServer, spawnServer } from "./_echo_server.ts";
+import {
+  frame,
+  spawnEchoServer,
+  spawnServer,
+  transfer,
+} from "./_echo_server.ts";
+import { selfSignedCert } from "../tests/_servers.ts";
 
 const echo = await spawnEchoServer();
 // The throughput proxy runs in a process of its own, as a deployed one would.
@@ -41,37 +47,7 @@ const warmProxy = serveProxy({ port: 0 }, warmPool);
 const coldProxy = serveProxy({ port: 0 }, coldPool);
 
 // A TLS echo upstream with a throwaway self-signed certificate.
-const pem = new TextDecoder().decode(
-  new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-      "-keyout",
-      "/dev/stdout",
-      "-out",
-      "/dev/stdout",
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).outputSync().stdout,
-);
-const key = pem.match(
-  /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----\n/,
-)![0];
-const cert = pem.match(
-  /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/,
-)![0];
+const { cert, key } = await selfSignedCert();
 // node:tls, so the server side can turn Nagle off: Deno's TLS listener
 // cannot, and its first reply would wait 40 ms for a delayed ACK.
 const tlsServer = createTlsServer({ cert, key }, (socket) => {
@@ -106,43 +82,8 @@ globalThis.addEventListener("unload", () => {
   void echo.close();
 });
 
-function frame(size: number): Uint8Array {
-  const out = new Uint8Array(4 + size);
-  new DataView(out.buffer).setUint32(0, size);
-  for (let i = 4; i < out.length; i++) out[i] = i & 0xff;
-  return out;
-}
-
 const BIG = frame(1 << 20);
 const SMALL = frame(12);
-
-/** Sends `request` on a new connection to `port`; reads `want` bytes back. */
-async function transfer(
-  port: number,
-  request: Uint8Array,
-  want: number,
-): Promise<void> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    conn.setNoDelay(true);
-    const writing = (async () => {
-      let off = 0;
-      while (off < request.length) {
-        off += await conn.write(request.subarray(off));
-      }
-    })();
-    const buf = new Uint8Array(64 * 1024);
-    let got = 0;
-    while (got < want) {
-      const n = await conn.read(buf);
-      if (n === null) throw new Error(`EOF after ${got} of ${want} bytes`);
-      got += n;
-    }
-    await writing;
-  } finally {
-    conn.close();
-  }
-}
 
 // Warm every pool's first connection.
 for (const p of [warmProxy, coldProxy, warmTlsProxy, coldTlsProxy]) {

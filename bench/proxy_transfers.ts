@@ -7,40 +7,21 @@
 //
 // Run: deno run --allow-net=127.0.0.1 --allow-run bench/proxy_transfers.ts
 
-import { spawnEchoServer, spawnServer } from "./_echo_server.ts";
+import {
+  frame,
+  spawnEchoServer,
+  spawnServer,
+  transfer,
+} from "./_echo_server.ts";
 
 const ROUNDS = 300;
 
-function frame(size: number): Uint8Array {
-  const out = new Uint8Array(4 + size);
-  new DataView(out.buffer).setUint32(0, size);
-  for (let i = 4; i < out.length; i++) out[i] = i & 0xff;
-  return out;
-}
-
 const BIG = frame(1 << 20);
 
-/** Sends BIG on a new connection to `port` and reads it back; ms taken. */
-async function transfer(port: number): Promise<number> {
+/** One transfer of BIG to `port` and back, in ms. */
+async function timed(port: number): Promise<number> {
   const start = performance.now();
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    conn.setNoDelay(true);
-    const writing = (async () => {
-      let off = 0;
-      while (off < BIG.length) off += await conn.write(BIG.subarray(off));
-    })();
-    const buf = new Uint8Array(64 * 1024);
-    let got = 0;
-    while (got < BIG.length) {
-      const n = await conn.read(buf);
-      if (n === null) throw new Error(`EOF after ${got} bytes`);
-      got += n;
-    }
-    await writing;
-  } finally {
-    conn.close();
-  }
+  await transfer(port, BIG, BIG.length);
   return performance.now() - start;
 }
 
@@ -58,13 +39,13 @@ if (import.meta.main) {
   );
   try {
     for (let i = 0; i < 30; i++) {
-      await transfer(echo.port);
-      await transfer(proxy.port);
+      await timed(echo.port);
+      await timed(proxy.port);
     }
     const direct: number[] = [], proxied: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
-      direct.push(await transfer(echo.port));
-      proxied.push(await transfer(proxy.port));
+      direct.push(await timed(echo.port));
+      proxied.push(await timed(proxy.port));
     }
     const d = quartiles(direct), p = quartiles(proxied);
     const ms = (q: number[]) => q.map((x) => x.toFixed(2)).join(" / ");

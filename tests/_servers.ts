@@ -23,7 +23,7 @@ export interface Served extends AsyncDisposable {
  * closes every connection and waits for every handler.
  */
 export function acceptAll(
-  listener: Deno.TcpListener,
+  listener: Deno.TcpListener | Deno.TlsListener,
   conns: Set<Deno.Conn>,
   handle: (conn: Deno.Conn, id: number) => Promise<void>,
   onStop?: () => void,
@@ -256,4 +256,48 @@ export function startRelay(targetPort: number): Relay {
     [Symbol.asyncDispose]: stop,
   };
   return relay;
+}
+
+/**
+ * A throwaway self-signed certificate for 127.0.0.1 (EC P-256, one day),
+ * from `openssl` (`.ci/run` installs it): PEM key and certificate.
+ */
+export async function selfSignedCert(): Promise<{ cert: string; key: string }> {
+  const { code, stdout, stderr } = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-keyout",
+      "/dev/stdout",
+      "-out",
+      "/dev/stdout",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(stdout);
+  if (code !== 0) {
+    throw new Error(`openssl failed: ${new TextDecoder().decode(stderr)}`);
+  }
+  const key = text.match(
+    /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----\n/,
+  )?.[0];
+  const cert = text.match(
+    /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/,
+  )?.[0];
+  if (!key || !cert) throw new Error("openssl printed no key or certificate");
+  return { cert, key };
 }

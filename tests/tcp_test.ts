@@ -19,7 +19,14 @@ import {
 } from "../tcp.ts";
 import { encodeFrame, startFaultServer } from "./_fault_server.ts";
 import { mulberry32 } from "./_random.ts";
-import { startLineServer, startRelay, startSilentServer } from "./_servers.ts";
+import {
+  acceptAll,
+  selfSignedCert,
+  type Served,
+  startLineServer,
+  startRelay,
+  startSilentServer,
+} from "./_servers.ts";
 
 // -- Helpers --
 
@@ -378,44 +385,6 @@ Deno.test("TcpPool: server down gives DialError within connectTimeout; the pool 
 
 // -- TLS --
 
-async function selfSignedCert(): Promise<{ cert: string; key: string }> {
-  const { code, stdout, stderr } = await new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-      "-keyout",
-      "/dev/stdout",
-      "-out",
-      "/dev/stdout",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(stdout);
-  assert.equal(code, 0, new TextDecoder().decode(stderr));
-  const key = text.match(
-    /-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----\n/,
-  )?.[0];
-  const cert = text.match(
-    /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/,
-  )?.[0];
-  assert.ok(key && cert, "openssl printed a key and a certificate");
-  return { cert, key };
-}
-
 Deno.test("TcpPool with tls verifies the certificate", async () => {
   const { cert, key } = await selfSignedCert();
   await using server = tlsEcho(cert, key);
@@ -762,39 +731,23 @@ Deno.test("TcpPool.request() without verify: unsolicited frames found buffered a
 });
 
 /** A server answering every frame with two copies of the reply, in one write. */
-function doublingServer() {
+function doublingServer(): Served {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
-  const served = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      (async () => {
-        const buf = new Uint8Array(1024);
-        try {
-          let n;
-          while ((n = await conn.read(buf)) !== null) {
-            const frame = encodeFrame(buf.slice(4, n));
-            const two = new Uint8Array(frame.length * 2);
-            two.set(frame);
-            two.set(frame, frame.length);
-            await conn.write(two);
-          }
-        } catch { /* closed */ }
-      })();
-    }
-  })().catch(() => {});
-  return {
-    port: listener.addr.port,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await served;
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch { /* closed by the client */ }
+  return acceptAll(listener, conns, async (conn) => {
+    const buf = new Uint8Array(1024);
+    try {
+      let n;
+      while ((n = await conn.read(buf)) !== null) {
+        const frame = encodeFrame(buf.slice(4, n));
+        const two = new Uint8Array(frame.length * 2);
+        two.set(frame);
+        two.set(frame, frame.length);
+        await conn.write(two);
       }
-    },
-  };
+    } catch { /* closed */ }
+    if (conns.delete(conn)) conn.close();
+  });
 }
 
 Deno.test("TcpPool: bytes buffered after the reply fail the call with ProtocolError (or, verified, keep the reply) and destroy the connection", async () => {
@@ -920,32 +873,24 @@ Deno.test("TcpPool.request({ timeout }): the wait for a connection counts", asyn
   assert.ok(took < 550, `took ${Math.round(took)} ms`);
 });
 
-function tlsEcho(cert: string, key: string) {
+function tlsEcho(cert: string, key: string): Served {
   const listener = Deno.listenTls({
     hostname: "127.0.0.1",
     port: 0,
     cert,
     key,
   });
-  const conns: Deno.Conn[] = [];
-  const served = (async () => {
-    for await (const conn of listener) {
-      conns.push(conn);
-      conn.readable.pipeTo(conn.writable).catch(() => {});
-    }
-  })().catch(() => {});
-  return {
-    port: listener.addr.port,
-    async [Symbol.asyncDispose]() {
-      listener.close();
-      await served;
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch { /* closed already */ }
+  const conns = new Set<Deno.Conn>();
+  return acceptAll(listener, conns, async (conn) => {
+    try {
+      const buf = new Uint8Array(4096);
+      let n;
+      while ((n = await conn.read(buf)) !== null) {
+        await conn.write(buf.subarray(0, n));
       }
-    },
-  };
+    } catch { /* closed */ }
+    if (conns.delete(conn)) conn.close();
+  });
 }
 
 Deno.test("TcpPool.request({ timeout }) over TLS: a retry whose fresh dial hangs in the handshake still ends at the timeout", async () => {
