@@ -542,7 +542,7 @@ export class FrameReader {
           new FrameTooLargeError(scanned, this.#maxLine, "line"),
         );
       }
-      if (!(await this.#more(scanned + 1))) {
+      if (!(await this.#more(scanned + 1, false, this.#maxLine + 2))) {
         if (scanned === 0) return null;
         // The last line, without a newline. #more may have moved the
         // bytes (compacted or grown the buffer): read them where they are.
@@ -702,10 +702,13 @@ export class FrameReader {
   /**
    * The one buffer-compaction routine: makes room to read at `#end`, for
    * `want` bytes from `#start` where the buffer allows. Compacts when that
-   * is enough, else grows, doubling at most, so a buffer grows with what
-   * arrives rather than with what a header announces. Returns the buffer.
+   * is enough, else grows to `want`, doubling at most, so a buffer grows with
+   * what arrives rather than with what a header announces; a caller that
+   * does not know how much it wants (a line) passes its limit as `cap` and
+   * the buffer doubles towards it (O(n) copies and reads for a long line).
+   * Returns the buffer.
    */
-  #room(want: number): Uint8Array {
+  #room(want: number, cap = want): Uint8Array {
     const buf = this.#buf;
     const start = this.#start;
     const have = this.#end - start;
@@ -720,7 +723,11 @@ export class FrameReader {
       return buf;
     }
     const grown = new Uint8Array(
-      Math.max(this.#initial, have + 1, Math.min(want, buf.length * 2)),
+      Math.max(
+        this.#initial,
+        have + 1,
+        Math.min(cap, buf.length * 2),
+      ),
     );
     grown.set(buf.subarray(start, start + have));
     this.#buf = grown;
@@ -733,10 +740,14 @@ export class FrameReader {
    * Reads once more into the buffer, making room for `want` bytes from
    * `#start` (see #room); returns false at EOF.
    */
-  async #more(want: number, exact = false): Promise<boolean> {
+  async #more(
+    want: number,
+    exact = false,
+    cap = want,
+  ): Promise<boolean> {
     if (this.#pending !== null) return (await this.#pending) !== null;
     if (this.#eof) return false;
-    const buf = this.#room(want);
+    const buf = this.#room(want, cap);
     const n = await this.#source.read(
       exact
         ? buf.subarray(this.#end, this.#start + Math.max(want, this.#f.header))

@@ -949,3 +949,30 @@ Deno.test("LineDecoderStream scans a long line once, however small its chunks", 
   }
   assert.ok(scanned < 4 * line.length, `scanned ${scanned} bytes`);
 });
+
+// -- Regressions from fault injection (issue 17) --
+
+Deno.test(
+  "FrameReader.readLine(): a long line costs O(log n) buffer growths, not a read per byte",
+  NONE,
+  async () => {
+    for (const length of [60_000, 240_000, 1 << 20]) {
+      const source = new ChunkReader(text("x".repeat(length) + "\r\nnext\n"));
+      const reader = new FrameReader(source, { maxLineLength: 1 << 21 });
+      const line = await reader.readLine();
+      assert.equal(line?.length, length);
+      assert.equal(await reader.readLine(), "next");
+      // 8 KiB doubling to 1 MiB: 8 growths, each one read.
+      assert.ok(source.reads <= 12, `${length} B: ${source.reads} reads`);
+      assert.ok(
+        reader.bufferCapacity <= 2 * (length + 2),
+        `${length} B: buffer of ${reader.bufferCapacity}`,
+      );
+    }
+    // Growth stops at the limit: a line over it is refused at once.
+    const capped = new ChunkReader(text("y".repeat(100_000) + "\n"));
+    const limited = new FrameReader(capped, { maxLineLength: 50_000 });
+    await assert.rejects(limited.readLine(), FrameTooLargeError);
+    assert.ok(limited.bufferCapacity <= 50_002, `${limited.bufferCapacity}`);
+  },
+);
