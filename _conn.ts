@@ -15,6 +15,7 @@ import {
   FrameWriter,
   UnexpectedEofError,
 } from "./framing.ts";
+import { readerHooks } from "./_frame_format.ts";
 import { PoolClosedError, TimeoutError } from "./_errors.ts";
 import type { Lease } from "./pool.ts";
 import { type Clock, DeadlineHeap, race } from "./_time.ts";
@@ -359,6 +360,7 @@ export function fault(
   error: unknown,
   what: string,
   received: number,
+  replying = false,
 ): unknown {
   const ours = c.closed && c.closeReason !== undefined;
   c.poison(error);
@@ -377,6 +379,13 @@ export function fault(
     });
   }
   if (error instanceof ConnectionBrokenError) return error;
+  if (error instanceof UnexpectedEofError && replying) {
+    // A reply cut short by the server's close: the connection broke.
+    return new ConnectionBrokenError(
+      `Cannot ${what}: the server closed the connection mid-reply`,
+      { cause: error, beforeResponse },
+    );
+  }
   if (
     c.reader.eof && !(error instanceof FrameTooLargeError) &&
     !(error instanceof UnexpectedEofError) && !(error instanceof ProtocolError)
@@ -563,9 +572,10 @@ export async function exchangeOn<R>(
       ? await work
       : await raceOn(c, work, at, limit, signal, what);
   } catch (error) {
-    throw fault(c, error, what, received);
+    throw fault(c, error, what, received, true);
   } finally {
     c.reading = c.writing = false;
+    readerHooks.replyMode(c.reader, false);
   }
   if (reply === null && c.reader.eof) throw closedEarly(c, what, received);
   c.unanswered = false;
@@ -613,6 +623,7 @@ async function exchangeWork<R>(
   else await writeAll(c.sock, payload);
   c.writing = false;
   c.unanswered = true;
+  readerHooks.replyMode(c.reader, true);
   return await read(c.reader);
 }
 

@@ -70,13 +70,17 @@ export class UnexpectedEofError extends Error {
   /**
    * Makes the error.
    *
-   * @param where "header", "frame" or "bytes" (an exact read).
-   * @param expected Bytes that were needed.
+   * @param where "header", "frame", "bytes" (an exact read) or "line" (a
+   *   line without its newline, where a whole line was required).
+   * @param expected Bytes that were needed (for a line: one more than
+   *   arrived, its newline at least).
    * @param received Bytes that arrived before EOF.
    */
   constructor(where: string, expected: number, received: number) {
     super(
-      `Cannot read ${where}: unexpected EOF after ${received} of ${expected} bytes`,
+      where === "line"
+        ? `Cannot read line: unexpected EOF after ${received} bytes without a newline`
+        : `Cannot read ${where}: unexpected EOF after ${received} of ${expected} bytes`,
     );
     this.name = "UnexpectedEofError";
     this.expected = expected;
@@ -330,6 +334,24 @@ export class Slab {
     return slab.subarray(off, off + len);
   }
 }
+
+/**
+ * Hooks into FrameReader for the pooled connection (bound in its static
+ * block); not public API.
+ */
+export const readerHooks: {
+  /**
+   * Reply mode on or off. On, the reader serves one request's reply: a line
+   * cut by EOF is an UnexpectedEofError (never a value), and the last bytes
+   * of a large frame or exact read come through the buffer, so bytes that
+   * arrived with the reply (a reply nobody asked for) are buffered, and seen.
+   */
+  replyMode(reader: object, on: boolean): void;
+} = {
+  replyMode: () => {
+    throw new Error("framing.ts is not loaded");
+  },
+};
 
 /** Payloads up to this size are carved out of shared slabs. */
 export const SLAB_MAX = 1024;

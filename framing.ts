@@ -57,6 +57,7 @@ import {
   FrameTooLargeError,
   NEWLINE,
   positive,
+  readerHooks,
   readHeader,
   Slab,
   SLAB_MAX,
@@ -368,7 +369,14 @@ export class FrameReader {
   #received = 0;
   /** The last frame read was large (≥ 16 KiB): read the next header alone. */
   #large = false;
-  /** Size for a new buffer: large enough for the largest frame adopted. */
+  /** Reply mode (see readerHooks.replyMode): set by a pooled exchange. */
+  #reply = false;
+
+  static {
+    readerHooks.replyMode = (reader, on) => {
+      (reader as FrameReader).#reply = on;
+    };
+  }
 
   /**
    * Makes a reader; the buffer is allocated on first use.
@@ -459,11 +467,14 @@ export class FrameReader {
         out.set(this.#buf.subarray(this.#start, this.#end));
         this.#start = this.#end = 0;
         let got = have;
-        while (got < len) {
+        // In reply mode the last bytes come through the buffer (#tail).
+        const stop = this.#reply ? len - 1 : len;
+        while (got < stop) {
+          if (this.#reply && len - got <= this.#initial >> 1) break;
           if (got === out.length) out = grow(out, len);
-          const n = this.#eof
-            ? null
-            : await this.#source.read(out.subarray(got));
+          const n = this.#eof ? null : await this.#source.read(
+            out.subarray(got, Math.min(out.length, stop)),
+          );
           if (n === null) {
             this.#eof = true;
             throw this.#failed(new UnexpectedEofError("frame", len, got));
@@ -471,7 +482,7 @@ export class FrameReader {
           got += n;
           this.#received += n;
         }
-        return out;
+        return got === len ? out : await this.#tail(out, got, len, "frame");
       }
       await this.#fill(len, "frame");
     }
@@ -544,6 +555,12 @@ export class FrameReader {
       }
       if (!(await this.#more(scanned + 1, false, this.#maxLine + 2))) {
         if (scanned === 0) return null;
+        if (this.#reply) {
+          // A reply cut short is not a line.
+          throw this.#failed(
+            new UnexpectedEofError("line", scanned + 1, scanned),
+          );
+        }
         // The last line, without a newline. #more may have moved the
         // bytes (compacted or grown the buffer): read them where they are.
         const line = this.#buf.subarray(this.#start, this.#end);
@@ -834,21 +851,40 @@ export class FrameReader {
     return this.#eof;
   }
 
-  /** Fills `out` from the buffer, then straight from the source. */
   /**
    * Exactly `len` bytes (more than are buffered) into an array of their own:
    * what is buffered, then straight from the source, never past `len`. It
-   * starts at LARGE_START and doubles as bytes arrive.
+   * starts at LARGE_START and doubles as bytes arrive. In reply mode the
+   * last bytes come through the buffer (#tail).
    */
   async #readGrowing(len: number, where: string): Promise<Uint8Array> {
     const have = this.#end - this.#start;
-    let out = new Uint8Array(Math.min(len, Math.max(have, LARGE_START)));
+    const out = new Uint8Array(Math.min(len, Math.max(have, LARGE_START)));
     out.set(this.#buf.subarray(this.#start, this.#end));
     this.#start = this.#end = 0;
-    let got = have;
-    while (got < len) {
+    return await this.#direct(out, have, len, where);
+  }
+
+  /**
+   * Fills `out` (exactly `len` long, or growing to it) from `got` on,
+   * straight from the source, never past `len`. In reply mode the direct
+   * reads stop short of the end and the rest comes through the buffer
+   * (#tail); a remainder of half a buffer or less always does.
+   */
+  async #direct(
+    out: Uint8Array,
+    got: number,
+    len: number,
+    where: string,
+  ): Promise<Uint8Array> {
+    const stop = this.#reply ? len - 1 : len;
+    const small = (this.#buf.length > 0 ? this.#buf.length : this.#initial) >>
+      1;
+    while (got < stop && len - got >= small) {
       if (got === out.length) out = grow(out, len);
-      const n = this.#eof ? null : await this.#source.read(out.subarray(got));
+      const n = this.#eof ? null : await this.#source.read(
+        out.subarray(got, Math.min(out.length, stop)),
+      );
       if (n === null) {
         this.#eof = true;
         throw this.#failed(new UnexpectedEofError(where, len, got));
@@ -856,41 +892,43 @@ export class FrameReader {
       got += n;
       this.#received += n;
     }
+    return got === len ? out : await this.#tail(out, got, len, where);
+  }
+
+  /**
+   * The last `len - got` bytes of `out`, read into the buffer (which may
+   * bring what follows along: the next frames, or bytes nobody asked for,
+   * which then show as buffered) and copied; `out` grows to `len` first.
+   */
+  async #tail(
+    out: Uint8Array,
+    got: number,
+    len: number,
+    where: string,
+  ): Promise<Uint8Array> {
+    if (out.length < len) {
+      const whole = new Uint8Array(len);
+      whole.set(out.subarray(0, got));
+      out = whole;
+    }
+    const left = len - got;
+    try {
+      await this.#fill(left, where);
+    } catch (error) {
+      if (!(error instanceof UnexpectedEofError)) throw error;
+      throw this.#failed(
+        new UnexpectedEofError(where, len, got + this.buffered),
+      );
+    }
+    out.set(this.#buf.subarray(this.#start, this.#start + left), got);
+    this.#start += left;
     return out;
   }
 
   async #readInto(out: Uint8Array, where: string): Promise<Uint8Array> {
-    let got = this.#end - this.#start;
+    const got = this.#end - this.#start;
     out.set(this.#buf.subarray(this.#start, this.#end));
     this.#start = this.#end = 0;
-    const small = this.#buf.length > 0
-      ? this.#buf.length >> 1
-      : this.#initial >> 1;
-    while (got < out.length) {
-      const left = out.length - got;
-      if (left < small) {
-        // Short remainder: read into the buffer, which may bring the next
-        // frames along, and copy.
-        await this.#fill(left, where).catch((error) => {
-          if (error instanceof UnexpectedEofError) {
-            throw this.#failed(
-              new UnexpectedEofError(where, out.length, got + this.buffered),
-            );
-          }
-          throw error;
-        });
-        out.set(this.#buf.subarray(this.#start, this.#start + left), got);
-        this.#start += left;
-        return out;
-      }
-      const n = this.#eof ? null : await this.#source.read(out.subarray(got));
-      if (n === null) {
-        this.#eof = true;
-        throw this.#failed(new UnexpectedEofError(where, out.length, got));
-      }
-      got += n;
-      this.#received += n;
-    }
-    return out;
+    return await this.#direct(out, got, out.length, where);
   }
 }

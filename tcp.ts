@@ -722,9 +722,12 @@ export class TcpPool implements AsyncDisposable {
         return reply;
       } catch (error) {
         giveBack(c, lease); // destroyed: it is broken
+        // The connection broke under the call (EOF or a reset, before or
+        // in the middle of the reply): a reused one had gone stale or its
+        // server went away. The caller has nothing; an idempotent request
+        // may run again.
         if (
-          !fresh && reused && retry &&
-          error instanceof ConnectionBrokenError && error.beforeResponse
+          !fresh && reused && retry && error instanceof ConnectionBrokenError
         ) {
           fresh = true;
           this.#retries++;

@@ -281,7 +281,12 @@ Deno.test("TcpPool: a reset mid-frame costs one connection and one request", asy
   await a.request(payload(1));
   await b.request(payload(2));
   server.setMode({ closeMidResponse: true });
-  await assert.rejects(a.request(payload(3)), UnexpectedEofError);
+  await assert.rejects(
+    a.request(payload(3)),
+    (e) =>
+      e instanceof ConnectionBrokenError &&
+      e.cause instanceof UnexpectedEofError,
+  );
   server.setMode("echo");
   assert.equal(
     idOf(await b.request(payload(4))),

@@ -1,0 +1,217 @@
+// Copyright 2026 the chanpool authors. MIT license.
+// TcpPool under the faults an adversarial run found: replies cut short at
+// EOF, bytes sent with a large reply, huge replies that leave huge buffers
+// behind, aborted signals, streams and exchanges at once, dials that race
+// close() or ignore their signal, leases dropped with a read pending.
+
+import assert from "node:assert/strict";
+import { type FrameReader, UnexpectedEofError } from "../framing.ts";
+import {
+  ConnectionBrokenError,
+  type PooledConn,
+  ProtocolError,
+  TcpPool,
+} from "../tcp.ts";
+import { readReply } from "../examples/redis.ts";
+import { acceptAll, type Served } from "./_servers.ts";
+
+// -- Helpers --
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+}
+
+/**
+ * A server that runs `handle` for every connection it accepts: the handler
+ * reads and writes what it likes; the connection is closed when it returns.
+ */
+function startScriptServer(
+  handle: (conn: Deno.Conn, id: number) => Promise<void>,
+): Served {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  return acceptAll(listener, conns, async (conn, id) => {
+    try {
+      await handle(conn, id);
+    } catch {
+      // the client went away, or stop() closed it
+    }
+    if (conns.delete(conn)) conn.close();
+  });
+}
+
+/** Reads up to the next `\n` (or null at EOF), byte by byte: a test server. */
+async function readRequestLine(conn: Deno.Conn): Promise<string | null> {
+  const one = new Uint8Array(1);
+  let line = "";
+  while (true) {
+    const n = await conn.read(one);
+    if (n === null) return line === "" ? null : line;
+    if (one[0] === 0x0a) return line;
+    line += String.fromCharCode(one[0]!);
+  }
+}
+
+/** Reads one 4-byte big-endian length-prefixed frame, or null at EOF. */
+async function readRequestFrame(conn: Deno.Conn): Promise<Uint8Array | null> {
+  const header = await readFull(conn, 4);
+  if (header === null) return null;
+  const len = new DataView(header.buffer).getUint32(0);
+  return len === 0 ? new Uint8Array(0) : await readFull(conn, len);
+}
+
+async function readFull(
+  conn: Deno.Conn,
+  n: number,
+): Promise<Uint8Array | null> {
+  const out = new Uint8Array(n);
+  let got = 0;
+  while (got < n) {
+    const r = await conn.read(out.subarray(got));
+    if (r === null) return null;
+    got += r;
+  }
+  return out;
+}
+
+function frame(payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + payload.length);
+  new DataView(out.buffer).setUint32(0, payload.length);
+  out.set(payload, 4);
+  return out;
+}
+
+/** A reply of `size` bytes whose first 4 bytes are `id`. */
+function tagged(id: number, size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  new DataView(out.buffer).setUint32(0, id);
+  return out;
+}
+
+const readLine = (r: FrameReader) => r.readLine();
+
+// -- 1. A reply cut short at EOF is never a value --
+
+Deno.test("TcpPool.exchange(): a line cut by EOF is a ConnectionBrokenError, never the partial line", async () => {
+  // Every connection answers "12345" without its newline, then closes.
+  await using server = startScriptServer(async (conn) => {
+    if (await readRequestLine(conn) === null) return;
+    await writeAll(conn, enc("12345"));
+  });
+  await using pool = new TcpPool({ port: server.port, max: 1 });
+  await assert.rejects(
+    pool.exchange(enc("GET\n"), readLine, { timeout: 2_000 }),
+    (e) => {
+      assert.ok(e instanceof ConnectionBrokenError, String(e));
+      assert.equal(e.beforeResponse, false);
+      assert.ok(e.cause instanceof UnexpectedEofError);
+      return true;
+    },
+  );
+  assert.equal(pool.stats.retries, 0, "a fresh connection is not retried");
+  assert.equal(pool.stats.open, 0);
+});
+
+Deno.test("TcpPool.exchange(): a reused connection cut mid-reply is retried once when idempotent, never when not", async () => {
+  // The second request on each connection gets half a line, then EOF.
+  await using server = startScriptServer(async (conn) => {
+    for (let nth = 1;; nth++) {
+      const line = await readRequestLine(conn);
+      if (line === null) return;
+      if (nth === 2) return await writeAll(conn, enc(line.slice(0, 2)));
+      await writeAll(conn, enc(line + "\r\n"));
+    }
+  });
+  await using pool = new TcpPool({ port: server.port, max: 1 });
+  assert.equal(await pool.exchange(enc("one\n"), readLine), "one");
+  // The second request on the connection: cut, retried on a fresh one.
+  assert.equal(await pool.exchange(enc("two\n"), readLine), "two");
+  assert.equal(pool.stats.retries, 1);
+  // The second on the fresh one, not idempotent: the caller is told.
+  await assert.rejects(
+    pool.exchange(enc("three\n"), readLine, { idempotent: false }),
+    (e) => e instanceof ConnectionBrokenError && !e.beforeResponse,
+  );
+  assert.equal(pool.stats.retries, 1);
+});
+
+Deno.test("TcpPool.exchange() with a RESP reader: ':123' cut to ':12' fails typed, never resolves 12", async () => {
+  await using server = startScriptServer(async (conn) => {
+    while (await readRequestLine(conn) !== null) {
+      await writeAll(conn, enc(":12"));
+      return;
+    }
+  });
+  await using pool = new TcpPool({ port: server.port, max: 1 });
+  await assert.rejects(
+    pool.exchange(enc("INCR counter\r\n"), readReply, { idempotent: false }),
+    ConnectionBrokenError,
+  );
+});
+
+Deno.test("TcpPool.request(): a frame cut by EOF is a ConnectionBrokenError whose cause is UnexpectedEofError", async () => {
+  await using server = startScriptServer(async (conn) => {
+    if (await readRequestFrame(conn) === null) return;
+    await writeAll(conn, frame(new Uint8Array(100)).subarray(0, 50));
+  });
+  await using pool = new TcpPool({ port: server.port, max: 1 });
+  await assert.rejects(pool.request(new Uint8Array([1])), (e) => {
+    assert.ok(e instanceof ConnectionBrokenError, String(e));
+    assert.ok(e.cause instanceof UnexpectedEofError);
+    return true;
+  });
+});
+
+Deno.test("PooledConn.readLine() still returns a last line without a newline at EOF (a stream, not a reply)", async () => {
+  await using server = startScriptServer(async (conn) => {
+    await writeAll(conn, enc("a\nlast"));
+  });
+  await using pool = new TcpPool({ port: server.port, max: 1 });
+  await using conn = await pool.borrow();
+  assert.equal(await conn.readLine({ timeout: 2_000 }), "a");
+  assert.equal(await conn.readLine({ timeout: 2_000 }), "last");
+  assert.equal(await conn.readLine({ timeout: 2_000 }), null);
+});
+
+// -- 2. Bytes sent with a large reply are seen --
+
+for (const size of [100, 8191, 8192, 8193, 9_000, 1 << 20]) {
+  Deno.test(`TcpPool.request(): an unsolicited frame in the same write as a ${size} B reply is a ProtocolError, never the next reply`, async () => {
+    // Each reply goes out in one write together with an extra frame.
+    await using server = startScriptServer(async (conn) => {
+      while (true) {
+        const request = await readRequestFrame(conn);
+        if (request === null) return;
+        const id = new DataView(request.buffer).getUint32(0);
+        const reply = frame(tagged(id, size));
+        const extra = frame(tagged(0xdead, 16));
+        const both = new Uint8Array(reply.length + extra.length);
+        both.set(reply);
+        both.set(extra, reply.length);
+        await writeAll(conn, both);
+      }
+    });
+    await using pool = new TcpPool({ port: server.port, max: 1 });
+    let wrong = 0, protocol = 0;
+    for (let id = 1; id <= 6; id++) {
+      try {
+        const reply = await pool.request(tagged(id, 4), { timeout: 5_000 });
+        if (new DataView(reply.buffer, reply.byteOffset).getUint32(0) !== id) {
+          wrong++;
+        }
+      } catch (error) {
+        assert.ok(error instanceof ProtocolError, String(error));
+        protocol++;
+      }
+    }
+    assert.equal(wrong, 0, "replies shifted by an unsolicited frame");
+    assert.equal(protocol, 6);
+    assert.equal(pool.stats.destroyed.broken, 6);
+  });
+}
+
+// Keeps the type import used when only some tests run.
+export type { PooledConn };
