@@ -655,9 +655,11 @@ export function giveBack(
     );
     c.poison(reason);
     poolHooks.destroyAs(lease, "dirty", reason);
-  } else if (!poolHooks.release(lease)) {
+  } else {
+    // A buffer grown for a large reply is not kept while idle.
+    readerHooks.shrink(c.reader);
     // Idle (not handed straight to a waiting borrower): watch it.
-    c.shared.watchSoon(c);
+    if (!poolHooks.release(lease)) c.shared.watchSoon(c);
   }
 }
 

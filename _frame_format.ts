@@ -347,8 +347,16 @@ export const readerHooks: {
    * arrived with the reply (a reply nobody asked for) are buffered, and seen.
    */
   replyMode(reader: object, on: boolean): void;
+  /**
+   * Drops a grown buffer (nothing buffered, no read in flight): an idle
+   * connection keeps `bufferSize` bytes, not its largest reply's.
+   */
+  shrink(reader: object): void;
 } = {
   replyMode: () => {
+    throw new Error("framing.ts is not loaded");
+  },
+  shrink: () => {
     throw new Error("framing.ts is not loaded");
   },
 };

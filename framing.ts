@@ -376,6 +376,7 @@ export class FrameReader {
     readerHooks.replyMode = (reader, on) => {
       (reader as FrameReader).#reply = on;
     };
+    readerHooks.shrink = (reader) => (reader as FrameReader).#shrink();
   }
 
   /**
@@ -930,5 +931,16 @@ export class FrameReader {
     out.set(this.#buf.subarray(this.#start, this.#end));
     this.#start = this.#end = 0;
     return await this.#direct(out, got, out.length, where);
+  }
+
+  /** See readerHooks.shrink. */
+  #shrink(): void {
+    if (
+      this.#buf.length > this.#initial && this.#pending === null &&
+      this.#end === this.#start
+    ) {
+      this.#buf = EMPTY;
+      this.#start = this.#end = 0;
+    }
   }
 }

@@ -204,7 +204,8 @@ export interface TcpPoolOptions extends TcpPoolPoolOptions {
   keepAlive?: boolean | undefined;
   /**
    * The initial size of each connection's read buffer, in bytes; it grows
-   * for larger frames up to `frame.maxFrameSize`.
+   * for larger replies (up to `frame.maxFrameSize` for frames) and drops back
+   * to this size when the connection goes idle.
    *
    * @default {8192}
    */

@@ -213,5 +213,60 @@ for (const size of [100, 8191, 8192, 8193, 9_000, 1 << 20]) {
   });
 }
 
+// -- 13. Idle connections drop grown buffers --
+
+Deno.test({
+  name:
+    "TcpPool: connections going idle after huge replies drop their grown read buffers",
+  async fn() {
+    const SIZE = 24 << 20;
+    const body = new Uint8Array(SIZE);
+    const gc = (globalThis as { gc?: () => void }).gc;
+    assert.ok(gc, "run with --v8-flags=--expose-gc");
+    await using server = startScriptServer(async (conn) => {
+      for (let line; (line = await readRequestLine(conn)) !== null;) {
+        const reply = line === "big" ? body : body.subarray(0, 10);
+        await writeAll(conn, enc(`${reply.length}\n`));
+        await writeAll(conn, reply);
+      }
+    });
+    await using pool = new TcpPool({ port: server.port, max: 3 });
+    // A reply read as a view into the connection's buffer (a RESP bulk
+    // string is read so): the buffer grows to hold it.
+    const read = async (r: FrameReader) => {
+      const n = Number(await r.readLine());
+      const view = await r.readExactView(n);
+      return view === null ? -1 : view.length;
+    };
+    const memory = async () => {
+      // Backing stores are freed by the collector's sweeper: collect until
+      // the figure settles.
+      let last = Infinity;
+      for (let i = 0; i < 10; i++) {
+        gc!();
+        await new Promise((r) => setTimeout(r, 10));
+        const m = Deno.memoryUsage();
+        const now = m.heapUsed + m.external;
+        if (Math.abs(now - last) < 64 * 1024) return now;
+        last = now;
+      }
+      return last;
+    };
+    // Warm up (code, the pool's own structures), then measure.
+    assert.equal(await pool.exchange(enc("small\n"), read), 10);
+    const before = await memory();
+    const sizes = await Promise.all(
+      [1, 2, 3].map(() => pool.exchange(enc("big\n"), read)),
+    );
+    assert.deepEqual(sizes, [SIZE, SIZE, SIZE]);
+    assert.equal(pool.stats.idle, 3);
+    const after = await memory();
+    assert.ok(
+      after - before < 2 << 20,
+      `${((after - before) / 2 ** 20).toFixed(1)} MiB kept by idle connections`,
+    );
+  },
+});
+
 // Keeps the type import used when only some tests run.
 export type { PooledConn };
