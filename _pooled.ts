@@ -393,9 +393,11 @@ export class PooledConn implements AsyncDisposable, Disposable {
       options,
       c.shared,
     );
-    if (c.reading || c.writing) {
+    if (c.reading || c.writing || c.pulling) {
       throw new TypeError(
-        `Cannot ${what}: another call is in flight on this connection`,
+        `Cannot ${what}: another call is in flight on this connection${
+          c.pulling ? " (a read of its readable stream is pending)" : ""
+        }`,
       );
     }
     signal?.throwIfAborted();
