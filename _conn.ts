@@ -563,6 +563,8 @@ export async function exchangeOn<R>(
   limit: number,
 ): Promise<R> {
   const what = "send request";
+  // Aborted while the call waited for this connection: nothing is sent.
+  signal?.throwIfAborted();
   c.reading = c.writing = true;
   const received = c.reader.received;
   let reply: R;

@@ -398,9 +398,14 @@ class Race<R> implements Deadline {
     this.#aborted = aborted;
     this.#resolve = settle.resolve;
     this.#reject = settle.reject;
+    work.then(this.#ok, this.#fail);
+    if (signal?.aborted) {
+      // Aborted already: it settles now, and the work is cut off.
+      this.handleEvent();
+      return;
+    }
     if (at !== Infinity) heap.add(this);
     signal?.addEventListener("abort", this, { once: true });
-    work.then(this.#ok, this.#fail);
   }
 
   #end(): boolean {

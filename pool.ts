@@ -706,6 +706,8 @@ export class Pool<T> implements AsyncDisposable {
       } catch (error) {
         return Promise.reject(error);
       }
+      // An aborted signal wins over an idle resource.
+      if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     }
     if (this.#validate === null && options?.fresh !== true) {
       const entry = this.#idle.take();

@@ -668,6 +668,8 @@ export class TcpPool implements AsyncDisposable {
       options,
       this.#shared,
     );
+    // An aborted signal wins over an idle connection: nothing is sent.
+    signal?.throwIfAborted();
     const retry = options?.idempotent !== false;
     const clock = this.#shared.clock;
     const at = timeout === Infinity ? Infinity : clock.now() + timeout;

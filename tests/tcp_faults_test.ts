@@ -268,5 +268,86 @@ Deno.test({
   },
 });
 
+// -- 5. An aborted signal is honoured before anything is done --
+
+Deno.test("TcpPool.exchange()/request() with an already-aborted signal reject with its reason and send nothing, an idle connection notwithstanding", async () => {
+  let requests = 0;
+  await using server = startScriptServer(async (conn) => {
+    // Answers the first request on each connection, then stays silent.
+    for (let nth = 1;; nth++) {
+      const line = await readRequestLine(conn);
+      if (line === null) return;
+      requests++;
+      if (nth === 1) await writeAll(conn, enc(line + "\n"));
+    }
+  });
+  await using pool = new TcpPool({ port: server.port, max: 1 });
+  assert.equal(await pool.exchange(enc("warm\n"), readLine), "warm");
+  assert.equal(pool.stats.idle, 1);
+  const reason = new Error("gave up");
+  const aborted = AbortSignal.abort(reason);
+  await assert.rejects(
+    pool.exchange(enc("late\n"), readLine, { signal: aborted }),
+    (e) => e === reason,
+  );
+  await assert.rejects(
+    pool.request(new Uint8Array([1]), { signal: aborted }),
+    (e) => e === reason,
+  );
+  await assert.rejects(pool.borrow({ signal: aborted }), (e) => e === reason);
+  // Nothing was sent, and the connection is still idle and clean.
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(requests, 1);
+  assert.deepEqual([pool.stats.idle, pool.stats.inUse], [1, 0]);
+});
+
+Deno.test("TcpPool.exchange(): a signal that aborts as a waiting call is handed a connection settles it at once, sending nothing", async () => {
+  let requests = 0;
+  await using server = startScriptServer(async (conn) => {
+    while (await readRequestLine(conn) !== null) requests++; // never answers
+  });
+  await using pool = new TcpPool({ port: server.port, max: 1 });
+  const holder = await pool.borrow();
+  const controller = new AbortController();
+  const reason = new Error("gave up");
+  const call = pool.exchange(enc("x\n"), readLine, {
+    signal: controller.signal,
+  });
+  await new Promise((r) => setTimeout(r, 10)); // parked on the pool
+  holder.release(); // hands the connection to the waiting call...
+  controller.abort(reason); // ...which is aborted before it runs
+  await assert.rejects(call, (e) => e === reason);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(requests, 0);
+  assert.deepEqual([pool.stats.idle, pool.stats.open], [1, 1]);
+});
+
+// -- 6. One reader at a time --
+
+Deno.test("PooledConn.exchange()/request() while its readable stream has a read pending throw TypeError and send nothing", async () => {
+  let received = 0;
+  await using server = startScriptServer(async (conn) => {
+    const buf = new Uint8Array(1024);
+    for (let n; (n = await conn.read(buf)) !== null;) received += n;
+  });
+  await using pool = new TcpPool({ port: server.port, max: 1 });
+  await using conn = await pool.borrow();
+  const reader = conn.readable.getReader();
+  const pending = reader.read();
+  await new Promise((r) => setTimeout(r, 10)); // the stream's pull is pending
+  await assert.rejects(
+    conn.exchange(enc("x\n"), readLine, { timeout: 1_000 }),
+    TypeError,
+  );
+  await assert.rejects(
+    conn.request(new Uint8Array([1]), { timeout: 1_000 }),
+    TypeError,
+  );
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(received, 0);
+  await reader.cancel();
+  await pending;
+});
+
 // Keeps the type import used when only some tests run.
 export type { PooledConn };
