@@ -53,7 +53,10 @@ import { describe } from "./_util.ts";
 
 /** Options for {@linkcode proxy} and {@linkcode serveProxy}. */
 export interface ProxyOptions {
-  /** Ends the session (both sides closed) when it aborts. */
+  /**
+   * Ends the session (both sides closed) when it aborts; already aborted,
+   * the session rejects with its reason before borrowing an upstream.
+   */
   signal?: AbortSignal | undefined;
   /**
    * End a session that moved no byte either way for this long, in ms: a
@@ -189,7 +192,9 @@ class Session {
   async run(): Promise<ProxyResult> {
     const signal = this.#s.signal;
     const onAbort = () => this.#fail(signal!.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
+    // Aborted while the borrow resolved: end before moving a byte.
+    if (signal?.aborted) this.#fail(signal.reason);
+    else signal?.addEventListener("abort", onAbort, { once: true });
     this.#touch();
     const toUpstream = this.#clientToUpstream();
     const toClient = this.#upstreamToClient();
@@ -340,6 +345,8 @@ class Session {
  * @throws {TimeoutError} If the session idled past `idleTimeout`, or no
  *   upstream came within `connectTimeout`.
  * @throws {ConnectionBrokenError} If the upstream failed mid-session.
+ * @throws `signal.reason` If `signal` aborted (already aborted: before
+ *   anything was borrowed).
  */
 export async function proxy(
   downstream: Downstream,
@@ -355,6 +362,7 @@ export async function proxy(
   }
   let up: PooledConn;
   try {
+    s.signal?.throwIfAborted();
     up = await pool.borrow({
       ...(s.signal === undefined ? {} : { signal: s.signal }),
       ...(s.connect === undefined ? {} : { timeout: s.connect }),

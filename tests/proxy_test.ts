@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import {
   ConnectionBrokenError,
   DialError,
+  proxy,
   type ProxyServer,
   serveProxy,
   TcpPool,
@@ -321,4 +322,38 @@ Deno.test("proxy: sessions on warm upstreams (their idle watch's read pending) g
     assert.equal(await sha256(reply), await sha256(payload), `session ${i}`);
   }
   assert.equal(proxy.stats.errors, 0);
+});
+
+Deno.test("proxy(): an already-aborted signal rejects with its reason before borrowing anything; so do serveProxy's sessions", async () => {
+  await using upstream = echoUpstream();
+  await using pool = new TcpPool({ port: upstream.port, minIdle: 1 });
+  await until("a warm upstream", () => pool.stats.idle === 1);
+  const reason = new Error("stopped");
+  const signal = AbortSignal.abort(reason);
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const client = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: listener.addr.port,
+  });
+  const accepted = await listener.accept();
+  await assert.rejects(
+    proxy(accepted, pool, { signal, idleTimeout: 300 }),
+    (e) => e === reason,
+  );
+  assert.equal(await client.read(new Uint8Array(16)), null, "client closed");
+  client.close();
+  assert.equal(pool.stats.borrows, 0);
+  const errors: unknown[] = [];
+  await using server = serveProxy({ port: 0 }, pool, {
+    signal,
+    idleTimeout: 300,
+    onError: (e) => errors.push(e),
+  });
+  const reply = await session(server, randomBytes(10, 1));
+  assert.equal(reply.length, 0);
+  await until("the session ended", () => server.stats.active === 0);
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0], reason);
+  assert.equal(pool.stats.borrows, 0);
+  assert.equal(pool.stats.idle, 1, "the warm upstream is untouched");
 });
