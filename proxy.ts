@@ -386,6 +386,11 @@ export interface ProxyStats {
   sessions: number;
   /** Sessions that ended with an error (reported to `onError`). */
   errors: number;
+  /**
+   * Failed accepts (reported to `onError` with `null` for the address),
+   * after each of which the server waited and went on accepting.
+   */
+  acceptErrors: number;
   /** Bytes from clients to upstreams, over ended sessions. */
   sent: number;
   /** Bytes from upstreams to clients, over ended sessions. */
@@ -398,9 +403,29 @@ export interface ProxyStats {
 export interface ServeProxyOptions extends ProxyOptions {
   /**
    * Called with each session's error (the session is over, the client
-   * closed). By default errors are counted in `stats.errors` only.
+   * closed) and the client's address, and with each failed accept (the
+   * runtime's error, e.g. `EMFILE` when the process is out of file
+   * descriptors) and `null`: the server then waits (5 ms, doubling up to
+   * 1 s, until an accept succeeds) and goes on accepting. By default
+   * errors are only counted in `stats`.
    */
-  onError?: ((error: unknown, remote: Deno.NetAddr) => void) | undefined;
+  onError?:
+    | ((error: unknown, remote: Deno.NetAddr | null) => void)
+    | undefined;
+}
+
+/**
+ * What {@linkcode serveProxy} accepts clients from: a `Deno.TcpListener`
+ * (or `Deno.TlsListener`), or anything with its `accept`, `close` and
+ * `addr`.
+ */
+export interface ProxyListener {
+  /** The next client; rejects with `Deno.errors.BadResource` once closed. */
+  accept(): Promise<Deno.Conn>;
+  /** Stops accepting. */
+  close(): void;
+  /** Where it listens. */
+  readonly addr: Deno.NetAddr;
 }
 
 /** A running proxy; see {@linkcode serveProxy}. */
@@ -410,24 +435,60 @@ export interface ProxyServer extends AsyncDisposable {
   /** A snapshot of its counters. */
   readonly stats: ProxyStats;
   /**
-   * Stops accepting, ends every session (both sides closed) and waits for
-   * them.
+   * Stops accepting (closes the listener), ends every session (both sides
+   * closed) and waits for them.
    */
   close(): Promise<void>;
 }
 
+/** An accept that failed because the listener is closed. */
+function listenerClosed(error: unknown): boolean {
+  return error instanceof Deno.errors.BadResource ||
+    error instanceof Deno.errors.Interrupted;
+}
+
 /**
- * Listens on `hostname:port` and proxies every client to an upstream from
- * `pool` (see {@linkcode proxy}).
+ * Listens on `hostname:port` (or takes over `listener`) and proxies every
+ * client to an upstream from `pool` (see {@linkcode proxy}). A failed
+ * accept (other than the listener closing) does not stop it: it goes to
+ * `onError`, and accepting resumes after a pause of 5 ms, doubling up to
+ * 1 s while accepts keep failing.
  *
- * @param listen Where to listen (`port: 0`: a free port).
+ * @example Over a listener of your own
+ * ```ts
+ * import { serveProxy, TcpPool } from "@chanpool/chanpool";
+ * import assert from "node:assert/strict";
+ *
+ * using upstream = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const served = (async () => {
+ *   for await (const conn of upstream) {
+ *     conn.readable.pipeTo(conn.writable).catch(() => {});
+ *   }
+ * })();
+ * {
+ *   await using pool = new TcpPool({ port: upstream.addr.port });
+ *   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ *   await using server = serveProxy(listener, pool); // closes it on close()
+ *   const client = await Deno.connect({ port: listener.addr.port });
+ *   await client.write(new TextEncoder().encode("hi"));
+ *   await client.closeWrite();
+ *   assert.equal(await new Response(client.readable).text(), "hi");
+ *   assert.equal(server.stats.acceptErrors, 0);
+ * }
+ * upstream.close();
+ * await served;
+ * ```
+ *
+ * @param listen Where to listen (`port: 0`: a free port), or a listener
+ *   the server takes over: its `close()` closes it.
  * @param pool Where upstreams come from.
  * @param options A session's options, plus `onError`.
  * @returns The server: `addr`, `stats`, `close()`, `await using`.
- * @throws {TypeError} If an option has the wrong type.
+ * @throws {TypeError} If an option has the wrong type (a given listener is
+ *   then left open).
  */
 export function serveProxy(
-  listen: { hostname?: string; port: number },
+  listen: { hostname?: string; port: number } | ProxyListener,
   pool: TcpPool,
   options?: ServeProxyOptions,
 ): ProxyServer {
@@ -440,10 +501,13 @@ export function serveProxy(
     );
   }
   settings(options); // checks the options now, not per session
-  const listener = Deno.listen({
-    hostname: listen.hostname ?? "127.0.0.1",
-    port: listen.port,
-  });
+  const listener: ProxyListener = "accept" in listen &&
+      typeof listen.accept === "function"
+    ? listen
+    : Deno.listen({
+      hostname: (listen as { hostname?: string }).hostname ?? "127.0.0.1",
+      port: (listen as { port: number }).port,
+    });
   const stop = new AbortController();
   const signal = options?.signal === undefined
     ? stop.signal
@@ -453,9 +517,17 @@ export function serveProxy(
     active: 0,
     sessions: 0,
     errors: 0,
+    acceptErrors: 0,
     sent: 0,
     received: 0,
     reused: 0,
+  };
+  const report = (error: unknown, remote: Deno.NetAddr | null) => {
+    try {
+      onError?.(error, remote);
+    } catch {
+      // a reporter's own failure is not the session's
+    }
   };
   const sessions = new Set<Promise<void>>();
   const serve = async (conn: Deno.Conn) => {
@@ -464,7 +536,7 @@ export function serveProxy(
       // tail of every burst for the peer's delayed ACK.
       (conn as Deno.TcpConn).setNoDelay(true);
     } catch {
-      // closed already; the session will find out
+      // closed already, or not TCP; the session will find out
     }
     stats.active++;
     stats.sessions++;
@@ -475,29 +547,52 @@ export function serveProxy(
       if (r.reused) stats.reused++;
     } catch (error) {
       stats.errors++;
-      try {
-        onError?.(error, conn.remoteAddr as Deno.NetAddr);
-      } catch {
-        // a reporter's own failure is not the session's
-      }
+      report(error, conn.remoteAddr as Deno.NetAddr);
     } finally {
       stats.active--;
     }
   };
+  let closed = false;
+  // The pause after a failed accept; close() cuts it short.
+  let pause: ReturnType<typeof setTimeout> | undefined;
+  let wake: (() => void) | undefined;
   const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        const session = serve(conn);
-        sessions.add(session);
-        session.finally(() => sessions.delete(session));
+    let delay = 0;
+    while (!closed) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (closed || listenerClosed(error)) return;
+        // Out of file descriptors (EMFILE), a connection reset while it
+        // waited in the backlog...: report, wait, go on (as Go's
+        // http.Server does), so that the server recovers once it can.
+        stats.acceptErrors++;
+        report(error, null);
+        delay = delay === 0 ? 5 : Math.min(delay * 2, 1_000);
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          pause = setTimeout(resolve, delay);
+        });
+        pause = wake = undefined;
+        continue;
       }
-    } catch {
-      // the listener closed
+      delay = 0;
+      if (closed) {
+        conn.close();
+        return;
+      }
+      const session = serve(conn);
+      sessions.add(session);
+      session.finally(() => sessions.delete(session));
     }
   })();
   let closing: Promise<void> | undefined;
   const close = () =>
     closing ??= (async () => {
+      closed = true;
+      clearTimeout(pause);
+      wake?.();
       try {
         listener.close();
       } catch {
@@ -508,7 +603,7 @@ export function serveProxy(
       await Promise.all(sessions);
     })();
   return {
-    addr: listener.addr as Deno.NetAddr,
+    addr: listener.addr,
     get stats() {
       return { ...stats };
     },
