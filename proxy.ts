@@ -13,12 +13,16 @@
  *
  * Upstreams are not reused by default (`reuse: false`): each serves one
  * session and is destroyed, so no session can ever see another's bytes;
- * the pool is a warm, pre-dialed set. With `reuse: true` an upstream goes back
- * to the pool only when the session ended cleanly: the client half-closed
- * first, the upstream then stayed quiet for `drainTime`, every byte written
- * upstream was answered, nothing is buffered or in flight, and the upstream
- * never saw EOF; it is destroyed otherwise. Bytes it sends later, while idle,
- * evict it (the pool's idle watch), so they reach no later session.
+ * the pool is a warm, pre-dialed set.
+ *
+ * With `reuse: true`, an upstream goes back to the pool only after a
+ * session that ended cleanly: the client half-closed, every byte the
+ * upstream sent was delivered to the client, and the upstream then stayed
+ * quiet for `drainTime` (the clock runs only while no write to the client
+ * is in flight); every byte written upstream was followed by some reply
+ * bytes, nothing is buffered or in flight, and the upstream never saw EOF.
+ * Any other end destroys it. Bytes it sends later, while idle, evict it
+ * (the pool's idle watch).
  *
  * @example A proxy in front of an echo server
  * ```ts
@@ -60,7 +64,10 @@ export interface ProxyOptions {
   signal?: AbortSignal | undefined;
   /**
    * End a session that moved no byte either way for this long, in ms: a
-   * slowloris guard. `0` or `Infinity`: never.
+   * slowloris guard. A byte counts as moved when it is read from either
+   * side and when a write of it to either side completes, so a client that
+   * reads a long reply slowly keeps its session, and one that stops
+   * reading is cut. `0` or `Infinity`: never.
    *
    * @default {60_000}
    */
@@ -80,7 +87,8 @@ export interface ProxyOptions {
   reuse?: boolean | undefined;
   /**
    * With `reuse`: after the client's half-close, how long the upstream must
-   * stay quiet before the session ends, in ms.
+   * stay quiet, in ms, counted from the last byte delivered to the client,
+   * before the session ends.
    *
    * @default {100}
    */
@@ -91,7 +99,7 @@ export interface ProxyOptions {
 export interface ProxyResult {
   /** Bytes from the client to the upstream. */
   sent: number;
-  /** Bytes from the upstream to the client. */
+  /** Bytes from the upstream delivered to the client. */
   received: number;
   /** Whether the upstream went back to the pool (`reuse`). */
   reused: boolean;
@@ -160,12 +168,6 @@ function settings(options: ProxyOptions | undefined): Settings {
   };
 }
 
-/** Writes all of `p` to a Deno connection. */
-async function writeAll(conn: Deno.Conn, p: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < p.length) off += await conn.write(p.subarray(off));
-}
-
 /** One session: two copies, one end. */
 class Session {
   readonly #down: Downstream;
@@ -179,8 +181,12 @@ class Session {
   #drainTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #clientDone = false;
   #upstreamDone = false;
+  /** A write to the client is in flight: the drain clock must not run. */
+  #delivering = false;
   #last = 0;
   readonly #done = Promise.withResolvers<void>();
+  /** Ended on the drain: the upstream's last read was left pending. */
+  #parked = false;
   #reused = false;
 
   constructor(down: Downstream, up: PooledConn, s: Settings) {
@@ -201,13 +207,12 @@ class Session {
     try {
       await this.#done.promise;
       await toUpstream;
-      // A reused upstream's last read stays pending as its idle watch; its
-      // copy loop ends when that read does, taking nothing.
-      if (!this.#reused) await toClient;
+      // Ended on the drain, the upstream's last read stays pending as its
+      // idle watch; its copy loop ends when that read does, taking nothing.
+      if (!this.#parked) await toClient;
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      clearTimeout(this.#idleTimer);
-      clearTimeout(this.#drainTimer);
+      this.#stopTimers();
     }
     if (this.#error !== undefined) throw this.#error;
     return { sent: this.sent, received: this.received, reused: this.#reused };
@@ -215,7 +220,7 @@ class Session {
 
   /** Bytes moved: the idle clock restarts (a timer re-armed at most every 1/4). */
   #touch(): void {
-    if (this.#s.idle === Infinity) return;
+    if (this.#s.idle === Infinity || this.#ended) return;
     const now = performance.now();
     if (this.#idleTimer !== undefined && now - this.#last < this.#s.idle / 4) {
       return;
@@ -232,6 +237,12 @@ class Session {
     }, this.#s.idle);
   }
 
+  #stopTimers(): void {
+    clearTimeout(this.#idleTimer);
+    clearTimeout(this.#drainTimer);
+    this.#idleTimer = this.#drainTimer = undefined;
+  }
+
   async #clientToUpstream(): Promise<void> {
     const buf = new Uint8Array(BUFFER);
     try {
@@ -242,15 +253,16 @@ class Session {
         this.#touch();
         await this.#up.write(buf.subarray(0, n));
         this.sent += n;
+        this.#touch();
       }
       if (this.#ended) return;
       this.#clientDone = true;
-      if (this.#s.reuse && !this.#upstreamDone) this.#armDrain();
-      else if (this.#s.reuse) this.#maybeEnd();
-      else {
+      if (!this.#s.reuse) {
         await this.#up.closeWrite();
         this.#maybeEnd();
-      }
+      } else if (this.#upstreamDone) this.#maybeEnd();
+      else if (!this.#delivering) this.#armDrain();
+      // (else the drain clock starts when that write completes)
     } catch (error) {
       this.#fail(error);
     }
@@ -260,7 +272,8 @@ class Session {
     // Without reuse the upstream is destroyed at the end: read straight into
     // one buffer of ours. With it, through the connection's reader, so a
     // read left pending at the end loses nothing (it becomes the idle watch).
-    const buf = this.#s.reuse ? null : new Uint8Array(BUFFER);
+    const reuse = this.#s.reuse;
+    const buf = reuse ? null : new Uint8Array(BUFFER);
     try {
       while (!this.#ended) {
         let chunk: Uint8Array | null;
@@ -270,11 +283,17 @@ class Session {
           chunk = n === null ? null : buf.subarray(0, n);
         }
         if (this.#ended) return;
+        // The upstream spoke: it is not quiet. The drain clock starts again
+        // once these bytes are delivered.
+        clearTimeout(this.#drainTimer);
+        this.#drainTimer = undefined;
         if (chunk === null) break;
         this.#touch();
-        if (this.#drainTimer !== undefined) this.#armDrain();
-        await writeAll(this.#down, chunk);
+        this.#delivering = true;
+        await this.#deliver(chunk);
+        this.#delivering = false;
         this.received += chunk.length;
+        if (reuse && this.#clientDone && !this.#ended) this.#armDrain();
       }
       if (this.#ended) return;
       this.#upstreamDone = true;
@@ -285,31 +304,53 @@ class Session {
     }
   }
 
-  /** With `reuse`: ends the session once the upstream stays quiet. */
+  /** Writes all of `p` to the client; each completed write is progress. */
+  async #deliver(p: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < p.length) {
+      off += await this.#down.write(off === 0 ? p : p.subarray(off));
+      this.#touch();
+    }
+  }
+
+  /**
+   * With `reuse`, once the client half-closed and nothing is being written
+   * to it: ends the session if the upstream stays quiet for `drainTime`.
+   */
   #armDrain(): void {
     clearTimeout(this.#drainTimer);
-    this.#drainTimer = setTimeout(() => this.#end(true), this.#s.drain);
+    this.#drainTimer = setTimeout(this.#drained, this.#s.drain);
   }
+
+  readonly #drained = (): void => {
+    this.#drainTimer = undefined;
+    if (!this.#delivering) this.#end(true);
+  };
 
   #maybeEnd(): void {
     if (this.#clientDone && this.#upstreamDone) this.#end(false);
   }
 
-  /** Ends cleanly: the client gets EOF; the upstream is reused or not. */
+  /**
+   * Ends cleanly: the client is closed (it has every byte); the upstream is
+   * reused or destroyed.
+   */
   #end(drained: boolean): void {
     if (this.#ended) return;
     this.#ended = true;
-    if (drained && this.#s.reuse) {
-      // The upstream's pending read (if any) becomes its idle watch; it is
-      // destroyed instead if anything is owed, buffered or in flight.
-      connHooks.releaseIdle(this.#up);
-      this.#reused = true;
-    } else this.#up.destroy();
+    this.#stopTimers();
     try {
       this.#down.close();
     } catch {
       // closed already
     }
+    if (drained && this.#s.reuse) {
+      this.#parked = true;
+      // The upstream's pending read (if any) becomes its idle watch; it is
+      // destroyed instead if anything is owed, buffered or in flight.
+      connHooks.releaseIdle(this.#up);
+      this.#reused = true;
+    } else this.#up.destroy();
     this.#done.resolve();
   }
 
@@ -318,6 +359,7 @@ class Session {
     if (this.#ended) return;
     this.#ended = true;
     this.#error = error;
+    this.#stopTimers();
     this.#up.destroy(error);
     try {
       this.#down.close();
@@ -393,7 +435,7 @@ export interface ProxyStats {
   acceptErrors: number;
   /** Bytes from clients to upstreams, over ended sessions. */
   sent: number;
-  /** Bytes from upstreams to clients, over ended sessions. */
+  /** Bytes from upstreams delivered to clients, over ended sessions. */
   received: number;
   /** Upstreams given back to the pool (`reuse`). */
   reused: number;
