@@ -15,14 +15,23 @@
  * session and is destroyed, so no session can ever see another's bytes;
  * the pool is a warm, pre-dialed set.
  *
- * With `reuse: true`, an upstream goes back to the pool only after a
- * session that ended cleanly: the client half-closed, every byte the
- * upstream sent was delivered to the client, and the upstream then stayed
- * quiet for `drainTime` (the clock runs only while no write to the client
- * is in flight); every byte written upstream was followed by some reply
- * bytes, nothing is buffered or in flight, and the upstream never saw EOF.
- * Any other end destroys it. Bytes it sends later, while idle, evict it
- * (the pool's idle watch).
+ * With `reuse`, an upstream may go back to the pool after a session that
+ * ended cleanly: the client half-closed, every byte the upstream sent was
+ * delivered to the client, and the upstream then stayed quiet for
+ * `drainTime` (the clock runs only while no write to the client is in
+ * flight); every byte written upstream was followed by some reply bytes,
+ * nothing is buffered or in flight, and the upstream never saw EOF. Any
+ * other end destroys it. A byte pipe cannot know where a protocol's reply
+ * ends, so that is all `reuse: true` can check: a reply that comes after
+ * `drainTime`, or state the session left on the server (a selected
+ * database, an open transaction), can reach the next session. Use it only
+ * for stateless request/response protocols whose replies come within
+ * `drainTime`. `reuse: { reset }` adds the protocol's help, as pgbouncer's
+ * `server_reset_query` does: after a clean end, `reset(conn, signal)` runs
+ * an exchange that clears the server's state and verifies the answer
+ * (Redis: `RESET`, expect `+RESET`). A late reply comes before that answer
+ * and fails the verify; `reset` returning `false`, throwing or running past
+ * its `timeout` destroys the upstream.
  *
  * @example A proxy in front of an echo server
  * ```ts
@@ -55,6 +64,46 @@ import { connHooks } from "./_conn.ts";
 import type { PooledConn, TcpPool } from "./tcp.ts";
 import { describe } from "./_util.ts";
 
+/**
+ * `reuse` with the protocol's help: what runs on an upstream before it goes
+ * back to the pool (see the module docs).
+ *
+ * @example Redis (6.2 or later): `RESET`, verified
+ * ```ts
+ * import type { ReuseOptions } from "@chanpool/chanpool";
+ *
+ * const reuse: ReuseOptions = {
+ *   reset: (conn, signal) =>
+ *     conn.exchange(
+ *       new TextEncoder().encode("*1\r\n$5\r\nRESET\r\n"),
+ *       (reader) => reader.readLine(),
+ *       { signal, verify: (_request, line) => line === "+RESET" },
+ *     ),
+ *   timeout: 500,
+ * };
+ * ```
+ */
+export interface ReuseOptions {
+  /**
+   * Runs after a session's clean end, on the upstream it used: brings the
+   * server back to a fresh session's state and proves the connection is in
+   * step, typically with {@linkcode PooledConn.exchange} and a `verify`
+   * (Redis: `RESET`, expect `+RESET`). Bytes that arrived after the session
+   * ended are still unread, so they come before the answer and fail the
+   * verify. Pass `signal` to the calls: it aborts at `timeout` or when the
+   * session's signal does. Returning (or resolving with) `false`, throwing
+   * or running past `timeout` destroys the upstream; anything else gives
+   * it back to the pool, if it is still clean.
+   */
+  reset: (conn: PooledConn, signal: AbortSignal) => unknown;
+  /**
+   * How long `reset` may take, in ms; `0` or `Infinity`: no limit.
+   *
+   * @default {1_000}
+   */
+  timeout?: number | undefined;
+}
+
 /** Options for {@linkcode proxy} and {@linkcode serveProxy}. */
 export interface ProxyOptions {
   /**
@@ -80,11 +129,13 @@ export interface ProxyOptions {
   connectTimeout?: number | undefined;
   /**
    * Give an upstream back to the pool after a session that ended cleanly
-   * (see the module docs); by default every upstream serves one session.
+   * (see the module docs): `true` for stateless request/response protocols
+   * only, or `{ reset, timeout }` to run the protocol's reset first. By
+   * default every upstream serves one session.
    *
    * @default {false}
    */
-  reuse?: boolean | undefined;
+  reuse?: boolean | ReuseOptions | undefined;
   /**
    * With `reuse`: after the client's half-close, how long the upstream must
    * stay quiet, in ms, counted from the last byte delivered to the client,
@@ -103,12 +154,20 @@ export interface ProxyResult {
   received: number;
   /** Whether the upstream went back to the pool (`reuse`). */
   reused: boolean;
+  /**
+   * With `reuse.reset`: why the reset failed (the upstream was destroyed):
+   * what it threw, or an `Error` when it returned `false`. Absent when no
+   * reset ran or it succeeded.
+   */
+  resetError?: unknown;
 }
 
 /** A connection the proxy accepted: what `Deno.listen` yields. */
 export type Downstream = Deno.Conn;
 
 const BUFFER = 64 * 1024;
+
+function noop(): void {}
 
 function duration(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
@@ -127,12 +186,44 @@ function duration(name: string, value: unknown, fallback: number): number {
   return value === 0 ? Infinity : value;
 }
 
+type Reset = (conn: PooledConn, signal: AbortSignal) => unknown;
+
 interface Settings {
   signal: AbortSignal | undefined;
   idle: number;
   connect: number | undefined;
   reuse: boolean;
+  reset: Reset | undefined;
+  resetTimeout: number;
   drain: number;
+}
+
+function reuseSettings(
+  reuse: unknown,
+): { reuse: boolean; reset: Reset | undefined; resetTimeout: number } {
+  if (reuse === undefined || typeof reuse === "boolean") {
+    return { reuse: reuse ?? false, reset: undefined, resetTimeout: 1_000 };
+  }
+  if (typeof reuse !== "object" || reuse === null) {
+    throw new TypeError(
+      `Cannot proxy: reuse must be a boolean or an object with a reset function, received ${
+        describe(reuse)
+      }`,
+    );
+  }
+  const { reset, timeout } = reuse as ReuseOptions;
+  if (typeof reset !== "function") {
+    throw new TypeError(
+      `Cannot proxy: reuse.reset must be a function, received ${
+        describe(reset)
+      }`,
+    );
+  }
+  return {
+    reuse: true,
+    reset,
+    resetTimeout: duration("reuse.timeout", timeout, 1_000),
+  };
 }
 
 function settings(options: ProxyOptions | undefined): Settings {
@@ -151,11 +242,6 @@ function settings(options: ProxyOptions | undefined): Settings {
       }`,
     );
   }
-  if (o.reuse !== undefined && typeof o.reuse !== "boolean") {
-    throw new TypeError(
-      `Cannot proxy: reuse must be a boolean, received ${describe(o.reuse)}`,
-    );
-  }
   const connect = o.connectTimeout === undefined
     ? undefined
     : duration("connectTimeout", o.connectTimeout, 0);
@@ -163,9 +249,31 @@ function settings(options: ProxyOptions | undefined): Settings {
     signal: o.signal,
     idle: duration("idleTimeout", o.idleTimeout, 60_000),
     connect: connect === Infinity ? undefined : connect,
-    reuse: o.reuse ?? false,
+    ...reuseSettings(o.reuse),
     drain: Math.min(duration("drainTime", o.drainTime, 100), 60_000),
   };
+}
+
+/**
+ * `work`, or `signal.reason` once it aborts, whichever comes first; a later
+ * rejection of `work` is handled (nobody waits for it any more).
+ */
+function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(noop);
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then((value) => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(value);
+    }, (error) => {
+      signal.removeEventListener("abort", onAbort);
+      reject(error);
+    });
+  });
 }
 
 /** One session: two copies, one end. */
@@ -188,6 +296,9 @@ class Session {
   /** Ended on the drain: the upstream's last read was left pending. */
   #parked = false;
   #reused = false;
+  #resetting: Promise<void> | undefined = undefined;
+  #resetFailed = false;
+  #resetError: unknown = undefined;
 
   constructor(down: Downstream, up: PooledConn, s: Settings) {
     this.#down = down;
@@ -207,15 +318,23 @@ class Session {
     try {
       await this.#done.promise;
       await toUpstream;
-      // Ended on the drain, the upstream's last read stays pending as its
-      // idle watch; its copy loop ends when that read does, taking nothing.
+      // Ended on the drain, the upstream's last read stays pending (as the
+      // reader's prefetch: the reset or the idle watch takes its bytes);
+      // its copy loop ends when that read does, taking nothing.
       if (!this.#parked) await toClient;
+      await this.#resetting;
     } finally {
       signal?.removeEventListener("abort", onAbort);
       this.#stopTimers();
     }
     if (this.#error !== undefined) throw this.#error;
-    return { sent: this.sent, received: this.received, reused: this.#reused };
+    const result: ProxyResult = {
+      sent: this.sent,
+      received: this.received,
+      reused: this.#reused,
+    };
+    if (this.#resetFailed) result.resetError = this.#resetError;
+    return result;
   }
 
   /** Bytes moved: the idle clock restarts (a timer re-armed at most every 1/4). */
@@ -271,7 +390,8 @@ class Session {
   async #upstreamToClient(): Promise<void> {
     // Without reuse the upstream is destroyed at the end: read straight into
     // one buffer of ours. With it, through the connection's reader, so a
-    // read left pending at the end loses nothing (it becomes the idle watch).
+    // read left pending at the end loses nothing (its bytes land in the
+    // reader's buffer, for the reset or the idle watch to see).
     const reuse = this.#s.reuse;
     const buf = reuse ? null : new Uint8Array(BUFFER);
     try {
@@ -333,7 +453,7 @@ class Session {
 
   /**
    * Ends cleanly: the client is closed (it has every byte); the upstream is
-   * reused or destroyed.
+   * reset and reused, reused, or destroyed.
    */
   #end(drained: boolean): void {
     if (this.#ended) return;
@@ -346,12 +466,60 @@ class Session {
     }
     if (drained && this.#s.reuse) {
       this.#parked = true;
-      // The upstream's pending read (if any) becomes its idle watch; it is
-      // destroyed instead if anything is owed, buffered or in flight.
-      connHooks.releaseIdle(this.#up);
-      this.#reused = true;
+      // The pull left pending stays the reader's prefetch: whatever it
+      // brings lands in the buffer, where the reset's exchange (bytes
+      // before its answer) or the idle watch (bytes while idle) sees it.
+      if (!connHooks.stopPull(this.#up)) this.#up.destroy();
+      else if (this.#s.reset === undefined) {
+        this.#up.release();
+        this.#reused = true;
+      } else this.#resetting = this.#reset(this.#s.reset);
     } else this.#up.destroy();
     this.#done.resolve();
+  }
+
+  /** Runs `reset` on the upstream: back to the pool if it succeeds. */
+  async #reset(reset: Reset): Promise<void> {
+    const up = this.#up;
+    const limit = this.#s.resetTimeout;
+    const outer = this.#s.signal;
+    const ctl = new AbortController();
+    const onAbort = () => ctl.abort(outer!.reason);
+    const timer = limit === Infinity ? undefined : setTimeout(() => {
+      ctl.abort(
+        new TimeoutError(
+          `Cannot reset upstream: timed out after ${Math.round(limit)} ms`,
+          limit,
+        ),
+      );
+    }, limit);
+    if (outer?.aborted) ctl.abort(outer.reason);
+    else outer?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const work = (async () => await reset(up, ctl.signal))();
+      if (await abortable(work, ctl.signal) === false) {
+        this.#resetFailed = true;
+        this.#resetError = new Error(
+          "Cannot reset upstream: reset returned false",
+        );
+      } else if (!connHooks.stopPull(up)) {
+        this.#resetFailed = true;
+        this.#resetError = new Error(
+          "Cannot reset upstream: after reset it is not clean (released, broken, a call in flight, a reply due, bytes unread or EOF)",
+        );
+      }
+    } catch (error) {
+      this.#resetFailed = true;
+      this.#resetError = error;
+    } finally {
+      clearTimeout(timer);
+      outer?.removeEventListener("abort", onAbort);
+    }
+    if (this.#resetFailed) up.destroy(this.#resetError);
+    else {
+      up.release();
+      this.#reused = true;
+    }
   }
 
   /** Ends at once: both sides closed, whatever is pending rejects. */
@@ -374,13 +542,14 @@ class Session {
  * Proxies one accepted connection: borrows an upstream from `pool`, copies
  * bytes both ways until both sides have ended (or either fails, or the
  * session idles past `idleTimeout`), then closes the client and destroys the
- * upstream (or, with `reuse` and a clean end, gives it back).
+ * upstream (or, with `reuse` and a clean end, resets it and gives it back).
  *
  * @param downstream The client's connection; it is closed on return.
  * @param pool Where upstreams come from.
  * @param options `signal`, `idleTimeout`, `connectTimeout`, `reuse`,
  *   `drainTime`.
- * @returns Bytes sent and received, and whether the upstream was reused.
+ * @returns Bytes sent and received, whether the upstream was reused, and
+ *   why its reset failed, if it did.
  * @throws {TypeError} If an option has the wrong type.
  * @throws {RangeError} If a duration is negative or NaN.
  * @throws {DialError} If no upstream could be dialed (the client is closed).
@@ -439,6 +608,8 @@ export interface ProxyStats {
   received: number;
   /** Upstreams given back to the pool (`reuse`). */
   reused: number;
+  /** Upstreams destroyed because `reuse.reset` failed. */
+  resetFailures: number;
 }
 
 /** Options for {@linkcode serveProxy}: a session's, plus `onError`. */
@@ -563,6 +734,7 @@ export function serveProxy(
     sent: 0,
     received: 0,
     reused: 0,
+    resetFailures: 0,
   };
   const report = (error: unknown, remote: Deno.NetAddr | null) => {
     try {
@@ -587,6 +759,7 @@ export function serveProxy(
       stats.sent += r.sent;
       stats.received += r.received;
       if (r.reused) stats.reused++;
+      if ("resetError" in r) stats.resetFailures++;
     } catch (error) {
       stats.errors++;
       report(error, conn.remoteAddr as Deno.NetAddr);

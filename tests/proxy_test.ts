@@ -304,7 +304,18 @@ Deno.test("proxy(): bad options throw TypeError/RangeError naming the option", a
   );
   assert.throws(
     () => serveProxy({ port: 0 }, pool, { reuse: "yes" as never }),
-    /TypeError: Cannot proxy: reuse must be a boolean, received "yes"/,
+    /TypeError: Cannot proxy: reuse must be a boolean or an object with a reset function, received "yes"/,
+  );
+  assert.throws(
+    () => serveProxy({ port: 0 }, pool, { reuse: {} as never }),
+    /TypeError: Cannot proxy: reuse.reset must be a function, received undefined/,
+  );
+  assert.throws(
+    () =>
+      serveProxy({ port: 0 }, pool, {
+        reuse: { reset: () => true, timeout: -5 },
+      }),
+    /RangeError: Cannot proxy: reuse.timeout must be a non-negative number of milliseconds, received -5/,
   );
   assert.throws(
     () => serveProxy({ port: 0 }, pool, { onError: 1 as never }),
