@@ -737,17 +737,25 @@ export async function pullInto(
 
 /**
  * Hooks into PooledConn for proxy.ts (bound in PooledConn's static block):
- * the next chunk from the server (see pullChunk), and a release that turns
- * a pending stream read into the idle watch instead of destroying.
+ * the next chunk from the server (see pullChunk), a release that turns
+ * a pending stream read into the idle watch instead of destroying, and
+ * `stopPull`: gives up a pending pullChunk read (it stays the reader's
+ * prefetch, so its bytes land in the buffer; the pullChunk call resolves
+ * `null`), so that an exchange may run next, and says whether release would
+ * now give the connection back (alive, lease held, clean, no EOF).
  */
 export const connHooks: {
   pull: (conn: object) => Promise<Uint8Array | null>;
   pullInto: (conn: object, buf: Uint8Array) => Promise<number | null>;
   releaseIdle: (conn: object) => void;
+  stopPull: (conn: object) => boolean;
 } = {
   pull: () => Promise.reject(new Error("tcp.ts is not loaded")),
   pullInto: () => Promise.reject(new Error("tcp.ts is not loaded")),
   releaseIdle: () => {
+    throw new Error("tcp.ts is not loaded");
+  },
+  stopPull: () => {
     throw new Error("tcp.ts is not loaded");
   },
 };

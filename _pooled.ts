@@ -115,6 +115,17 @@ export class PooledConn implements AsyncDisposable, Disposable {
       conn.#c = null;
       if (conn.#lease !== null) giveBack(c, conn.#lease, true);
     };
+    connHooks.stopPull = (pooled) => {
+      const conn = pooled as PooledConn;
+      const c = conn.#c;
+      if (c === null) return false;
+      if (c.pulling) {
+        c.pulling = false;
+        c.pullGen++;
+      }
+      return !c.unusable && c.clean && conn.#lease !== null &&
+        conn.#lease.held;
+    };
   }
 
   /** The connection, if this conn may still use it; else why not. */

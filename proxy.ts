@@ -13,12 +13,25 @@
  *
  * Upstreams are not reused by default (`reuse: false`): each serves one
  * session and is destroyed, so no session can ever see another's bytes;
- * the pool is a warm, pre-dialed set. With `reuse: true` an upstream goes back
- * to the pool only when the session ended cleanly: the client half-closed
- * first, the upstream then stayed quiet for `drainTime`, every byte written
- * upstream was answered, nothing is buffered or in flight, and the upstream
- * never saw EOF; it is destroyed otherwise. Bytes it sends later, while idle,
- * evict it (the pool's idle watch), so they reach no later session.
+ * the pool is a warm, pre-dialed set.
+ *
+ * With `reuse`, an upstream may go back to the pool after a session that
+ * ended cleanly: the client half-closed, every byte the upstream sent was
+ * delivered to the client, and the upstream then stayed quiet for
+ * `drainTime` (the clock runs only while no write to the client is in
+ * flight); every byte written upstream was followed by some reply bytes,
+ * nothing is buffered or in flight, and the upstream never saw EOF. Any
+ * other end destroys it. A byte pipe cannot know where a protocol's reply
+ * ends, so that is all `reuse: true` can check: a reply that comes after
+ * `drainTime`, or state the session left on the server (a selected
+ * database, an open transaction), can reach the next session. Use it only
+ * for stateless request/response protocols whose replies come within
+ * `drainTime`. `reuse: { reset }` adds the protocol's help, as pgbouncer's
+ * `server_reset_query` does: after a clean end, `reset(conn, signal)` runs
+ * an exchange that clears the server's state and verifies the answer
+ * (Redis: `RESET`, expect `+RESET`). A late reply comes before that answer
+ * and fails the verify; `reset` returning `false`, throwing or running past
+ * its `timeout` destroys the upstream.
  *
  * @example A proxy in front of an echo server
  * ```ts
@@ -51,13 +64,59 @@ import { connHooks } from "./_conn.ts";
 import type { PooledConn, TcpPool } from "./tcp.ts";
 import { describe } from "./_util.ts";
 
+/**
+ * `reuse` with the protocol's help: what runs on an upstream before it goes
+ * back to the pool (see the module docs).
+ *
+ * @example Redis (6.2 or later): `RESET`, verified
+ * ```ts
+ * import type { ReuseOptions } from "@chanpool/chanpool";
+ *
+ * const reuse: ReuseOptions = {
+ *   reset: (conn, signal) =>
+ *     conn.exchange(
+ *       new TextEncoder().encode("*1\r\n$5\r\nRESET\r\n"),
+ *       (reader) => reader.readLine(),
+ *       { signal, verify: (_request, line) => line === "+RESET" },
+ *     ),
+ *   timeout: 500,
+ * };
+ * ```
+ */
+export interface ReuseOptions {
+  /**
+   * Runs after a session's clean end, on the upstream it used: brings the
+   * server back to a fresh session's state and proves the connection is in
+   * step, typically with {@linkcode PooledConn.exchange} and a `verify`
+   * (Redis: `RESET`, expect `+RESET`). Bytes that arrived after the session
+   * ended are still unread, so they come before the answer and fail the
+   * verify. Pass `signal` to the calls: it aborts at `timeout` or when the
+   * session's signal does. Returning (or resolving with) `false`, throwing
+   * or running past `timeout` destroys the upstream; anything else gives
+   * it back to the pool, if it is still clean.
+   */
+  reset: (conn: PooledConn, signal: AbortSignal) => unknown;
+  /**
+   * How long `reset` may take, in ms; `0` or `Infinity`: no limit.
+   *
+   * @default {1_000}
+   */
+  timeout?: number | undefined;
+}
+
 /** Options for {@linkcode proxy} and {@linkcode serveProxy}. */
 export interface ProxyOptions {
-  /** Ends the session (both sides closed) when it aborts. */
+  /**
+   * Ends the session (both sides closed) when it aborts; already aborted,
+   * the session rejects with its reason before borrowing an upstream.
+   */
   signal?: AbortSignal | undefined;
   /**
    * End a session that moved no byte either way for this long, in ms: a
-   * slowloris guard. `0` or `Infinity`: never.
+   * slowloris guard. A byte counts as moved when it is read from either
+   * side and when a write of it to either side completes, so a client that
+   * reads a long reply slowly keeps its session, and one that stops
+   * reading is cut. `0` or `Infinity`: never.
    *
    * @default {60_000}
    */
@@ -70,14 +129,17 @@ export interface ProxyOptions {
   connectTimeout?: number | undefined;
   /**
    * Give an upstream back to the pool after a session that ended cleanly
-   * (see the module docs); by default every upstream serves one session.
+   * (see the module docs): `true` for stateless request/response protocols
+   * only, or `{ reset, timeout }` to run the protocol's reset first. By
+   * default every upstream serves one session.
    *
    * @default {false}
    */
-  reuse?: boolean | undefined;
+  reuse?: boolean | ReuseOptions | undefined;
   /**
    * With `reuse`: after the client's half-close, how long the upstream must
-   * stay quiet before the session ends, in ms.
+   * stay quiet, in ms, counted from the last byte delivered to the client,
+   * before the session ends.
    *
    * @default {100}
    */
@@ -88,16 +150,24 @@ export interface ProxyOptions {
 export interface ProxyResult {
   /** Bytes from the client to the upstream. */
   sent: number;
-  /** Bytes from the upstream to the client. */
+  /** Bytes from the upstream delivered to the client. */
   received: number;
   /** Whether the upstream went back to the pool (`reuse`). */
   reused: boolean;
+  /**
+   * With `reuse.reset`: why the reset failed (the upstream was destroyed):
+   * what it threw, or an `Error` when it returned `false`. Absent when no
+   * reset ran or it succeeded.
+   */
+  resetError?: unknown;
 }
 
 /** A connection the proxy accepted: what `Deno.listen` yields. */
 export type Downstream = Deno.Conn;
 
 const BUFFER = 64 * 1024;
+
+function noop(): void {}
 
 function duration(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
@@ -116,12 +186,44 @@ function duration(name: string, value: unknown, fallback: number): number {
   return value === 0 ? Infinity : value;
 }
 
+type Reset = (conn: PooledConn, signal: AbortSignal) => unknown;
+
 interface Settings {
   signal: AbortSignal | undefined;
   idle: number;
   connect: number | undefined;
   reuse: boolean;
+  reset: Reset | undefined;
+  resetTimeout: number;
   drain: number;
+}
+
+function reuseSettings(
+  reuse: unknown,
+): { reuse: boolean; reset: Reset | undefined; resetTimeout: number } {
+  if (reuse === undefined || typeof reuse === "boolean") {
+    return { reuse: reuse ?? false, reset: undefined, resetTimeout: 1_000 };
+  }
+  if (typeof reuse !== "object" || reuse === null) {
+    throw new TypeError(
+      `Cannot proxy: reuse must be a boolean or an object with a reset function, received ${
+        describe(reuse)
+      }`,
+    );
+  }
+  const { reset, timeout } = reuse as ReuseOptions;
+  if (typeof reset !== "function") {
+    throw new TypeError(
+      `Cannot proxy: reuse.reset must be a function, received ${
+        describe(reset)
+      }`,
+    );
+  }
+  return {
+    reuse: true,
+    reset,
+    resetTimeout: duration("reuse.timeout", timeout, 1_000),
+  };
 }
 
 function settings(options: ProxyOptions | undefined): Settings {
@@ -140,11 +242,6 @@ function settings(options: ProxyOptions | undefined): Settings {
       }`,
     );
   }
-  if (o.reuse !== undefined && typeof o.reuse !== "boolean") {
-    throw new TypeError(
-      `Cannot proxy: reuse must be a boolean, received ${describe(o.reuse)}`,
-    );
-  }
   const connect = o.connectTimeout === undefined
     ? undefined
     : duration("connectTimeout", o.connectTimeout, 0);
@@ -152,15 +249,31 @@ function settings(options: ProxyOptions | undefined): Settings {
     signal: o.signal,
     idle: duration("idleTimeout", o.idleTimeout, 60_000),
     connect: connect === Infinity ? undefined : connect,
-    reuse: o.reuse ?? false,
+    ...reuseSettings(o.reuse),
     drain: Math.min(duration("drainTime", o.drainTime, 100), 60_000),
   };
 }
 
-/** Writes all of `p` to a Deno connection. */
-async function writeAll(conn: Deno.Conn, p: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < p.length) off += await conn.write(p.subarray(off));
+/**
+ * `work`, or `signal.reason` once it aborts, whichever comes first; a later
+ * rejection of `work` is handled (nobody waits for it any more).
+ */
+function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(noop);
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then((value) => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(value);
+    }, (error) => {
+      signal.removeEventListener("abort", onAbort);
+      reject(error);
+    });
+  });
 }
 
 /** One session: two copies, one end. */
@@ -176,9 +289,16 @@ class Session {
   #drainTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #clientDone = false;
   #upstreamDone = false;
+  /** A write to the client is in flight: the drain clock must not run. */
+  #delivering = false;
   #last = 0;
   readonly #done = Promise.withResolvers<void>();
+  /** Ended on the drain: the upstream's last read was left pending. */
+  #parked = false;
   #reused = false;
+  #resetting: Promise<void> | undefined = undefined;
+  #resetFailed = false;
+  #resetError: unknown = undefined;
 
   constructor(down: Downstream, up: PooledConn, s: Settings) {
     this.#down = down;
@@ -189,28 +309,37 @@ class Session {
   async run(): Promise<ProxyResult> {
     const signal = this.#s.signal;
     const onAbort = () => this.#fail(signal!.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
+    // Aborted while the borrow resolved: end before moving a byte.
+    if (signal?.aborted) this.#fail(signal.reason);
+    else signal?.addEventListener("abort", onAbort, { once: true });
     this.#touch();
     const toUpstream = this.#clientToUpstream();
     const toClient = this.#upstreamToClient();
     try {
       await this.#done.promise;
       await toUpstream;
-      // A reused upstream's last read stays pending as its idle watch; its
-      // copy loop ends when that read does, taking nothing.
-      if (!this.#reused) await toClient;
+      // Ended on the drain, the upstream's last read stays pending (as the
+      // reader's prefetch: the reset or the idle watch takes its bytes);
+      // its copy loop ends when that read does, taking nothing.
+      if (!this.#parked) await toClient;
+      await this.#resetting;
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      clearTimeout(this.#idleTimer);
-      clearTimeout(this.#drainTimer);
+      this.#stopTimers();
     }
     if (this.#error !== undefined) throw this.#error;
-    return { sent: this.sent, received: this.received, reused: this.#reused };
+    const result: ProxyResult = {
+      sent: this.sent,
+      received: this.received,
+      reused: this.#reused,
+    };
+    if (this.#resetFailed) result.resetError = this.#resetError;
+    return result;
   }
 
   /** Bytes moved: the idle clock restarts (a timer re-armed at most every 1/4). */
   #touch(): void {
-    if (this.#s.idle === Infinity) return;
+    if (this.#s.idle === Infinity || this.#ended) return;
     const now = performance.now();
     if (this.#idleTimer !== undefined && now - this.#last < this.#s.idle / 4) {
       return;
@@ -227,6 +356,12 @@ class Session {
     }, this.#s.idle);
   }
 
+  #stopTimers(): void {
+    clearTimeout(this.#idleTimer);
+    clearTimeout(this.#drainTimer);
+    this.#idleTimer = this.#drainTimer = undefined;
+  }
+
   async #clientToUpstream(): Promise<void> {
     const buf = new Uint8Array(BUFFER);
     try {
@@ -237,15 +372,16 @@ class Session {
         this.#touch();
         await this.#up.write(buf.subarray(0, n));
         this.sent += n;
+        this.#touch();
       }
       if (this.#ended) return;
       this.#clientDone = true;
-      if (this.#s.reuse && !this.#upstreamDone) this.#armDrain();
-      else if (this.#s.reuse) this.#maybeEnd();
-      else {
+      if (!this.#s.reuse) {
         await this.#up.closeWrite();
         this.#maybeEnd();
-      }
+      } else if (this.#upstreamDone) this.#maybeEnd();
+      else if (!this.#delivering) this.#armDrain();
+      // (else the drain clock starts when that write completes)
     } catch (error) {
       this.#fail(error);
     }
@@ -254,8 +390,10 @@ class Session {
   async #upstreamToClient(): Promise<void> {
     // Without reuse the upstream is destroyed at the end: read straight into
     // one buffer of ours. With it, through the connection's reader, so a
-    // read left pending at the end loses nothing (it becomes the idle watch).
-    const buf = this.#s.reuse ? null : new Uint8Array(BUFFER);
+    // read left pending at the end loses nothing (its bytes land in the
+    // reader's buffer, for the reset or the idle watch to see).
+    const reuse = this.#s.reuse;
+    const buf = reuse ? null : new Uint8Array(BUFFER);
     try {
       while (!this.#ended) {
         let chunk: Uint8Array | null;
@@ -265,11 +403,17 @@ class Session {
           chunk = n === null ? null : buf.subarray(0, n);
         }
         if (this.#ended) return;
+        // The upstream spoke: it is not quiet. The drain clock starts again
+        // once these bytes are delivered.
+        clearTimeout(this.#drainTimer);
+        this.#drainTimer = undefined;
         if (chunk === null) break;
         this.#touch();
-        if (this.#drainTimer !== undefined) this.#armDrain();
-        await writeAll(this.#down, chunk);
+        this.#delivering = true;
+        await this.#deliver(chunk);
+        this.#delivering = false;
         this.received += chunk.length;
+        if (reuse && this.#clientDone && !this.#ended) this.#armDrain();
       }
       if (this.#ended) return;
       this.#upstreamDone = true;
@@ -280,32 +424,102 @@ class Session {
     }
   }
 
-  /** With `reuse`: ends the session once the upstream stays quiet. */
+  /** Writes all of `p` to the client; each completed write is progress. */
+  async #deliver(p: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < p.length) {
+      off += await this.#down.write(off === 0 ? p : p.subarray(off));
+      this.#touch();
+    }
+  }
+
+  /**
+   * With `reuse`, once the client half-closed and nothing is being written
+   * to it: ends the session if the upstream stays quiet for `drainTime`.
+   */
   #armDrain(): void {
     clearTimeout(this.#drainTimer);
-    this.#drainTimer = setTimeout(() => this.#end(true), this.#s.drain);
+    this.#drainTimer = setTimeout(this.#drained, this.#s.drain);
   }
+
+  readonly #drained = (): void => {
+    this.#drainTimer = undefined;
+    if (!this.#delivering) this.#end(true);
+  };
 
   #maybeEnd(): void {
     if (this.#clientDone && this.#upstreamDone) this.#end(false);
   }
 
-  /** Ends cleanly: the client gets EOF; the upstream is reused or not. */
+  /**
+   * Ends cleanly: the client is closed (it has every byte); the upstream is
+   * reset and reused, reused, or destroyed.
+   */
   #end(drained: boolean): void {
     if (this.#ended) return;
     this.#ended = true;
-    if (drained && this.#s.reuse) {
-      // The upstream's pending read (if any) becomes its idle watch; it is
-      // destroyed instead if anything is owed, buffered or in flight.
-      connHooks.releaseIdle(this.#up);
-      this.#reused = true;
-    } else this.#up.destroy();
+    this.#stopTimers();
     try {
       this.#down.close();
     } catch {
       // closed already
     }
+    if (drained && this.#s.reuse) {
+      this.#parked = true;
+      // The pull left pending stays the reader's prefetch: whatever it
+      // brings lands in the buffer, where the reset's exchange (bytes
+      // before its answer) or the idle watch (bytes while idle) sees it.
+      if (!connHooks.stopPull(this.#up)) this.#up.destroy();
+      else if (this.#s.reset === undefined) {
+        this.#up.release();
+        this.#reused = true;
+      } else this.#resetting = this.#reset(this.#s.reset);
+    } else this.#up.destroy();
     this.#done.resolve();
+  }
+
+  /** Runs `reset` on the upstream: back to the pool if it succeeds. */
+  async #reset(reset: Reset): Promise<void> {
+    const up = this.#up;
+    const limit = this.#s.resetTimeout;
+    const outer = this.#s.signal;
+    const ctl = new AbortController();
+    const onAbort = () => ctl.abort(outer!.reason);
+    const timer = limit === Infinity ? undefined : setTimeout(() => {
+      ctl.abort(
+        new TimeoutError(
+          `Cannot reset upstream: timed out after ${Math.round(limit)} ms`,
+          limit,
+        ),
+      );
+    }, limit);
+    if (outer?.aborted) ctl.abort(outer.reason);
+    else outer?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const work = (async () => await reset(up, ctl.signal))();
+      if (await abortable(work, ctl.signal) === false) {
+        this.#resetFailed = true;
+        this.#resetError = new Error(
+          "Cannot reset upstream: reset returned false",
+        );
+      } else if (!connHooks.stopPull(up)) {
+        this.#resetFailed = true;
+        this.#resetError = new Error(
+          "Cannot reset upstream: after reset it is not clean (released, broken, a call in flight, a reply due, bytes unread or EOF)",
+        );
+      }
+    } catch (error) {
+      this.#resetFailed = true;
+      this.#resetError = error;
+    } finally {
+      clearTimeout(timer);
+      outer?.removeEventListener("abort", onAbort);
+    }
+    if (this.#resetFailed) up.destroy(this.#resetError);
+    else {
+      up.release();
+      this.#reused = true;
+    }
   }
 
   /** Ends at once: both sides closed, whatever is pending rejects. */
@@ -313,6 +527,7 @@ class Session {
     if (this.#ended) return;
     this.#ended = true;
     this.#error = error;
+    this.#stopTimers();
     this.#up.destroy(error);
     try {
       this.#down.close();
@@ -327,19 +542,22 @@ class Session {
  * Proxies one accepted connection: borrows an upstream from `pool`, copies
  * bytes both ways until both sides have ended (or either fails, or the
  * session idles past `idleTimeout`), then closes the client and destroys the
- * upstream (or, with `reuse` and a clean end, gives it back).
+ * upstream (or, with `reuse` and a clean end, resets it and gives it back).
  *
  * @param downstream The client's connection; it is closed on return.
  * @param pool Where upstreams come from.
  * @param options `signal`, `idleTimeout`, `connectTimeout`, `reuse`,
  *   `drainTime`.
- * @returns Bytes sent and received, and whether the upstream was reused.
+ * @returns Bytes sent and received, whether the upstream was reused, and
+ *   why its reset failed, if it did.
  * @throws {TypeError} If an option has the wrong type.
  * @throws {RangeError} If a duration is negative or NaN.
  * @throws {DialError} If no upstream could be dialed (the client is closed).
  * @throws {TimeoutError} If the session idled past `idleTimeout`, or no
  *   upstream came within `connectTimeout`.
  * @throws {ConnectionBrokenError} If the upstream failed mid-session.
+ * @throws `signal.reason` If `signal` aborted (already aborted: before
+ *   anything was borrowed).
  */
 export async function proxy(
   downstream: Downstream,
@@ -355,6 +573,7 @@ export async function proxy(
   }
   let up: PooledConn;
   try {
+    s.signal?.throwIfAborted();
     up = await pool.borrow({
       ...(s.signal === undefined ? {} : { signal: s.signal }),
       ...(s.connect === undefined ? {} : { timeout: s.connect }),
@@ -378,21 +597,48 @@ export interface ProxyStats {
   sessions: number;
   /** Sessions that ended with an error (reported to `onError`). */
   errors: number;
+  /**
+   * Failed accepts (reported to `onError` with `null` for the address),
+   * after each of which the server waited and went on accepting.
+   */
+  acceptErrors: number;
   /** Bytes from clients to upstreams, over ended sessions. */
   sent: number;
-  /** Bytes from upstreams to clients, over ended sessions. */
+  /** Bytes from upstreams delivered to clients, over ended sessions. */
   received: number;
   /** Upstreams given back to the pool (`reuse`). */
   reused: number;
+  /** Upstreams destroyed because `reuse.reset` failed. */
+  resetFailures: number;
 }
 
 /** Options for {@linkcode serveProxy}: a session's, plus `onError`. */
 export interface ServeProxyOptions extends ProxyOptions {
   /**
    * Called with each session's error (the session is over, the client
-   * closed). By default errors are counted in `stats.errors` only.
+   * closed) and the client's address, and with each failed accept (the
+   * runtime's error, e.g. `EMFILE` when the process is out of file
+   * descriptors) and `null`: the server then waits (5 ms, doubling up to
+   * 1 s, until an accept succeeds) and goes on accepting. By default
+   * errors are only counted in `stats`.
    */
-  onError?: ((error: unknown, remote: Deno.NetAddr) => void) | undefined;
+  onError?:
+    | ((error: unknown, remote: Deno.NetAddr | null) => void)
+    | undefined;
+}
+
+/**
+ * What {@linkcode serveProxy} accepts clients from: a `Deno.TcpListener`
+ * (or `Deno.TlsListener`), or anything with its `accept`, `close` and
+ * `addr`.
+ */
+export interface ProxyListener {
+  /** The next client; rejects with `Deno.errors.BadResource` once closed. */
+  accept(): Promise<Deno.Conn>;
+  /** Stops accepting. */
+  close(): void;
+  /** Where it listens. */
+  readonly addr: Deno.NetAddr;
 }
 
 /** A running proxy; see {@linkcode serveProxy}. */
@@ -402,24 +648,60 @@ export interface ProxyServer extends AsyncDisposable {
   /** A snapshot of its counters. */
   readonly stats: ProxyStats;
   /**
-   * Stops accepting, ends every session (both sides closed) and waits for
-   * them.
+   * Stops accepting (closes the listener), ends every session (both sides
+   * closed) and waits for them.
    */
   close(): Promise<void>;
 }
 
+/** An accept that failed because the listener is closed. */
+function listenerClosed(error: unknown): boolean {
+  return error instanceof Deno.errors.BadResource ||
+    error instanceof Deno.errors.Interrupted;
+}
+
 /**
- * Listens on `hostname:port` and proxies every client to an upstream from
- * `pool` (see {@linkcode proxy}).
+ * Listens on `hostname:port` (or takes over `listener`) and proxies every
+ * client to an upstream from `pool` (see {@linkcode proxy}). A failed
+ * accept (other than the listener closing) does not stop it: it goes to
+ * `onError`, and accepting resumes after a pause of 5 ms, doubling up to
+ * 1 s while accepts keep failing.
  *
- * @param listen Where to listen (`port: 0`: a free port).
+ * @example Over a listener of your own
+ * ```ts
+ * import { serveProxy, TcpPool } from "@chanpool/chanpool";
+ * import assert from "node:assert/strict";
+ *
+ * using upstream = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const served = (async () => {
+ *   for await (const conn of upstream) {
+ *     conn.readable.pipeTo(conn.writable).catch(() => {});
+ *   }
+ * })();
+ * {
+ *   await using pool = new TcpPool({ port: upstream.addr.port });
+ *   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ *   await using server = serveProxy(listener, pool); // closes it on close()
+ *   const client = await Deno.connect({ port: listener.addr.port });
+ *   await client.write(new TextEncoder().encode("hi"));
+ *   await client.closeWrite();
+ *   assert.equal(await new Response(client.readable).text(), "hi");
+ *   assert.equal(server.stats.acceptErrors, 0);
+ * }
+ * upstream.close();
+ * await served;
+ * ```
+ *
+ * @param listen Where to listen (`port: 0`: a free port), or a listener
+ *   the server takes over: its `close()` closes it.
  * @param pool Where upstreams come from.
  * @param options A session's options, plus `onError`.
  * @returns The server: `addr`, `stats`, `close()`, `await using`.
- * @throws {TypeError} If an option has the wrong type.
+ * @throws {TypeError} If an option has the wrong type (a given listener is
+ *   then left open).
  */
 export function serveProxy(
-  listen: { hostname?: string; port: number },
+  listen: { hostname?: string; port: number } | ProxyListener,
   pool: TcpPool,
   options?: ServeProxyOptions,
 ): ProxyServer {
@@ -432,10 +714,13 @@ export function serveProxy(
     );
   }
   settings(options); // checks the options now, not per session
-  const listener = Deno.listen({
-    hostname: listen.hostname ?? "127.0.0.1",
-    port: listen.port,
-  });
+  const listener: ProxyListener = "accept" in listen &&
+      typeof listen.accept === "function"
+    ? listen
+    : Deno.listen({
+      hostname: (listen as { hostname?: string }).hostname ?? "127.0.0.1",
+      port: (listen as { port: number }).port,
+    });
   const stop = new AbortController();
   const signal = options?.signal === undefined
     ? stop.signal
@@ -445,9 +730,18 @@ export function serveProxy(
     active: 0,
     sessions: 0,
     errors: 0,
+    acceptErrors: 0,
     sent: 0,
     received: 0,
     reused: 0,
+    resetFailures: 0,
+  };
+  const report = (error: unknown, remote: Deno.NetAddr | null) => {
+    try {
+      onError?.(error, remote);
+    } catch {
+      // a reporter's own failure is not the session's
+    }
   };
   const sessions = new Set<Promise<void>>();
   const serve = async (conn: Deno.Conn) => {
@@ -456,7 +750,7 @@ export function serveProxy(
       // tail of every burst for the peer's delayed ACK.
       (conn as Deno.TcpConn).setNoDelay(true);
     } catch {
-      // closed already; the session will find out
+      // closed already, or not TCP; the session will find out
     }
     stats.active++;
     stats.sessions++;
@@ -465,31 +759,55 @@ export function serveProxy(
       stats.sent += r.sent;
       stats.received += r.received;
       if (r.reused) stats.reused++;
+      if ("resetError" in r) stats.resetFailures++;
     } catch (error) {
       stats.errors++;
-      try {
-        onError?.(error, conn.remoteAddr as Deno.NetAddr);
-      } catch {
-        // a reporter's own failure is not the session's
-      }
+      report(error, conn.remoteAddr as Deno.NetAddr);
     } finally {
       stats.active--;
     }
   };
+  let closed = false;
+  // The pause after a failed accept; close() cuts it short.
+  let pause: ReturnType<typeof setTimeout> | undefined;
+  let wake: (() => void) | undefined;
   const accepting = (async () => {
-    try {
-      for await (const conn of listener) {
-        const session = serve(conn);
-        sessions.add(session);
-        session.finally(() => sessions.delete(session));
+    let delay = 0;
+    while (!closed) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (closed || listenerClosed(error)) return;
+        // Out of file descriptors (EMFILE), a connection reset while it
+        // waited in the backlog...: report, wait, go on (as Go's
+        // http.Server does), so that the server recovers once it can.
+        stats.acceptErrors++;
+        report(error, null);
+        delay = delay === 0 ? 5 : Math.min(delay * 2, 1_000);
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          pause = setTimeout(resolve, delay);
+        });
+        pause = wake = undefined;
+        continue;
       }
-    } catch {
-      // the listener closed
+      delay = 0;
+      if (closed) {
+        conn.close();
+        return;
+      }
+      const session = serve(conn);
+      sessions.add(session);
+      session.finally(() => sessions.delete(session));
     }
   })();
   let closing: Promise<void> | undefined;
   const close = () =>
     closing ??= (async () => {
+      closed = true;
+      clearTimeout(pause);
+      wake?.();
       try {
         listener.close();
       } catch {
@@ -500,7 +818,7 @@ export function serveProxy(
       await Promise.all(sessions);
     })();
   return {
-    addr: listener.addr as Deno.NetAddr,
+    addr: listener.addr,
     get stats() {
       return { ...stats };
     },

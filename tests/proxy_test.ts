@@ -8,7 +8,10 @@ import assert from "node:assert/strict";
 import {
   ConnectionBrokenError,
   DialError,
+  proxy,
+  type ProxyListener,
   type ProxyServer,
+  type ProxyStats,
   serveProxy,
   TcpPool,
   TimeoutError,
@@ -301,7 +304,18 @@ Deno.test("proxy(): bad options throw TypeError/RangeError naming the option", a
   );
   assert.throws(
     () => serveProxy({ port: 0 }, pool, { reuse: "yes" as never }),
-    /TypeError: Cannot proxy: reuse must be a boolean, received "yes"/,
+    /TypeError: Cannot proxy: reuse must be a boolean or an object with a reset function, received "yes"/,
+  );
+  assert.throws(
+    () => serveProxy({ port: 0 }, pool, { reuse: {} as never }),
+    /TypeError: Cannot proxy: reuse.reset must be a function, received undefined/,
+  );
+  assert.throws(
+    () =>
+      serveProxy({ port: 0 }, pool, {
+        reuse: { reset: () => true, timeout: -5 },
+      }),
+    /RangeError: Cannot proxy: reuse.timeout must be a non-negative number of milliseconds, received -5/,
   );
   assert.throws(
     () => serveProxy({ port: 0 }, pool, { onError: 1 as never }),
@@ -321,4 +335,228 @@ Deno.test("proxy: sessions on warm upstreams (their idle watch's read pending) g
     assert.equal(await sha256(reply), await sha256(payload), `session ${i}`);
   }
   assert.equal(proxy.stats.errors, 0);
+});
+
+Deno.test("proxy(): an already-aborted signal rejects with its reason before borrowing anything; so do serveProxy's sessions", async () => {
+  await using upstream = echoUpstream();
+  await using pool = new TcpPool({ port: upstream.port, minIdle: 1 });
+  await until("a warm upstream", () => pool.stats.idle === 1);
+  const reason = new Error("stopped");
+  const signal = AbortSignal.abort(reason);
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const client = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: listener.addr.port,
+  });
+  const accepted = await listener.accept();
+  await assert.rejects(
+    proxy(accepted, pool, { signal, idleTimeout: 300 }),
+    (e) => e === reason,
+  );
+  assert.equal(await client.read(new Uint8Array(16)), null, "client closed");
+  client.close();
+  assert.equal(pool.stats.borrows, 0);
+  const errors: unknown[] = [];
+  await using server = serveProxy({ port: 0 }, pool, {
+    signal,
+    idleTimeout: 300,
+    onError: (e) => errors.push(e),
+  });
+  const reply = await session(server, randomBytes(10, 1));
+  assert.equal(reply.length, 0);
+  await until("the session ended", () => server.stats.active === 0);
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0], reason);
+  assert.equal(pool.stats.borrows, 0);
+  assert.equal(pool.stats.idle, 1, "the warm upstream is untouched");
+});
+
+/** An accept error as Deno raises it when out of file descriptors. */
+function emfile(): Error {
+  return Object.assign(new Error("Too many open files (os error 24)"), {
+    code: "EMFILE",
+  });
+}
+
+/**
+ * A listener on 127.0.0.1 whose first `failures` accepts (all, with
+ * `Infinity`) throw an EMFILE error.
+ */
+function failingListener(failures: number): ProxyListener & { calls: number } {
+  const inner = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let left = failures;
+  return {
+    calls: 0,
+    addr: inner.addr,
+    accept() {
+      this.calls++;
+      if (left-- > 0) return Promise.reject(emfile());
+      return inner.accept();
+    },
+    close: () => inner.close(),
+  };
+}
+
+Deno.test("serveProxy(listener): failed accepts go to onError with a null address, are counted, and accepting goes on after pauses of 5, 10, 20... ms", async () => {
+  await using upstream = echoUpstream();
+  await using pool = new TcpPool({ port: upstream.port, max: 4 });
+  const reports: { error: unknown; remote: unknown; at: number }[] = [];
+  const listener = failingListener(4);
+  await using server = serveProxy(listener, pool, {
+    onError: (error, remote) =>
+      reports.push({ error, remote, at: performance.now() }),
+  });
+  assert.equal(server.addr.port, listener.addr.port);
+  const payload = randomBytes(1_000, 3);
+  assert.deepEqual(await session(server, payload), payload);
+  assert.equal(reports.length, 4);
+  for (const r of reports) {
+    assert.equal(r.remote, null);
+    assert.equal((r.error as { code?: string }).code, "EMFILE");
+  }
+  const gaps = reports.slice(1).map((r, i) => r.at - reports[i]!.at);
+  console.log(`pauses: ${gaps.map((g) => g.toFixed(1)).join(", ")} ms`);
+  // Timers never fire early (1 ms for rounding); they may fire late.
+  assert.ok(gaps[0]! >= 4 && gaps[1]! >= 9 && gaps[2]! >= 19, String(gaps));
+  await until("the session ended", () => server.stats.active === 0);
+  const s = server.stats;
+  assert.equal(s.acceptErrors, 4);
+  assert.equal(s.errors, 0);
+  assert.equal(s.sessions, 1);
+});
+
+Deno.test("serveProxy(listener): close() during the pause after a failed accept ends at once and closes the listener", async () => {
+  await using upstream = echoUpstream();
+  await using pool = new TcpPool({ port: upstream.port });
+  const listener = failingListener(Infinity);
+  const server = serveProxy(listener, pool);
+  await until("a few failures", () => server.stats.acceptErrors >= 3);
+  const start = performance.now();
+  await server.close();
+  assert.ok(performance.now() - start < 500);
+  const calls = listener.calls;
+  await sleep(50);
+  assert.equal(listener.calls, calls, "no accept after close()");
+  // The listener is closed: its port refuses connections.
+  await assert.rejects(
+    Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+    Deno.errors.ConnectionRefused,
+  );
+});
+
+const HAVE_PRLIMIT = (() => {
+  try {
+    return new Deno.Command("prlimit", {
+      args: ["--version"],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync().success;
+  } catch {
+    return false;
+  }
+})();
+
+/** One client with a deadline: sends `payload`, half-closes, reads to EOF. */
+async function clientWithin(
+  port: number,
+  payload: Uint8Array,
+  ms: number,
+): Promise<number> {
+  let conn: Deno.Conn;
+  try {
+    conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  } catch {
+    return -1; // refused: the backlog was full
+  }
+  const deadline = setTimeout(() => conn.close(), ms);
+  let got = 0;
+  try {
+    await conn.write(payload);
+    await conn.closeWrite();
+    const buf = new Uint8Array(1024);
+    let n;
+    while ((n = await conn.read(buf)) !== null) got += n;
+  } catch {
+    // closed by the proxy, or by the deadline
+  } finally {
+    clearTimeout(deadline);
+    try {
+      conn.close();
+    } catch {
+      // closed by the deadline
+    }
+  }
+  return got;
+}
+
+Deno.test({
+  name:
+    "serveProxy under ulimit -n 40: after a burst of 60 clients (EMFILE on accept) it still accepts and serves",
+  ignore: !HAVE_PRLIMIT,
+  fn: async () => {
+    await using upstream = echoUpstream();
+    const child = new Deno.Command("prlimit", {
+      args: [
+        "--nofile=40:40",
+        Deno.execPath(),
+        "run",
+        "--allow-net=127.0.0.1",
+        new URL("./_proxy_emfile_child.ts", import.meta.url).pathname,
+        String(upstream.port),
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    const line = async () => {
+      while (!out.includes("\n")) {
+        const { value, done } = await lines.read();
+        if (done) throw new Error(`the child exited; it wrote ${out}`);
+        out += value;
+      }
+      const nl = out.indexOf("\n");
+      const first = out.slice(0, nl);
+      out = out.slice(nl + 1);
+      return first;
+    };
+    let exited = false;
+    try {
+      const port = Number(await line());
+      const payload = randomBytes(100, 60);
+      const burst = await Promise.all(
+        Array.from({ length: 60 }, () => clientWithin(port, payload, 5_000)),
+      );
+      const served = burst.filter((n) => n === payload.length).length;
+      // The pool pauses its dials for a moment after failed ones (those
+      // sessions fail fast with a DialError): try again for up to 5 s.
+      let after = 0;
+      const end = performance.now() + 5_000;
+      while (after !== payload.length && performance.now() < end) {
+        after = await clientWithin(port, payload, end - performance.now());
+        if (after !== payload.length) await sleep(50);
+      }
+      await child.stdin.close();
+      const stats = JSON.parse(await line()) as ProxyStats;
+      await child.status;
+      exited = true;
+      console.log(
+        `burst: ${served} of 60 served; ${stats.acceptErrors} failed accepts, ${stats.errors} session errors`,
+      );
+      assert.equal(after, payload.length, "served after the burst");
+      assert.ok(stats.acceptErrors >= 1, "the burst ran out of descriptors");
+      await upstream.drained(2_000);
+    } finally {
+      if (!exited) {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // exited already
+        }
+        await child.status;
+      }
+      await lines.cancel();
+    }
+  },
 });
