@@ -48,8 +48,6 @@ export class Dialer<T> {
   failures = 0;
   /** Dials that outlived the borrow's own (shorter) timeout. */
   timeouts = 0;
-  /** Dial promises not settled yet, abandoned ones included (close waits). */
-  pending = 0;
   /** The minIdle refill may dial again from then (0: now). */
   refillAt = 0;
 
@@ -100,7 +98,6 @@ export class Dialer<T> {
     done: (failed: boolean, value: unknown) => void,
   ): void {
     this.started++;
-    this.pending++;
     const ctl = new AbortController();
     let timer: unknown = undefined;
     let settled = false;
@@ -154,11 +151,7 @@ export class Dialer<T> {
     p.then(
       (resource) => settle(false, resource),
       (error) => settle(true, this.error(error)),
-    ).finally(() => {
-      // close() waits for this: an aborted dial's socket is closed by then.
-      this.pending--;
-      this.#settled();
-    });
+    );
   }
 
   /** A dial's failure as a DialError naming the pool (one is kept as is). */

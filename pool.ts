@@ -48,7 +48,8 @@
 // 5. Every dial runs under one deadline (min of connectTimeout and the
 //    borrow's timeout) and settles once; a resource that arrives later is
 //    closed at once. close() resolves when no slot is held, no overflow
-//    resource is open, no close is in progress and no dial is pending.
+//    resource is open and no close is in progress: a dial it abandoned
+//    holds no slot, and is not waited for (it may never settle).
 // 6. After close, nothing dials, no timer stays armed (housekeeping, coarse
 //    clock, leak tracking, waiter deadlines are all stopped) and every
 //    borrow rejects with PoolClosedError.
@@ -847,11 +848,11 @@ export class Pool<T> implements AsyncDisposable {
 
   /**
    * Closes the pool: waiting borrows reject with {@linkcode PoolClosedError},
-   * idle resources are closed, dials in flight are aborted (a resource that
-   * arrives anyway is closed), every timer stops. Resources in use are closed
-   * when their leases are settled, or at once with `force`. Resolves when
-   * every resource is closed. Idempotent; calling again with `force`
-   * escalates.
+   * idle resources are closed, dials in flight are aborted and not waited
+   * for (a resource that arrives anyway is closed at once), every timer
+   * stops. Resources in use are closed when their leases are settled, or at
+   * once with `force`. Resolves when every resource the pool holds is
+   * closed. Idempotent; calling again with `force` escalates.
    *
    * @example Usage
    * ```ts
@@ -1379,7 +1380,7 @@ export class Pool<T> implements AsyncDisposable {
   #checkDrained(): void {
     if (
       this.#drained !== null && this.#slots.size === 0 &&
-      this.#overflow === 0 && this.#closing === 0 && this.#dialer.pending === 0
+      this.#overflow === 0 && this.#closing === 0
     ) {
       this.#drained.resolve();
     }

@@ -804,11 +804,10 @@ Deno.test(
     await settle();
     assert.ok(fresh.error instanceof PoolClosedError);
     assert.equal(dialer.signals[0]!.aborted, true);
-    assert.equal(closing.settled, false, "close waits for the dial to return");
+    assert.equal(closing.settled, true, "close does not wait for the dial");
     const late = dialer.resolveNext();
     await settle();
-    assert.equal(late.closed, 1);
-    assert.equal(closing.settled, true);
+    assert.equal(late.closed, 1, "what lands later is closed at once");
   },
 );
 
@@ -1398,7 +1397,7 @@ Deno.test(
 );
 
 Deno.test(
-  "Pool: a dial that resolves after close is closed, its slot accounted for",
+  "Pool: a dial that resolves after close is closed at once; close() does not wait for it",
   NONE,
   async () => {
     const { dialer, pool } = setup();
@@ -1409,11 +1408,12 @@ Deno.test(
     await settle();
     assert.ok(p.error instanceof PoolClosedError);
     assert.equal(dialer.signals[0]!.aborted, true);
-    assert.equal(closing.settled, false, "waits for the dial in flight");
+    // The abandoned dial holds no slot and is not waited for.
+    assert.equal(closing.settled, true);
+    assert.equal(pool.stats.open, 0);
     const late = dialer.resolveNext();
     await settle();
-    assert.equal(late.closed, 1);
-    assert.equal(closing.settled, true);
+    assert.equal(late.closed, 1, "what lands later is closed at once");
     assert.equal(pool.stats.open, 0);
   },
 );
@@ -1817,5 +1817,31 @@ Deno.test(
     }
     assert.equal(pool.stats.idle, 1, "nothing was lent");
     await pool.close();
+  },
+);
+
+// -- Regressions from fault injection (issue 17) --
+
+Deno.test(
+  "Pool: a dial that hangs ignoring its signal frees its slot at connectTimeout, and close() does not wait for it (max: 1)",
+  NONE,
+  async () => {
+    let dials = 0;
+    const pool = new Pool<object>(() => {
+      dials++;
+      return new Promise<object>(() => {}); // never settles, ignores its signal
+    }, { max: 1, connectTimeout: 20 });
+    await assert.rejects(pool.borrow(), DialError);
+    assert.deepEqual([pool.stats.open, pool.stats.dialing], [0, 0]);
+    // The slot is free: the next borrow dials again (and fails again).
+    await assert.rejects(pool.borrow(), DialError);
+    assert.equal(dials, 2);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const closed = await Promise.race([
+      pool.close().then(() => "closed"),
+      new Promise((r) => timer = setTimeout(() => r("close() hung"), 1_000)),
+    ]);
+    clearTimeout(timer);
+    assert.equal(closed, "closed");
   },
 );
