@@ -59,6 +59,51 @@ function socketError(error: unknown): SocketError {
   return new SocketError(message, { cause: error, code });
 }
 
+/**
+ * How long a TCP connect may stay pending after its dial was given up, in
+ * ms, before Deno is asked to cancel it (see {@linkcode connectTcp}).
+ */
+const LATE_CANCEL = 1_000;
+
+/**
+ * `Deno.connect` for a pooled connection, raced against `signal` rather
+ * than handed it: in Deno 2.9.6, a connect whose signal aborts just as it
+ * succeeds can drop the new connection without closing it (issue 17: 16–40
+ * sockets of 2 400 left open by pools closed mid-dial). When `signal`
+ * aborts, this rejects at once with its reason; a connection that lands
+ * later is closed; a connect still pending LATE_CANCEL ms later (a host
+ * that drops SYNs) is cancelled then, when no connection can be landing.
+ * The connect's own settlement (late close included) is added to
+ * `inFlight` until it happens, so a pool's close can wait for it.
+ */
+export function connectTcp(
+  hostname: string,
+  port: number,
+  signal: AbortSignal,
+  inFlight: Set<Promise<void>>,
+): Promise<Deno.TcpConn> {
+  signal.throwIfAborted();
+  const cancel = new AbortController();
+  const connecting = Deno.connect({ hostname, port, signal: cancel.signal });
+  const { promise, resolve, reject } = Promise.withResolvers<Deno.TcpConn>();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const onAbort = () => {
+    reject(signal.reason);
+    timer = setTimeout(() => cancel.abort(signal.reason), LATE_CANCEL);
+  };
+  signal.addEventListener("abort", onAbort, { once: true });
+  const settled: Promise<void> = connecting.then((conn) => {
+    if (signal.aborted) conn.close(); // landed after the dial gave up
+    else resolve(conn);
+  }, reject).finally(() => {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+    inFlight.delete(settled);
+  });
+  inFlight.add(settled);
+  return promise;
+}
+
 /** Stop reading from the socket while this many bytes wait to be read. */
 const HIGH_WATER = 256 * 1024;
 

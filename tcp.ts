@@ -82,7 +82,12 @@ import {
 } from "./pool.ts";
 import { SYSTEM_CLOCK } from "./_time.ts";
 import { poolHooks } from "./_internal.ts";
-import { dialTls, type Socket, type TlsSettings } from "./_socket.ts";
+import {
+  connectTcp,
+  dialTls,
+  type Socket,
+  type TlsSettings,
+} from "./_socket.ts";
 import { describe } from "./_util.ts";
 import {
   Connection,
@@ -378,6 +383,8 @@ export class TcpPool implements AsyncDisposable {
   readonly #port: number;
   #retries = 0;
   #stale = 0;
+  /** TCP connects not settled yet, given up ones included (close waits). */
+  readonly #connecting = new Set<Promise<void>>();
 
   /**
    * Makes a pool; it dials lazily (or in the background for `minIdle`).
@@ -469,7 +476,7 @@ export class TcpPool implements AsyncDisposable {
     const dial = async (signal: AbortSignal): Promise<Connection> => {
       let sock: Socket;
       if (tlsOptions === null) {
-        const tcp = await Deno.connect({ hostname, port: p, signal });
+        const tcp = await connectTcp(hostname, p, signal, this.#connecting);
         try {
           if (noDelay) tcp.setNoDelay(true);
           if (keepAlive) tcp.setKeepAlive(true);
@@ -789,6 +796,9 @@ export class TcpPool implements AsyncDisposable {
   async close(options?: PoolCloseOptions): Promise<void> {
     this.#shared.poolClosed = true;
     await this.#pool.close(options);
+    // Connects the pool gave up on: each closes what it lands (bounded: a
+    // connect still pending is cancelled a second after its dial ended).
+    while (this.#connecting.size > 0) await Promise.all(this.#connecting);
     this.#shared.stop();
   }
 

@@ -14,6 +14,7 @@ import {
 } from "../tcp.ts";
 import { readReply } from "../examples/redis.ts";
 import { acceptAll, type Served } from "./_servers.ts";
+import { mulberry32 } from "./_random.ts";
 
 // -- Helpers --
 
@@ -347,6 +348,71 @@ Deno.test("PooledConn.exchange()/request() while its readable stream has a read 
   assert.equal(received, 0);
   await reader.cancel();
   await pending;
+});
+
+// -- 8. close() racing dials leaves no socket open --
+
+/**
+ * Runs `fn` with `Deno.connect` replaced by one with the fault Deno 2.9.6
+ * was seen to have: a connect whose `signal` aborts just as it succeeds
+ * drops the new connection without closing it. Dropped connections are
+ * closed afterwards (the test's own cleanup) and counted.
+ */
+async function withLeakyConnect(fn: () => Promise<void>): Promise<number> {
+  const real = Deno.connect;
+  const dropped: Deno.Conn[] = [];
+  const leaky = async (options: Deno.ConnectOptions) => {
+    const { signal, ...rest } = options as Deno.ConnectOptions & {
+      signal?: AbortSignal;
+    };
+    const conn = await real(rest);
+    if (signal !== undefined) {
+      await new Promise((r) => setTimeout(r, 0)); // the window
+      if (signal.aborted) {
+        dropped.push(conn);
+        throw new DOMException("The connect was aborted", "AbortError");
+      }
+    }
+    return conn;
+  };
+  Object.defineProperty(Deno, "connect", { value: leaky, configurable: true });
+  try {
+    await fn();
+  } finally {
+    Object.defineProperty(Deno, "connect", { value: real, configurable: true });
+    for (const conn of dropped) conn.close();
+  }
+  return dropped.length;
+}
+
+Deno.test("TcpPool.close() racing its dials: every socket the server accepted is closed (Deno.connect never gets a signal that could drop one)", async () => {
+  const seed = Date.now() % 1_000_000;
+  console.log(`close-races-dials seed: ${seed}`);
+  const random = mulberry32(seed);
+  await using server = startScriptServer(async (conn) => {
+    const buf = new Uint8Array(64);
+    while (await conn.read(buf) !== null) { /* until the client closes */ }
+  });
+  const dropped = await withLeakyConnect(async () => {
+    for (let round = 0; round < 300; round++) {
+      const pool = new TcpPool({
+        port: server.port,
+        minIdle: 8,
+        max: 8,
+        maxDialing: 8,
+      });
+      // Close while the dials are in flight, at a random point of them.
+      const wait = random() * 3;
+      if (wait > 2) await new Promise((r) => setTimeout(r, wait - 2));
+      else if (wait > 1) await new Promise((r) => setTimeout(r, 0));
+      else for (let i = 0; i < wait * 20; i++) await Promise.resolve();
+      await pool.close();
+    }
+    // Every accepted socket is closed by the client within a grace period.
+    await server.drained(2_000);
+  });
+  assert.equal(dropped, 0, "connections dropped by a signalled connect");
+  console.log(`accepted ${server.accepted}, all closed`);
 });
 
 // Keeps the type import used when only some tests run.
