@@ -183,49 +183,30 @@ export class PooledConn implements AsyncDisposable, Disposable {
 
   /**
    * Runs one I/O call on the connection: checks come first (a bad argument
-   * rejects without touching the connection), then the call, under the
-   * options' deadline and signal; a failure once started poisons it.
+   * rejects without touching the connection), then the call (see
+   * {@linkcode runIo}).
    */
-  async #io<R>(
+  #io<R>(
     what: string,
     options: IoOptions | undefined,
     kind: Kind,
     start: (c: Connection) => Promise<R>,
   ): Promise<R> {
-    const c = this.#live(what);
-    const { signal, timeout } = limits(what, options);
-    const reading = kind === READ;
-    if (reading ? c.reading || c.pulling : c.writing) {
-      throw new TypeError(
-        `Cannot ${what}: another ${
-          reading ? "read" : "write"
-        } is in flight on this connection`,
-      );
-    }
-    signal?.throwIfAborted();
-    if (reading) c.reading = true;
-    else c.writing = true;
-    const received = c.reader.received;
     try {
-      const work = start(c);
-      const result = signal === undefined && timeout === Infinity
-        ? await work
-        : await raceOn(
-          c,
-          work,
-          timeout === Infinity ? Infinity : c.shared.clock.now() + timeout,
-          timeout,
-          signal,
-          what,
+      const c = this.#live(what);
+      const { signal, timeout } = limits(what, options);
+      const reading = kind === READ;
+      if (reading ? c.reading || c.pulling : c.writing) {
+        throw new TypeError(
+          `Cannot ${what}: another ${
+            reading ? "read" : "write"
+          } is in flight on this connection`,
         );
-      if (kind === WRITE) c.unanswered = true;
-      else if (reading && result !== null) c.unanswered = false;
-      return result;
+      }
+      signal?.throwIfAborted();
+      return runIo(c, what, signal, timeout, kind, start);
     } catch (error) {
-      throw fault(c, error, what, received);
-    } finally {
-      if (reading) c.reading = false;
-      else c.writing = false;
+      return Promise.reject(error);
     }
   }
 
@@ -241,15 +222,18 @@ export class PooledConn implements AsyncDisposable, Disposable {
    * @throws {ConnectionBrokenError} If the connection failed.
    * @throws {TimeoutError} If `timeout` ran out (the connection is closed).
    */
-  async write(p: Uint8Array, options?: WriteOptions): Promise<number> {
-    bytes("write", "p", p);
-    await this.#io(
+  write(p: Uint8Array, options?: WriteOptions): Promise<number> {
+    try {
+      bytes("write", "p", p);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#io(
       "write",
       options,
       options?.expectReply === false ? WRITE_NO_REPLY : WRITE,
       (c) => writeAll(c.sock, p),
-    );
-    return p.length;
+    ).then(() => p.length);
   }
 
   /**
@@ -333,11 +317,15 @@ export class PooledConn implements AsyncDisposable, Disposable {
    * @throws {ConnectionBrokenError} If the connection failed.
    * @throws {TimeoutError} If `timeout` ran out (the connection is closed).
    */
-  async writeFrame(payload: Uint8Array, options?: WriteOptions): Promise<void> {
+  writeFrame(payload: Uint8Array, options?: WriteOptions): Promise<void> {
     const what = "write frame";
-    bytes(what, "payload", payload);
-    frameSize(what, this.#live(what).shared, payload);
-    await this.#io(
+    try {
+      bytes(what, "payload", payload);
+      frameSize(what, this.#live(what).shared, payload);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#io(
       what,
       options,
       options?.expectReply === false ? WRITE_NO_REPLY : WRITE,
@@ -388,7 +376,22 @@ export class PooledConn implements AsyncDisposable, Disposable {
     return this.#exchange(...REQUEST, payload, options);
   }
 
-  async #exchange<R>(
+  #exchange<R>(
+    what: string,
+    frame: boolean,
+    read: ReadReply<R>,
+    payload: Uint8Array,
+    options: ExchangeOptions<R> | undefined,
+  ): Promise<R> {
+    try {
+      return this.#startExchange(what, frame, read, payload, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Checks, then the exchange (which holds the connection, not this). */
+  #startExchange<R>(
     what: string,
     frame: boolean,
     read: ReadReply<R>,
@@ -420,7 +423,7 @@ export class PooledConn implements AsyncDisposable, Disposable {
       );
     }
     const at = timeout === Infinity ? Infinity : c.shared.clock.now() + timeout;
-    return await exchangeOn(
+    return exchangeOn(
       c,
       payload,
       frame,
@@ -468,9 +471,12 @@ export class PooledConn implements AsyncDisposable, Disposable {
    */
   get readable(): ReadableStream<Uint8Array> {
     const c = this.#conn();
+    // The stream's callbacks reach this conn through a weak reference: a
+    // pending read must not keep a dropped conn (and its lease) alive.
+    const self = new WeakRef(this);
     return this.#readable ??= new ReadableStream<Uint8Array>({
       pull: async (controller) => {
-        const chunk = await pullChunk(this.#live("read"));
+        const chunk = await pullChunk(PooledConn.#liveOf(self, "read"));
         try {
           if (chunk === null) controller.close();
           else controller.enqueue(chunk);
@@ -497,13 +503,30 @@ export class PooledConn implements AsyncDisposable, Disposable {
    */
   get writable(): WritableStream<Uint8Array> {
     this.#conn();
+    const self = new WeakRef(this); // as for readable
+    const conn = (what: string) => {
+      const conn = self.deref();
+      if (conn === undefined) throw PooledConn.#dropped(what);
+      return conn;
+    };
     return this.#writable ??= new WritableStream<Uint8Array>({
-      write: async (chunk) => {
-        await this.write(chunk);
-      },
-      close: () => this.closeWrite(),
-      abort: (reason) => this.destroy(reason),
+      write: (chunk) => conn("write").write(chunk).then(noop),
+      close: () => conn("close write").closeWrite(),
+      abort: (reason) => self.deref()?.destroy(reason),
     });
+  }
+
+  /** The live connection of `ref`'s conn (see #live), if it is still held. */
+  static #liveOf(ref: WeakRef<PooledConn>, what: string): Connection {
+    const conn = ref.deref();
+    if (conn === undefined) throw PooledConn.#dropped(what);
+    return conn.#live(what);
+  }
+
+  static #dropped(what: string): ConnectionBrokenError {
+    return new ConnectionBrokenError(
+      `Cannot ${what}: the connection was dropped without release and reclaimed`,
+    );
   }
 
   /**
@@ -514,17 +537,17 @@ export class PooledConn implements AsyncDisposable, Disposable {
    * @throws {TypeError} If a write is in flight or it was released.
    * @throws {ConnectionBrokenError} If the connection failed.
    */
-  async closeWrite(): Promise<void> {
+  closeWrite(): Promise<void> {
     const what = "close write";
-    const c = this.#live(what);
-    if (c.writing) {
-      throw new TypeError(`Cannot ${what}: a write is in flight`);
-    }
-    c.spent = true;
     try {
-      await c.sock.closeWrite();
+      const c = this.#live(what);
+      if (c.writing) {
+        throw new TypeError(`Cannot ${what}: a write is in flight`);
+      }
+      c.spent = true;
+      return shutWrite(c, what);
     } catch (error) {
-      throw fault(c, error, what, c.reader.received);
+      return Promise.reject(error);
     }
   }
 
@@ -573,5 +596,57 @@ export class PooledConn implements AsyncDisposable, Disposable {
   [Symbol.asyncDispose](): Promise<void> {
     this.release();
     return Promise.resolve();
+  }
+}
+
+function noop(): void {}
+
+/**
+ * One I/O call on `c`, checked by the conn: under the options' deadline and
+ * signal; a failure once started poisons the connection. Module-level, so a
+ * call in flight holds the connection, never the conn or its lease (a conn
+ * dropped with a call pending is still reclaimed, and the call rejects).
+ */
+async function runIo<R>(
+  c: Connection,
+  what: string,
+  signal: AbortSignal | undefined,
+  timeout: number,
+  kind: Kind,
+  start: (c: Connection) => Promise<R>,
+): Promise<R> {
+  const reading = kind === READ;
+  if (reading) c.reading = true;
+  else c.writing = true;
+  const received = c.reader.received;
+  try {
+    const work = start(c);
+    const result = signal === undefined && timeout === Infinity
+      ? await work
+      : await raceOn(
+        c,
+        work,
+        timeout === Infinity ? Infinity : c.shared.clock.now() + timeout,
+        timeout,
+        signal,
+        what,
+      );
+    if (kind === WRITE) c.unanswered = true;
+    else if (reading && result !== null) c.unanswered = false;
+    return result;
+  } catch (error) {
+    throw fault(c, error, what, received);
+  } finally {
+    if (reading) c.reading = false;
+    else c.writing = false;
+  }
+}
+
+/** Shuts `c`'s write side (a TCP half-close). */
+async function shutWrite(c: Connection, what: string): Promise<void> {
+  try {
+    await c.sock.closeWrite();
+  } catch (error) {
+    throw fault(c, error, what, c.reader.received);
   }
 }

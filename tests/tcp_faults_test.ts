@@ -15,6 +15,7 @@ import {
 import { readReply } from "../examples/redis.ts";
 import { acceptAll, type Served } from "./_servers.ts";
 import { mulberry32 } from "./_random.ts";
+import { FakeClock } from "./_clock.ts";
 
 // -- Helpers --
 
@@ -413,6 +414,70 @@ Deno.test("TcpPool.close() racing its dials: every socket the server accepted is
   });
   assert.equal(dropped, 0, "connections dropped by a signalled connect");
   console.log(`accepted ${server.accepted}, all closed`);
+});
+
+// -- 10. A lease dropped with a read pending is reclaimed --
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+Deno.test({
+  name:
+    "TcpPool reclaims a connection dropped with a read pending (the pending read does not hold its lease); the read rejects typed",
+  ignore: gc === undefined,
+  async fn() {
+    await using server = startScriptServer(async (conn) => {
+      const buf = new Uint8Array(64);
+      while (await conn.read(buf) !== null) { /* silent */ }
+    });
+    const clock = new FakeClock();
+    const reports: unknown[] = [];
+    const pool = new TcpPool({
+      port: server.port,
+      max: 4,
+      clock,
+      onLeak: (report) => reports.push(report),
+    });
+    // Forced: a lease the pool failed to reclaim must not hang the test.
+    await using _closer = {
+      [Symbol.asyncDispose]: () => pool.close({ force: true }),
+    };
+    const errors: unknown[] = [];
+    // Four connections, each dropped with a call pending on it: a read, a
+    // readLine under a timeout (its deadline must not hold it either), a
+    // read of its readable stream, and an exchange.
+    await (async () => {
+      const a = await pool.borrow();
+      a.read(new Uint8Array(16)).catch((e) => errors.push(e));
+      const b = await pool.borrow();
+      b.readLine({ timeout: 60_000 }).catch((e) => errors.push(e));
+      const c = await pool.borrow();
+      c.readable.getReader().read().catch((e) => errors.push(e));
+      const d = await pool.borrow();
+      d.exchange(enc("x\n"), readLine).catch((e) => errors.push(e));
+    })();
+    assert.equal(pool.stats.inUse, 4);
+    // Leases still held after a second are watched for collection.
+    await clock.advance(1_000);
+    for (let i = 0; i < 50 && reports.length < 4; i++) {
+      gc!();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(reports.length, 4, "every dropped lease was reported");
+    assert.equal(pool.stats.destroyed.leaked, 4);
+    assert.equal(pool.stats.inUse, 0);
+    for (let i = 0; i < 50 && errors.length < 4; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(errors.length, 4);
+    for (const e of errors) {
+      assert.ok(e instanceof ConnectionBrokenError, String(e));
+    }
+    // The pool has its slots back: two connections can be borrowed.
+    const c = await pool.borrow({ timeout: 1_000 });
+    const d = await pool.borrow({ timeout: 1_000 });
+    c.release();
+    d.release();
+  },
 });
 
 // Keeps the type import used when only some tests run.
