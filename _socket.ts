@@ -10,6 +10,37 @@
 // lives. `node:tls` keeps the TCP handle apart from the TLS state, and
 // `destroy()` closes it at once, handshake or not (tests/tcp_test.ts,
 // "silent TLS server").
+//
+// How the TLS socket is read, and why. In Deno 2.9.6 the TLS layer under a
+// `node:tls` socket is a native TLSWrap (ext/node/ops/tls_wrap.rs) fed by
+// the raw TCP handle (ext/node/polyfills/internal_binding/tls_wrap.ts,
+// `installNativeOnread`). Two things in it rule out Node's own flow control:
+//
+// - Its `readStop` (what `pause()`, and a full `'readable'` buffer, call)
+//   only stops delivering cleartext: the TCP handle keeps reading, and
+//   everything it decrypts piles up in `pending_clear_out`. A paused socket
+//   still takes in the whole reply (16 MiB sent, 16 MiB held).
+// - Its `readStart` hands that pile over as one chunk from inside `_read`;
+//   the stream buffers it, finds itself over its high-water mark and calls
+//   `readStop` again, and only then tries to deliver an EOF that arrived
+//   while paused (`pending_eof`, already cleared) to the callback
+//   `readStop` just removed: the EOF is dropped. So a reply of more than the
+//   stream's buffer, read by a reader that once fell behind, got every
+//   byte and never its end (issue 17: `read()` hung, a proxy never ended).
+//   Reading in paused mode (`'readable'` + `read()`) goes through the same
+//   `readStop`/`readStart` and loses the EOF the same way.
+//
+// So the TLS socket always flows (no `pause()`, no `'readable'`): every
+// chunk, the EOF and errors reach the `'data'`/`'end'`/`'error'` handlers
+// below in order, and wait in our queue for `read`. Backpressure is applied
+// one level down: above HIGH_WATER queued bytes, the raw TCP handle stops
+// reading (`_handle._nativeTcpHandle.readStop()`, Deno's own field; it is
+// what the TLS layer reads from), so the kernel's window fills and the peer
+// waits; below LOW_WATER it reads again. At most HIGH_WATER plus one TCP
+// read's worth (64 KiB) is queued. Where that field is missing (another
+// runtime or version), reading is simply never held back: the bytes and
+// the EOF still arrive, only the memory bound is lost (tests/tls_test.ts
+// measures it).
 
 import { connect as tlsConnect } from "node:tls";
 import type { TLSSocket } from "node:tls";
@@ -106,6 +137,31 @@ export function connectTcp(
 
 /** Stop reading from the socket while this many bytes wait to be read. */
 const HIGH_WATER = 256 * 1024;
+/** Once held back, read again when no more than this many bytes wait. */
+const LOW_WATER = 64 * 1024;
+
+/** The TCP handle a `node:tls` socket reads through (Deno's polyfill). */
+interface TcpReader {
+  readStart(): unknown;
+  readStop(): unknown;
+}
+
+/**
+ * The raw TCP handle under `socket`'s TLS layer, if this runtime exposes it
+ * (Deno 2.9: `socket._handle._nativeTcpHandle`); `null` otherwise, or once
+ * the socket is destroyed.
+ */
+function tcpReader(socket: TLSSocket): TcpReader | null {
+  const wrap = (socket as unknown as { _handle?: unknown })._handle as
+    | { _nativeTcpHandle?: unknown }
+    | null
+    | undefined;
+  const tcp = wrap?._nativeTcpHandle as Partial<TcpReader> | null | undefined;
+  return typeof tcp?.readStart === "function" &&
+      typeof tcp.readStop === "function"
+    ? tcp as TcpReader
+    : null;
+}
 
 /**
  * Dials TLS and resolves once the handshake is done and the certificate
@@ -184,13 +240,17 @@ export function dialTls(
 
 /**
  * A `node:tls` socket as a pull-based {@linkcode Socket}: bytes that arrive
- * wait in a queue for `read` (the socket pauses above HIGH_WATER), EOF and
- * errors are remembered in order behind them.
+ * wait in a queue for `read` (above HIGH_WATER the TCP handle under it stops
+ * reading; see the top of this file), EOF and errors are remembered in order
+ * behind them.
  */
-class NodeSocket implements Socket {
+export class NodeSocket implements Socket {
   readonly #socket: TLSSocket;
   readonly #queue: Uint8Array[] = [];
   #queued = 0;
+  #peak = 0;
+  /** The TCP handle was told to stop reading. */
+  #held = false;
   #ended = false;
   #error: SocketError | null = null;
   #waiter: (() => void) | null = null;
@@ -209,10 +269,12 @@ class NodeSocket implements Socket {
       hostname: socket.remoteAddress ?? "",
       port: socket.remotePort ?? 0,
     };
+    // Flowing mode, never paused: see the top of this file.
     socket.on("data", (chunk: Uint8Array) => {
       this.#queue.push(chunk);
       this.#queued += chunk.length;
-      if (this.#queued >= HIGH_WATER) socket.pause();
+      if (this.#queued > this.#peak) this.#peak = this.#queued;
+      if (this.#queued >= HIGH_WATER && !this.#held) this.#hold();
       this.#wake();
     });
     socket.on("end", () => {
@@ -227,6 +289,31 @@ class NodeSocket implements Socket {
       this.#ended = true;
       this.#wake();
     });
+  }
+
+  /** Bytes received and not read yet. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /** The most bytes that ever waited at once (tests check the bound). */
+  get peakQueued(): number {
+    return this.#peak;
+  }
+
+  /** Stops the TCP handle reading: the peer waits once the window fills. */
+  #hold(): void {
+    const tcp = tcpReader(this.#socket);
+    if (tcp === null) return;
+    tcp.readStop();
+    this.#held = true;
+  }
+
+  /** Lets the TCP handle read again, unless the stream is over. */
+  #unhold(): void {
+    this.#held = false;
+    if (this.#ended || this.#socket.destroyed) return;
+    tcpReader(this.#socket)?.readStart();
   }
 
   #wake(): void {
@@ -250,9 +337,7 @@ class NodeSocket implements Socket {
     if (n === head.length) this.#queue.shift();
     else this.#queue[0] = head.subarray(n);
     this.#queued -= n;
-    if (this.#queued < HIGH_WATER && this.#socket.isPaused()) {
-      this.#socket.resume();
-    }
+    if (this.#held && this.#queued <= LOW_WATER) this.#unhold();
     return n;
   }
 
