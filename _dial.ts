@@ -207,7 +207,25 @@ export class Dialer<T> {
       this.#backoff * (0.5 + Math.random() / 2);
   }
 
-  /** A dial succeeded: refills may go on at once. */
+  /**
+   * A resource was lost `aliveFor` ms after its dial, before it was ever
+   * lent (a server that accepts, then closes): a failed dial, for the
+   * counts and the refill backoff, so minIdle does not redial in a loop.
+   */
+  lostEarly(aliveFor: number): void {
+    this.failures++;
+    this.#lastError = new DialError(
+      `Cannot dial${this.#named}: the connection was lost ${
+        Math.round(aliveFor)
+      } ms after it was made`,
+    );
+    this.refillFailed();
+  }
+
+  /**
+   * A resource proved healthy (it was lent, or outlived the early-loss
+   * window): refills may go on at once.
+   */
   refillOk(): void {
     this.#backoff = 0;
     this.refillAt = 0;

@@ -44,11 +44,14 @@ export class Entry<T> {
   /** Marked dead while sitting in the idle channel (already destroyed). */
   dead = false;
   readonly resource: T;
+  /** When its dial landed. */
+  readonly born: number;
   readonly expiresAt: number;
   readonly overflow: boolean;
 
   constructor(resource: T, now: number, expiresAt: number, overflow: boolean) {
     this.resource = resource;
+    this.born = now;
     this.idleSince = now;
     this.expiresAt = expiresAt;
     this.overflow = overflow;

@@ -82,7 +82,9 @@ export interface PoolOptions<T> {
   /**
    * Idle resources kept ready: dialed in the background (backing off
    * exponentially, with jitter, after failures) and not evicted for
-   * idleness.
+   * idleness. A resource its `watch` evicts within a second of its dial,
+   * before it was ever lent (a server that accepts, then closes), counts as
+   * a failed dial.
    *
    * @default {0}
    */

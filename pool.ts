@@ -119,6 +119,12 @@ import {
 
 // -- Internals --
 
+/**
+ * A resource lost (evicted by its watch) this soon after its dial, never
+ * lent, counts as a failed dial, in milliseconds.
+ */
+const EARLY_LOSS = 1_000;
+
 /** How stale the release path's clock reading may be, in milliseconds. */
 const COARSE = 10;
 
@@ -1124,7 +1130,8 @@ export class Pool<T> implements AsyncDisposable {
 
   #lend(entry: Entry<T>): Lease<T> {
     entry.state = BUSY;
-    entry.uses++;
+    // Lent for the first time: it works, refills may go on at once.
+    if (entry.uses++ === 0) this.#dialer.refillOk();
     const gen = ++entry.gen;
     if (entry.overflow) this.#overflow++;
     else this.#inUse++;
@@ -1278,7 +1285,9 @@ export class Pool<T> implements AsyncDisposable {
 
   #dialed(resource: T): void {
     this.#dialing--;
-    this.#dialer.refillOk();
+    // The refill backoff is reset when the resource proves healthy (#lend,
+    // #evict), not here: a server that accepts and closes at once must not
+    // be redialed in a loop.
     const entry = this.#newEntry(resource);
     if (entry === null) return this.#fill();
     if (this.#closed) return this.#destroy(entry, "closed");
@@ -1305,9 +1314,18 @@ export class Pool<T> implements AsyncDisposable {
     return entry;
   }
 
-  /** `watch`'s evict: destroys an idle entry, leaving a dead mark in the channel. */
+  /**
+   * `watch`'s evict: destroys an idle entry, leaving a dead mark in the
+   * channel. One lost before it was ever lent, within EARLY_LOSS of its
+   * dial, counts as a failed dial (the refill backs off).
+   */
   #evict(entry: Entry<T>): boolean {
     if (!this.#idle.markDead(entry)) return false;
+    if (entry.uses === 0) {
+      const aliveFor = this.#clock.now() - entry.born;
+      if (aliveFor < EARLY_LOSS) this.#dialer.lostEarly(aliveFor);
+      else this.#dialer.refillOk();
+    }
     this.#destroy(entry, "evicted");
     return true;
   }

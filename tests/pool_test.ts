@@ -1845,3 +1845,58 @@ Deno.test(
     assert.equal(closed, "closed");
   },
 );
+
+Deno.test(
+  "Pool minIdle: resources lost just after their dial back the refill off (a server that accepts, then closes)",
+  NONE,
+  async () => {
+    const clock = new FakeClock();
+    let dials = 0;
+    const pool = new Pool<{ id: number }>(() => ({ id: ++dials }), {
+      clock,
+      minIdle: 2,
+      // The server closes each connection 1 ms after accepting it.
+      watch: (_resource, evict) => void clock.setTimeout(() => evict(), 1),
+    });
+    for (let t = 0; t < 10_000; t += 10) await clock.advance(10);
+    const s = pool.stats;
+    assert.ok(dials <= 20, `${dials} dials in 10 s`);
+    assert.equal(
+      s.dialErrors,
+      dials,
+      "each early loss counts as a failed dial",
+    );
+    assert.equal(s.destroyed.evicted, dials - s.idle);
+    await pool.close();
+  },
+);
+
+Deno.test(
+  "Pool minIdle: a resource that proves healthy (lent, or alive past the short window) resets the refill backoff",
+  NONE,
+  async () => {
+    const clock = new FakeClock();
+    let dials = 0;
+    let healthy = false;
+    const pool = new Pool<{ id: number }>(() => ({ id: ++dials }), {
+      clock,
+      minIdle: 1,
+      watch: (_resource, evict) =>
+        void clock.setTimeout(() => healthy || evict(), 1),
+    });
+    for (let t = 0; t < 5_000; t += 10) await clock.advance(10);
+    const early = dials;
+    assert.ok(early <= 12, `${early} dials in 5 s`);
+    // The server is fine again: the next dial's resource stays, and the one
+    // after a later loss is dialed at once, not after the grown backoff.
+    healthy = true;
+    for (let t = 0; t < 30_000 && pool.stats.idle === 0; t += 10) {
+      await clock.advance(10);
+    }
+    assert.equal(pool.stats.idle, 1);
+    (await pool.borrow()).destroy(); // proves healthy, then goes
+    await clock.advance(1);
+    assert.equal(pool.stats.idle + pool.stats.dialing, 1, "refilled at once");
+    await pool.close();
+  },
+);

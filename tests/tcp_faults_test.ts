@@ -480,5 +480,19 @@ Deno.test({
   },
 });
 
+// -- 12. No refill storm against a server that accepts, then closes --
+
+Deno.test("TcpPool({ minIdle }) against a server that closes every connection at once backs off: a few dials a second, counted as failures", async () => {
+  await using server = startScriptServer(() => Promise.resolve()); // closes
+  const pool = new TcpPool({ port: server.port, minIdle: 2 });
+  await new Promise((r) => setTimeout(r, 2_000));
+  const { dials, dialErrors } = pool.stats;
+  await pool.close();
+  console.log(`${dials} dials in 2 s, ${dialErrors} counted as failed`);
+  assert.ok(dials <= 16, `${dials} dials in 2 s`);
+  assert.ok(dialErrors >= dials - 2, `${dialErrors} of ${dials} failed`);
+  await server.drained(2_000);
+});
+
 // Keeps the type import used when only some tests run.
 export type { PooledConn };
