@@ -255,14 +255,14 @@ export class Tick {
 
   /**
    * The latest a wait that started with this reading can have started,
-   * given the time `now`: `at` when the reading was replaced within
-   * `stale` ms (the clock's period plus timer lateness), otherwise (a
-   * stalled event loop held the reading) its end. Never earlier than the
-   * real start by more than `stale`.
+   * given the time `now`: when the reading was replaced (or `now`, while it
+   * is current). Never earlier than the real start, so a deadline counted
+   * from it is never early, like Go's timers; it is late by at most the
+   * reading's age when the wait began: the clock's period (plus timer
+   * lateness), or after a stalled event loop held the reading, the stall.
    */
-  start(now: number, stale: number): number {
-    const end = this.end < now ? this.end : now;
-    return end - this.at > stale ? end : this.at;
+  start(now: number): number {
+    return this.end < now ? this.end : now;
   }
 }
 

@@ -129,12 +129,6 @@ const EARLY_LOSS = 1_000;
 const COARSE = 10;
 
 /**
- * A coarse reading replaced later than this (ms) was held by a stalled event
- * loop: deadlines counted from it restart from its end (see Tick.start).
- */
-const STALE = 2 * COARSE;
-
-/**
  * A parked borrower: its deadline node, its signal's listener, and the sink
  * the idle channel settles synchronously when it hands over an entry or a
  * dial error, so a hand-over costs one promise hop.
@@ -1025,7 +1019,7 @@ export class Pool<T> implements AsyncDisposable {
       const next = w.next as Waiter<T> | null;
       if (w.timeout === timeout) {
         if (now < 0) now = this.#clock.now();
-        const at = w.tick.start(now, STALE) + timeout;
+        const at = w.tick.start(now) + timeout;
         if (at > now) return this.#armLane(at - now);
         w.timeOut();
       }
@@ -1036,7 +1030,7 @@ export class Pool<T> implements AsyncDisposable {
   /** A heap deadline passed: times out, or re-adds when the tick was stale. */
   #waiterDue(waiter: Waiter<T>): void {
     const now = this.#clock.now();
-    const at = waiter.tick.start(now, STALE) + waiter.timeout;
+    const at = waiter.tick.start(now) + waiter.timeout;
     if (at > now) {
       waiter.deadline!.at = at;
       this.#deadlines.add(waiter.deadline!);
@@ -1059,7 +1053,7 @@ export class Pool<T> implements AsyncDisposable {
     }
     waiter.signal?.removeEventListener("abort", waiter);
     const now = this.#coarse.now();
-    this.#waitTime += Math.max(0, now - waiter.tick.start(now, STALE));
+    this.#waitTime += Math.max(0, now - waiter.tick.start(now));
     if (failed) return waiter.reject(value);
     waiter.resolve(this.#lend(value as Entry<T>));
   }

@@ -495,7 +495,9 @@ Deno.test(
     const timedOut = track(pool.borrow({ timeout: 100 }));
     await clock.advance(99);
     assert.equal(timedOut.settled, false);
-    await clock.advance(1);
+    // Never early; late by at most the coarse clock's period (10 ms): the
+    // wait started with a reading that stood until 10.
+    await clock.advance(11);
     assert.ok(timedOut.error instanceof PoolTimeoutError);
     assert.equal((timedOut.error as PoolTimeoutError).timeout, 100);
     assert.equal(pool.stats.waiting, 0);
@@ -524,7 +526,7 @@ Deno.test(
     const holder = await pool.borrow();
     const a = track(pool.borrow());
     const b = track(pool.borrow({ timeout: 500 }));
-    await clock.advance(50);
+    await clock.advance(60); // never early, late by one coarse period at most
     assert.ok(a.error instanceof PoolTimeoutError);
     assert.equal(b.settled, false);
     await clock.advance(450);
@@ -546,7 +548,7 @@ Deno.test(
     );
     await settle();
     assert.equal(clock.pending, 1);
-    await clock.advance(1100);
+    await clock.advance(1110);
     assert.ok(waiters.every((w) => w.error instanceof PoolTimeoutError));
     assert.equal(clock.pending, 0);
     holder.release();
@@ -1755,12 +1757,14 @@ Deno.test(
     done.push(wait("c"), wait("d", { timeout: 2_000 }), wait("e"));
     await clock.advance(2_050);
     await Promise.all(done);
+    // Each wait counts from when its coarse reading was replaced (10 ms on):
+    // never early, one period late at most.
     assert.deepEqual(order, [
-      "b PoolTimeoutError at 300",
-      "a PoolTimeoutError at 1000",
-      "c PoolTimeoutError at 1100",
-      "e PoolTimeoutError at 1100",
-      "d PoolTimeoutError at 2100",
+      "b PoolTimeoutError at 310",
+      "a PoolTimeoutError at 1010",
+      "c PoolTimeoutError at 1110",
+      "e PoolTimeoutError at 1110",
+      "d PoolTimeoutError at 2110",
     ]);
     assert.equal(clock.pending, 0, "no timer keeps the program alive");
     held.release();
@@ -1898,5 +1902,43 @@ Deno.test(
     await clock.advance(1);
     assert.equal(pool.stats.idle + pool.stats.dialing, 1, "refilled at once");
     await pool.close();
+  },
+);
+
+Deno.test(
+  "Pool.borrow({ timeout }) never times out early (own timeouts and acquireTimeout, real clock)",
+  NONE,
+  async () => {
+    for (const own of [true, false]) {
+      const pool = new Pool(() => ({}), {
+        max: 1,
+        acquireTimeout: own ? 30_000 : 20,
+      });
+      let held = await pool.borrow();
+      let early = 0, late = 0;
+      for (let i = 0; i < 40; i++) {
+        // A release reads the coarse clock; the timed borrow comes a
+        // varying fraction of its 10 ms period later.
+        held.release();
+        held = await pool.borrow();
+        const pause = (i % 7) * 1.5;
+        if (pause > 0) await new Promise((r) => setTimeout(r, pause));
+        const start = performance.now();
+        await assert.rejects(
+          pool.borrow(own ? { timeout: 20 } : undefined),
+          PoolTimeoutError,
+        );
+        const took = performance.now() - start;
+        if (took < 20) early++;
+        late = Math.max(late, took - 20);
+      }
+      console.log(
+        `${own ? "own timeout" : "acquireTimeout"}: ${early} of 40 early, ` +
+          `latest +${late.toFixed(1)} ms`,
+      );
+      assert.equal(early, 0);
+      held.release();
+      await pool.close();
+    }
   },
 );
