@@ -20,6 +20,12 @@
 // connections (64 commands and 8 free connections: 8 batches of 8), so
 // replies come back staggered rather than in lockstep rounds.
 //
+// Shared connections carry everybody's commands, so a command that changes
+// its connection's state (MULTI, SELECT, CLIENT REPLY, SUBSCRIBE...) or
+// blocks it (BLPOP...) would change the replies of the commands sent after
+// it by other callers: `command` refuses them, before sending anything, with
+// StatefulCommandError.
+//
 // Run: deno run --allow-net=127.0.0.1 --allow-run=redis-server examples/redis.ts
 
 import {
@@ -78,6 +84,209 @@ export const IDEMPOTENT: ReadonlySet<string> = new Set([
   "SMEMBERS",
   "LRANGE",
 ]);
+
+// -- Commands that change their connection's state --
+
+/**
+ * A command refused because of what it does to its connection: it would
+ * change the replies of the commands sent after it on the same connection.
+ * Thrown (as a rejection) before anything is sent; nothing else is affected.
+ *
+ * On the client's shared connections the commands refused are the ones that
+ * change the connection's state (`MULTI`, `EXEC`, `DISCARD`, `WATCH`,
+ * `UNWATCH`, `SELECT`, `CLIENT REPLY`, `CLIENT TRACKING`, `CLIENT CACHING`,
+ * `CLIENT SETNAME`, `CLIENT SETINFO`, `CLIENT NO-EVICT`, `CLIENT NO-TOUCH`,
+ * `RESET`, `AUTH`, `HELLO`, `READONLY`, `READWRITE`, `ASKING`, `QUIT`), the
+ * pub/sub commands, `MONITOR`, `SYNC`, `PSYNC`, and the blocking ones (`BLPOP`,
+ * `BRPOP`, `BLMOVE`, `BRPOPLPUSH`, `BLMPOP`, `BZPOPMIN`, `BZPOPMAX`,
+ * `BZMPOP`, `XREAD`/`XREADGROUP` with `BLOCK`, `WAIT`, `WAITAOF`). In a
+ * {@linkcode RedisClient.session}, only those whose replies are not one
+ * reply per command: the pub/sub commands, `MONITOR`, `SYNC`, `PSYNC`,
+ * `CLIENT REPLY OFF`/`SKIP`, and `HELLO` with a protocol other than 2.
+ * Command names are matched case-insensitively.
+ *
+ * @example Usage
+ * ```ts
+ * import { RedisClient, StatefulCommandError } from "./redis.ts";
+ * import assert from "node:assert/strict";
+ *
+ * // Refused before anything is sent: no server is needed to see it.
+ * await using redis = new RedisClient({ port: 6379 });
+ * await assert.rejects(redis.command(["multi"]), (e) =>
+ *   e instanceof StatefulCommandError && e.command === "MULTI" &&
+ *   /redis\.session\(/.test(e.message));
+ * assert.equal(redis.pool.stats.dials, 0);
+ * ```
+ */
+export class StatefulCommandError extends Error {
+  /**
+   * The command, upper case, with the subcommand or option that makes it
+   * stateful: `MULTI`, `CLIENT REPLY`, `XREAD BLOCK`.
+   */
+  readonly command: string;
+
+  /**
+   * Makes the error.
+   *
+   * @param command The command refused (see {@linkcode StatefulCommandError.command}).
+   * @param message Why, and what to use instead.
+   * @param options `cause`.
+   */
+  constructor(command: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StatefulCommandError";
+    this.command = command;
+  }
+}
+
+/** What a refused command would do, and what to use instead. */
+interface Refusal {
+  readonly does: string;
+  readonly instead: string;
+}
+
+const SESSION = "use redis.session(...)";
+const STATE: Refusal = {
+  does: "changes the connection's state for the commands sent after it",
+  instead: SESSION,
+};
+const BLOCKING: Refusal = {
+  does:
+    "blocks its connection, and the commands pipelined behind it, until it returns",
+  instead: SESSION,
+};
+const AUTHENTICATES: Refusal = {
+  does:
+    "changes how the connection is authenticated or spoken to (this client has no AUTH support)",
+  instead: SESSION,
+};
+const RESETS: Refusal = {
+  does: "resets the connection's state",
+  instead: "use redis.session(...), which resets its connection when it ends",
+};
+const SUBSCRIBES: Refusal = {
+  does: "turns the connection into a subscriber",
+  instead: "use redis.subscribe(...)",
+};
+const PSUBSCRIBES: Refusal = {
+  does: "turns the connection into a subscriber",
+  instead: "use redis.psubscribe(...)",
+};
+const UNSUBSCRIBES: Refusal = {
+  does: "belongs to a subscription",
+  instead: "close the Subscription that redis.subscribe(...) returned",
+};
+const STREAMS: Refusal = {
+  does: "turns the connection into a stream of replies",
+  instead:
+    "this client does not read that stream; borrow a connection of your own with redis.pool.borrow()",
+};
+const QUITS: Refusal = {
+  does: "closes the connection",
+  instead: "use redis.close()",
+};
+
+/** A table entry: a refusal, or a check of the arguments. */
+type Rule =
+  | Refusal
+  | ((args: readonly (string | number)[]) => [string, Refusal] | undefined);
+
+function upper(arg: string | number | undefined): string {
+  return String(arg ?? "").toUpperCase();
+}
+
+/** `CLIENT <sub>` refused when `sub` is in `subs`. */
+function clientRule(subs: ReadonlyMap<string, Refusal>): Rule {
+  return (args) => {
+    const sub = upper(args[1]);
+    const refusal = subs.get(sub);
+    return refusal === undefined ? undefined : [`CLIENT ${sub}`, refusal];
+  };
+}
+
+/**
+ * `XREAD`/`XREADGROUP` with a `BLOCK` option: the options come before
+ * `STREAMS`; `GROUP` takes two arguments, `COUNT` and `BLOCK` one.
+ */
+function xreadRule(
+  args: readonly (string | number)[],
+): [string, Refusal] | undefined {
+  for (let i = 1; i < args.length;) {
+    const word = upper(args[i]);
+    if (word === "STREAMS") return undefined;
+    if (word === "BLOCK") return [`${upper(args[0])} BLOCK`, BLOCKING];
+    i += word === "GROUP" ? 3 : word === "COUNT" ? 2 : 1;
+  }
+  return undefined;
+}
+
+/** Refused on the shared (pipelined or `pipeline: false`) connections. */
+const SHARED_RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([
+  ...["MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT"].map((
+    n,
+  ) => [n, STATE] as const),
+  ...["READONLY", "READWRITE", "ASKING"].map((n) => [n, STATE] as const),
+  ...["AUTH", "HELLO"].map((n) => [n, AUTHENTICATES] as const),
+  ["RESET", RESETS],
+  ["QUIT", QUITS],
+  ["SUBSCRIBE", SUBSCRIBES],
+  ["SSUBSCRIBE", SUBSCRIBES],
+  ["PSUBSCRIBE", PSUBSCRIBES],
+  ...["UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"].map((
+    n,
+  ) => [n, UNSUBSCRIBES] as const),
+  ...["MONITOR", "SYNC", "PSYNC"].map((n) => [n, STREAMS] as const),
+  ...[
+    "BLPOP",
+    "BRPOP",
+    "BLMOVE",
+    "BRPOPLPUSH",
+    "BLMPOP",
+    "BZPOPMIN",
+    "BZPOPMAX",
+    "BZMPOP",
+    "WAIT",
+    "WAITAOF",
+  ].map((n) => [n, BLOCKING] as const),
+  ["XREAD", xreadRule],
+  ["XREADGROUP", xreadRule],
+  [
+    "CLIENT",
+    clientRule(
+      new Map(
+        [
+          "REPLY",
+          "TRACKING",
+          "CACHING",
+          "SETNAME",
+          "SETINFO",
+          "NO-EVICT",
+          "NO-TOUCH",
+        ].map((n) => [n, STATE]),
+      ),
+    ),
+  ],
+]);
+
+/** The error for `args` if `rules` refuse it, else `undefined`. */
+function refused(
+  rules: ReadonlyMap<string, Rule>,
+  name: string,
+  args: readonly (string | number)[],
+  where: string,
+): StatefulCommandError | undefined {
+  const rule = rules.get(name);
+  if (rule === undefined) return undefined;
+  const hit: [string, Refusal] | undefined = typeof rule === "function"
+    ? rule(args)
+    : [name, rule];
+  if (hit === undefined) return undefined;
+  const [command, { does, instead }] = hit;
+  return new StatefulCommandError(
+    command,
+    `Cannot send ${command} ${where}: it ${does}; ${instead}`,
+  );
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -363,6 +572,13 @@ export class RedisClient implements AsyncDisposable {
     try {
       checked = commandOptions(options);
       const name = String(args[0] ?? "").toUpperCase();
+      const refusal = refused(
+        SHARED_RULES,
+        name,
+        args,
+        "on a shared connection",
+      );
+      if (refusal !== undefined) throw refusal;
       text = commandText(args);
       idem = checked.idempotent ?? IDEMPOTENT.has(name);
     } catch (error) {

@@ -18,6 +18,7 @@ import {
   RedisError,
   type RedisOptions,
   redisPing,
+  StatefulCommandError,
 } from "../examples/redis.ts";
 import { HAVE_REDIS, startRedis } from "./_redis_server.ts";
 
@@ -601,3 +602,265 @@ Deno.test({
     );
   },
 });
+
+// -- Commands that change a connection's state --
+
+/**
+ * A 64-task burst of 2 000 unique SET/GET pairs; after the 200th GET's reply,
+ * its task sends `stateful` through `redis.command` without waiting, in the
+ * same turn as the other tasks' next commands (so it lands inside a batch on
+ * one of the shared connections). What it did to the other callers, and how
+ * it was answered.
+ */
+async function burstWith(
+  redis: RedisClient,
+  tag: string,
+  stateful: readonly string[],
+): Promise<{ tally: Tally; outcome: Promise<unknown> }> {
+  const tally = new Tally();
+  let next = 0;
+  let outcome: Promise<unknown> = Promise.resolve("not sent");
+  await Promise.all(Array.from({ length: 64 }, async () => {
+    while (next < 2_000) {
+      const i = next++;
+      const key = `${tag}:${i}`;
+      const value = `${tag}-${i}-${crypto.randomUUID()}`;
+      try {
+        await redis.set(key, value, { timeout: 1_000 });
+        const got = await redis.get(key, { timeout: 1_000 });
+        if (got === value) tally.ok++;
+        else tally.mismatches++;
+      } catch (error) {
+        tally.note(error);
+      }
+      if (i === 200) {
+        outcome = redis.command(stateful, { timeout: 1_000 }).then(
+          (reply) => ({ reply }),
+          (error) => error,
+        );
+      }
+    }
+  }));
+  return { tally, outcome };
+}
+
+for (
+  const [stateful, command] of [
+    [["MULTI"], "MULTI"],
+    [["SELECT", "1"], "SELECT"],
+    [["CLIENT", "REPLY", "SKIP"], "CLIENT REPLY"],
+  ] as const
+) {
+  Deno.test({
+    name: `Redis: ${
+      stateful.join(" ")
+    } through redis.command mid-burst is refused; 64 tasks' SET/GET pairs get 0 wrong replies`,
+    ignore,
+    async fn() {
+      await using server = await startRedis();
+      await using redis = new RedisClient({ port: server.port, max: 8 });
+      await warm(redis, 8);
+      const { tally, outcome: answered } = await burstWith(
+        redis,
+        stateful.join("-"),
+        stateful,
+      );
+      const outcome = await answered;
+      console.log(
+        `${stateful.join(" ")} mid-burst -> ${
+          outcome instanceof Error
+            ? outcome.name
+            : JSON.stringify((outcome as { reply: unknown }).reply)
+        }; ${tally.ok} pairs ok, ${tally.mismatches} wrong replies, errors ${
+          JSON.stringify(Object.fromEntries(tally.errors))
+        }`,
+      );
+      assert.ok(outcome instanceof StatefulCommandError, String(outcome));
+      assert.equal(outcome.command, command);
+      assert.equal(tally.mismatches, 0);
+      assert.equal(tally.errorCount, 0);
+      assert.equal(tally.ok, 2_000);
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "Redis: CLIENT REPLY SKIP in a pipelined batch is refused; the batch's other commands get their own replies",
+  ignore,
+  async fn() {
+    await using server = await startRedis();
+    await using redis = new RedisClient({ port: server.port, max: 1 });
+    await redis.set("skip:a", "value of a");
+    // One turn, one connection: one batch. The last two give up first, so
+    // the replies read by then are handed out by position.
+    const skip = redis.command(["client", "reply", "skip"], { timeout: 600 })
+      .then((reply) => ({ reply }), (error) => error);
+    const got = Promise.allSettled([
+      redis.command(["ECHO", "first"], { timeout: 600 }),
+      redis.get("skip:a", { timeout: 600 }),
+      redis.command(["ECHO", "second"], { timeout: 200 }),
+      redis.command(["ECHO", "third"], { timeout: 200 }),
+    ]);
+    const outcome = await skip;
+    const replies = (await got).map((r) =>
+      r.status === "fulfilled" ? r.value : (r.reason as Error).name
+    );
+    console.log(
+      `batch [CLIENT REPLY SKIP, ECHO first, GET a, ECHO second, ECHO third] -> ${
+        outcome instanceof Error ? outcome.name : JSON.stringify(outcome)
+      }, ${JSON.stringify(replies)}`,
+    );
+    assert.ok(outcome instanceof StatefulCommandError, String(outcome));
+    assert.equal(outcome.command, "CLIENT REPLY");
+    assert.deepEqual(replies, ["first", "value of a", "second", "third"]);
+    assert.equal(redis.pool.stats.destroyed.broken, 0);
+  },
+});
+
+/** Commands refused on the shared path, and the alternative each names. */
+const REFUSED: [args: (string | number)[], command: string, instead: RegExp][] =
+  [
+    [["MULTI"], "MULTI", /redis\.session\(/],
+    [["exec"], "EXEC", /redis\.session\(/],
+    [["Discard"], "DISCARD", /redis\.session\(/],
+    [["WATCH", "k"], "WATCH", /redis\.session\(/],
+    [["unwatch"], "UNWATCH", /redis\.session\(/],
+    [["SELECT", 1], "SELECT", /redis\.session\(/],
+    [["CLIENT", "REPLY", "OFF"], "CLIENT REPLY", /redis\.session\(/],
+    [["client", "reply", "skip"], "CLIENT REPLY", /redis\.session\(/],
+    [["CLIENT", "tracking", "on"], "CLIENT TRACKING", /redis\.session\(/],
+    [["CLIENT", "CACHING", "yes"], "CLIENT CACHING", /redis\.session\(/],
+    [["CLIENT", "SETNAME", "x"], "CLIENT SETNAME", /redis\.session\(/],
+    [["CLIENT", "NO-EVICT", "on"], "CLIENT NO-EVICT", /redis\.session\(/],
+    [["SUBSCRIBE", "c"], "SUBSCRIBE", /redis\.subscribe\(/],
+    [["psubscribe", "p*"], "PSUBSCRIBE", /redis\.psubscribe\(/],
+    [["SSUBSCRIBE", "c"], "SSUBSCRIBE", /redis\.subscribe\(/],
+    [["UNSUBSCRIBE"], "UNSUBSCRIBE", /redis\.subscribe\(/],
+    [["PUNSUBSCRIBE"], "PUNSUBSCRIBE", /redis\.subscribe\(/],
+    [["SUNSUBSCRIBE"], "SUNSUBSCRIBE", /redis\.subscribe\(/],
+    [["MONITOR"], "MONITOR", /redis\.pool\.borrow\(/],
+    [["BLPOP", "k", 0], "BLPOP", /redis\.session\(/],
+    [["brpop", "k", 0], "BRPOP", /redis\.session\(/],
+    [["BLMOVE", "a", "b", "LEFT", "RIGHT", 0], "BLMOVE", /redis\.session\(/],
+    [["BRPOPLPUSH", "a", "b", 0], "BRPOPLPUSH", /redis\.session\(/],
+    [["BLMPOP", 0, 1, "k", "LEFT"], "BLMPOP", /redis\.session\(/],
+    [["BZPOPMIN", "z", 0], "BZPOPMIN", /redis\.session\(/],
+    [["BZPOPMAX", "z", 0], "BZPOPMAX", /redis\.session\(/],
+    [["BZMPOP", 0, 1, "z", "MIN"], "BZMPOP", /redis\.session\(/],
+    [
+      ["XREAD", "COUNT", 1, "block", 0, "STREAMS", "s", "$"],
+      "XREAD BLOCK",
+      /redis\.session\(/,
+    ],
+    [
+      ["xreadgroup", "GROUP", "g", "c", "BLOCK", 0, "STREAMS", "s", ">"],
+      "XREADGROUP BLOCK",
+      /redis\.session\(/,
+    ],
+    [["WAIT", 0, 0], "WAIT", /redis\.session\(/],
+    [["WAITAOF", 0, 0, 0], "WAITAOF", /redis\.session\(/],
+    [["RESET"], "RESET", /redis\.session\(/],
+    [["AUTH", "secret"], "AUTH", /redis\.session\(/],
+    [["HELLO", 2], "HELLO", /redis\.session\(/],
+    [["READONLY"], "READONLY", /redis\.session\(/],
+    [["READWRITE"], "READWRITE", /redis\.session\(/],
+    [["ASKING"], "ASKING", /redis\.session\(/],
+    [["QUIT"], "QUIT", /redis\.close\(/],
+    [["SYNC"], "SYNC", /redis\.pool\.borrow\(/],
+    [["PSYNC", "?", -1], "PSYNC", /redis\.pool\.borrow\(/],
+  ];
+
+for (const pipeline of [true, false]) {
+  Deno.test({
+    name:
+      `Redis (pipeline: ${pipeline}): every stateful command is refused typed before it is sent, naming the alternative; the commands around it and their connection are unaffected`,
+    ignore,
+    async fn() {
+      await using server = await startRedis();
+      await using redis = new RedisClient({
+        port: server.port,
+        max: 2,
+        pipeline,
+      });
+      await redis.set("r:k", "v");
+      // In one turn: each refused command between two allowed ones.
+      const outcomes = REFUSED.map(([args]) => [
+        redis.get("r:k"),
+        redis.command(args).then(
+          (reply) => ({ reply }),
+          (error) => error,
+        ),
+        redis.command(["ECHO", String(args[0])]),
+      ]);
+      // Allowed: other subcommands and XREAD without BLOCK (a group named
+      // BLOCK is not the option).
+      const allowed = await Promise.allSettled([
+        redis.command(["CLIENT", "ID"]),
+        redis.command(["client", "getname"]),
+        redis.command(["XREAD", "COUNT", 1, "STREAMS", "r:s", "0"]),
+        redis.command([
+          "XREADGROUP",
+          "GROUP",
+          "BLOCK",
+          "c",
+          "STREAMS",
+          "r:s",
+          ">",
+        ]),
+        redis.command(["LPOP", "r:list"]),
+      ]);
+      for (let i = 0; i < REFUSED.length; i++) {
+        const [args, command, instead] = REFUSED[i]!;
+        const [before, refused, after] = outcomes[i]!;
+        assert.equal(await before, "v");
+        assert.equal(await after, String(args[0]));
+        const e = await refused;
+        assert.ok(
+          e instanceof StatefulCommandError,
+          `${args.join(" ")} -> ${JSON.stringify(e)}`,
+        );
+        assert.equal(e.command, command);
+        assert.match(
+          e.message,
+          new RegExp(`^Cannot send ${command} on a shared connection: it `),
+        );
+        assert.match(e.message, instead);
+      }
+      assert.equal(
+        typeof (allowed[0] as PromiseFulfilledResult<unknown>).value,
+        "number",
+      );
+      assert.equal((allowed[1] as PromiseFulfilledResult<unknown>).value, null);
+      assert.equal((allowed[2] as PromiseFulfilledResult<unknown>).value, null);
+      const nogroup = (allowed[3] as PromiseRejectedResult).reason;
+      assert.ok(
+        nogroup instanceof RedisError &&
+          /NOGROUP|no such key/i.test(nogroup.message),
+        String(nogroup),
+      );
+      assert.equal((allowed[4] as PromiseFulfilledResult<unknown>).value, null);
+      // None of them reached the server, and the connections are as new.
+      const stats = String(await redis.command(["INFO", "commandstats"]));
+      const ran = [...stats.matchAll(/^cmdstat_([a-z|-]+):/gm)].map((m) => m[1])
+        .sort();
+      assert.deepEqual(ran, [
+        "client|getname",
+        "client|id",
+        "echo",
+        "get",
+        "lpop",
+        "ping", // startRedis's
+        "set",
+        "xread",
+        "xreadgroup",
+      ]);
+      const info = String(await redis.command(["CLIENT", "INFO"]));
+      assert.match(info, / db=0 /);
+      assert.match(info, / multi=-1 /);
+      assert.match(info, / flags=N /);
+      const s = redis.pool.stats;
+      assert.equal(s.destroyed.broken + s.destroyed.dirty, 0);
+    },
+  });
+}
