@@ -24,7 +24,9 @@
 // its connection's state (MULTI, SELECT, CLIENT REPLY, SUBSCRIBE...) or
 // blocks it (BLPOP...) would change the replies of the commands sent after
 // it by other callers: `command` refuses them, before sending anything, with
-// StatefulCommandError.
+// StatefulCommandError. The transaction, database and blocking ones have a
+// connection of their own instead: `redis.session(async (s) => ...)` lends
+// one for a callback and RESETs it before it goes back (or destroys it).
 //
 // Run: deno run --allow-net=127.0.0.1 --allow-run=redis-server examples/redis.ts
 
@@ -267,6 +269,56 @@ const SHARED_RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([
     ),
   ],
 ]);
+
+const STREAM_OF_MESSAGES =
+  "its replies are a stream of messages, not one reply";
+
+/**
+ * Refused in a session: commands whose replies are not one per command (a
+ * session reads exactly one reply per command).
+ */
+const SESSION_RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([
+  ...["SUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "SUNSUBSCRIBE"].map((n) =>
+    [n, {
+      does: STREAM_OF_MESSAGES,
+      instead: "use redis.subscribe(...)",
+    }] as const
+  ),
+  ...["PSUBSCRIBE", "PUNSUBSCRIBE"].map((n) =>
+    [n, {
+      does: STREAM_OF_MESSAGES,
+      instead: "use redis.psubscribe(...)",
+    }] as const
+  ),
+  ...["MONITOR", "SYNC", "PSYNC"].map((n) => [n, STREAMS] as const),
+  ["CLIENT", (args) => {
+    const sub = upper(args[1]);
+    const mode = upper(args[2]);
+    if (sub !== "REPLY" || (mode !== "OFF" && mode !== "SKIP")) {
+      return undefined;
+    }
+    return [`CLIENT REPLY ${mode}`, {
+      does: "suppresses replies, and a session waits for one reply per command",
+      instead: "leave replies on",
+    }];
+  }],
+  [
+    "HELLO",
+    (args) =>
+      args.length < 2 || String(args[1]) === "2" ? undefined : ["HELLO", {
+        does:
+          "switches the connection to RESP3, which this client does not read",
+        instead: "use HELLO 2 or none",
+      }],
+  ],
+]);
+
+/**
+ * `CLIENT` subcommands whose effect RESET may not undo (Redis 7.0's RESET
+ * keeps NO-EVICT; NO-TOUCH came in 7.2): a session that sent one destroys
+ * its connection.
+ */
+const NOT_RESET: ReadonlySet<string> = new Set(["NO-EVICT", "NO-TOUCH"]);
 
 /** The error for `args` if `rules` refuse it, else `undefined`. */
 function refused(
@@ -532,8 +584,155 @@ function commandOptions(options: unknown): {
   return { timeout, signal, idempotent };
 }
 
+/**
+ * The helpers of {@linkcode RedisClient} and {@linkcode RedisSession}: each
+ * is one {@linkcode RedisCommands.command}.
+ *
+ * @example Usage
+ * ```ts
+ * import { type RedisCommands, RedisClient } from "./redis.ts";
+ * import assert from "node:assert/strict";
+ *
+ * // Code that takes RedisCommands runs on the client or in a session.
+ * async function bump(redis: RedisCommands, key: string): Promise<number> {
+ *   return await redis.incr(key);
+ * }
+ * assert.equal(typeof bump, "function");
+ * assert.equal(typeof RedisClient.prototype.session, "function");
+ * ```
+ */
+export abstract class RedisCommands {
+  /**
+   * Sends one command and waits for its reply.
+   *
+   * @param args The command and its arguments.
+   * @param options `timeout`, `signal`, `idempotent`.
+   * @returns The reply.
+   * @throws {RedisError} If the server answered with an error.
+   * @throws {StatefulCommandError} If the command is refused here.
+   */
+  abstract command(
+    args: readonly (string | number)[],
+    options?: CommandOptions,
+  ): Promise<RedisValue>;
+
+  /**
+   * `GET key`.
+   *
+   * @param key The key.
+   * @param options `timeout`, `signal`.
+   * @returns The value, or `null` if there is none.
+   */
+  get(key: string, options?: CommandOptions): Promise<string | null> {
+    return this.command(["GET", key], options) as Promise<string | null>;
+  }
+
+  /**
+   * `SET key value`.
+   *
+   * @param key The key.
+   * @param value The value.
+   * @param options `timeout`, `signal`.
+   */
+  async set(
+    key: string,
+    value: string | number,
+    options?: CommandOptions,
+  ): Promise<void> {
+    await this.command(["SET", key, value], options);
+  }
+
+  /**
+   * `DEL key...`.
+   *
+   * @param keys The keys.
+   * @returns How many existed.
+   */
+  del(...keys: string[]): Promise<number> {
+    return this.command(["DEL", ...keys]) as Promise<number>;
+  }
+
+  /**
+   * `INCR key`.
+   *
+   * @param key The key.
+   * @param options `timeout`, `signal`.
+   * @returns The new value.
+   */
+  incr(key: string, options?: CommandOptions): Promise<number> {
+    return this.command(["INCR", key], options) as Promise<number>;
+  }
+
+  /**
+   * `PING`.
+   *
+   * @param options `timeout`, `signal`.
+   * @returns `"PONG"`.
+   */
+  ping(options?: CommandOptions): Promise<string> {
+    return this.command(["PING"], options) as Promise<string>;
+  }
+}
+
+/** Options of {@linkcode RedisClient.session}. */
+export interface SessionOptions {
+  /**
+   * How long to wait for a connection, in milliseconds.
+   *
+   * @default {the pool's acquireTimeout}
+   */
+  timeout?: number | undefined;
+  /** Cancels the wait for a connection (not the callback). */
+  signal?: AbortSignal | undefined;
+  /**
+   * How long the `RESET` that cleans the connection after the callback may
+   * take, in milliseconds; past it the connection is destroyed instead.
+   *
+   * @default {1000}
+   */
+  resetTimeout?: number | undefined;
+}
+
+function durationOption(
+  what: string,
+  name: string,
+  value: unknown,
+): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot ${what}: ${name} must be a number of milliseconds, received ${typeof value}`,
+    );
+  }
+  if (!(value >= 0)) {
+    throw new RangeError(
+      `Cannot ${what}: ${name} must be ≥ 0 ms, received ${value}`,
+    );
+  }
+  return value;
+}
+
+function signalOption(what: string, value: unknown): AbortSignal | undefined {
+  if (value !== undefined && !(value instanceof AbortSignal)) {
+    throw new TypeError(`Cannot ${what}: signal must be an AbortSignal`);
+  }
+  return value;
+}
+
+function optionsObject(
+  what: string,
+  options: unknown,
+): Record<string, unknown> {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Cannot ${what}: options must be an object, received ${String(options)}`,
+    );
+  }
+  return options as Record<string, unknown>;
+}
+
 /** A pooled Redis client; pipelined by default (see the top of this file). */
-export class RedisClient implements AsyncDisposable {
+export class RedisClient extends RedisCommands implements AsyncDisposable {
   readonly pool: TcpPool;
   readonly #pipeline: boolean;
   /** Batches in flight at most: one per connection the pool may open. */
@@ -547,6 +746,7 @@ export class RedisClient implements AsyncDisposable {
   #sweepAt = Infinity;
 
   constructor(options: RedisOptions = {}) {
+    super();
     const { pipeline = true, ...rest } = options;
     if (typeof pipeline !== "boolean") {
       throw new TypeError(
@@ -563,8 +763,19 @@ export class RedisClient implements AsyncDisposable {
     return this.#retries;
   }
 
-  /** Sends one command; resolves with its reply, rejects with RedisError. */
-  command(
+  /**
+   * Sends one command on the shared connections; resolves with its reply,
+   * rejects with RedisError. Commands that change or block their
+   * connection are refused (see {@linkcode StatefulCommandError}).
+   *
+   * @param args The command and its arguments.
+   * @param options `timeout`, `signal`, `idempotent`.
+   * @returns The reply.
+   * @throws {RedisError} If the server answered with an error.
+   * @throws {StatefulCommandError} If the command would change or block a
+   *   shared connection (nothing is sent).
+   */
+  override command(
     args: readonly (string | number)[],
     options: CommandOptions = {},
   ): Promise<RedisValue> {
@@ -767,31 +978,94 @@ export class RedisClient implements AsyncDisposable {
     if (next !== Infinity) this.#armSweep(next);
   };
 
-  get(key: string, options?: CommandOptions): Promise<string | null> {
-    return this.command(["GET", key], options) as Promise<string | null>;
+  /**
+   * Runs `fn` with a connection of its own, borrowed from the pool for the
+   * callback: its commands go one after another on that connection, never
+   * pipelined with other callers', so MULTI/EXEC, WATCH, SELECT and the
+   * blocking commands work there. When the callback ends the connection
+   * gets `RESET` (Redis ≥ 6.2); it goes back to the pool only if the reply
+   * is `RESET` and nothing is left unread. It is destroyed instead if a
+   * command of the session is still in flight or queued (the callback
+   * returned or threw without awaiting it: it then fails), if the
+   * connection broke or timed out, if `RESET` failed or took longer than
+   * `resetTimeout`, or after `CLIENT NO-EVICT` or `NO-TOUCH` (Redis 7.0's
+   * `RESET` keeps NO-EVICT). `RESET` also de-authenticates: the client itself
+   * has no AUTH support, so an `AUTH` in a session lasts for that session.
+   *
+   * A session reads one reply per command, so commands that suppress or
+   * multiply replies are refused with {@linkcode StatefulCommandError}:
+   * `CLIENT REPLY OFF`/`SKIP`, the pub/sub commands, `MONITOR`, `SYNC`,
+   * `PSYNC`, `HELLO 3`.
+   *
+   * The session holds one of the pool's `max` connections for as long as the
+   * callback runs; {@linkcode RedisClient.close} waits for running sessions.
+   *
+   * @example A transaction
+   * ```ts
+   * import { RedisClient } from "./redis.ts";
+   * import { HAVE_REDIS, startRedis } from "../tests/_redis_server.ts";
+   * import assert from "node:assert/strict";
+   *
+   * if (HAVE_REDIS) {
+   *   await using server = await startRedis();
+   *   await using redis = new RedisClient({ port: server.port });
+   *   const replies = await redis.session(async (s) => {
+   *     await s.command(["MULTI"]);
+   *     await s.command(["INCR", "visits"]); // "QUEUED"
+   *     await s.command(["SET", "seen", "yes"]); // "QUEUED"
+   *     return await s.command(["EXEC"]);
+   *   });
+   *   assert.deepEqual(replies, [1, "OK"]);
+   * }
+   * ```
+   *
+   * @typeParam T What the callback returns.
+   * @param fn The callback; its session is unusable once it ends.
+   * @param options `timeout`, `signal` (both for the borrow), `resetTimeout`.
+   * @returns What `fn` returned.
+   * @throws {TypeError} If `fn` is not a function or an option is wrong.
+   * @throws {RangeError} If a duration is negative or NaN.
+   * @throws {PoolTimeoutError} If no connection came within `timeout`.
+   * @throws {PoolClosedError} If the client is closed.
+   * @throws What `fn` threw.
+   */
+  async session<T>(
+    fn: (session: RedisSession) => T | Promise<T>,
+    options: SessionOptions = {},
+  ): Promise<T> {
+    const what = "start session";
+    if (typeof fn !== "function") {
+      throw new TypeError(
+        `Cannot ${what}: fn must be a function, received ${typeof fn}`,
+      );
+    }
+    const o = optionsObject(what, options);
+    const timeout = durationOption(what, "timeout", o.timeout);
+    const signal = signalOption(what, o.signal);
+    const resetTimeout = durationOption(what, "resetTimeout", o.resetTimeout) ??
+      1_000;
+    const conn = await this.pool.borrow({
+      ...(timeout === undefined ? {} : { timeout }),
+      ...(signal === undefined ? {} : { signal }),
+    });
+    const session = new RedisSession(conn);
+    let result: T;
+    try {
+      result = await fn(session);
+    } catch (error) {
+      await endSession(session, resetTimeout);
+      throw error;
+    }
+    await endSession(session, resetTimeout);
+    return result;
   }
 
-  async set(
-    key: string,
-    value: string | number,
-    options?: CommandOptions,
-  ): Promise<void> {
-    await this.command(["SET", key, value], options);
-  }
-
-  del(...keys: string[]): Promise<number> {
-    return this.command(["DEL", ...keys]) as Promise<number>;
-  }
-
-  incr(key: string, options?: CommandOptions): Promise<number> {
-    return this.command(["INCR", key], options) as Promise<number>;
-  }
-
-  ping(options?: CommandOptions): Promise<string> {
-    return this.command(["PING"], options) as Promise<string>;
-  }
-
-  /** Closes the pool: commands queued or in flight fail, typed. */
+  /**
+   * Closes the pool: commands queued or in flight fail, typed; running
+   * sessions are waited for.
+   *
+   * @returns When every connection is closed.
+   */
   close(): Promise<void> {
     this.#disarmSweep();
     return this.pool.close();
@@ -799,6 +1073,181 @@ export class RedisClient implements AsyncDisposable {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+}
+
+// -- Sessions --
+
+const RESET_COMMAND = encodeCommand(["RESET"]);
+const noop = () => {};
+
+// Bound in RedisSession's static block.
+let endSession: (session: RedisSession, resetTimeout: number) => Promise<void>;
+
+/**
+ * A connection of its own, lent to a {@linkcode RedisClient.session}
+ * callback: `command` and the helpers, one command after another on that
+ * connection (commands issued together wait for each other, in order).
+ * Unusable once the callback ended: every call then rejects with a
+ * `TypeError`.
+ *
+ * @example Usage
+ * ```ts
+ * import { RedisClient, type RedisSession } from "./redis.ts";
+ * import { HAVE_REDIS, startRedis } from "../tests/_redis_server.ts";
+ * import assert from "node:assert/strict";
+ *
+ * if (HAVE_REDIS) {
+ *   await using server = await startRedis();
+ *   await using redis = new RedisClient({ port: server.port });
+ *   let kept: RedisSession | undefined;
+ *   const value = await redis.session(async (s) => {
+ *     kept = s;
+ *     await s.command(["SELECT", 1]); // undone by RESET at the end
+ *     await s.set("in-db-1", "x");
+ *     return await s.get("in-db-1");
+ *   });
+ *   assert.equal(value, "x");
+ *   assert.equal(await redis.get("in-db-1"), null); // db 0
+ *   await assert.rejects(kept!.ping(), TypeError);
+ * }
+ * ```
+ */
+export class RedisSession extends RedisCommands {
+  #conn: PooledConn | null;
+  /** Settles when the last command issued has settled; never rejects. */
+  #tail: Promise<unknown> = Promise.resolve();
+  /** Commands issued and not settled (queued or in flight). */
+  #pending = 0;
+  /** `false` once a command RESET does not undo was sent. */
+  #resettable = true;
+
+  /**
+   * Made by {@linkcode RedisClient.session}; not public API.
+   *
+   * @ignore
+   * @param conn The session's connection.
+   */
+  constructor(conn: PooledConn) {
+    super();
+    this.#conn = conn;
+  }
+
+  static {
+    endSession = (session, resetTimeout) => session.#end(resetTimeout);
+  }
+
+  /**
+   * Sends one command on the session's connection, after the ones issued
+   * before it. `timeout` counts from this call: a command whose time ran
+   * out while it waited for earlier ones fails with TimeoutError, unsent;
+   * one that times out or is aborted once sent breaks the connection (the
+   * session's later commands fail with ConnectionBrokenError). Nothing is
+   * retried (`idempotent` is ignored).
+   *
+   * @param args The command and its arguments.
+   * @param options `timeout`, `signal`.
+   * @returns The reply.
+   * @throws {TypeError} If the session ended, or an option is wrong.
+   * @throws {RedisError} If the server answered with an error.
+   * @throws {StatefulCommandError} If its replies are not one per command
+   *   (nothing is sent).
+   * @throws {ConnectionBrokenError} If the connection failed.
+   * @throws {TimeoutError} If `timeout` ran out.
+   */
+  override command(
+    args: readonly (string | number)[],
+    options: CommandOptions = {},
+  ): Promise<RedisValue> {
+    const conn = this.#conn;
+    if (conn === null) {
+      return Promise.reject(
+        new TypeError("Cannot send command: the session ended"),
+      );
+    }
+    let payload: Uint8Array, checked;
+    try {
+      checked = commandOptions(options);
+      const name = upper(args[0]);
+      const refusal = refused(SESSION_RULES, name, args, "in a session");
+      if (refusal !== undefined) throw refusal;
+      payload = encodeCommand(args);
+      if (name === "CLIENT" && NOT_RESET.has(upper(args[1]))) {
+        this.#resettable = false;
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const { timeout, signal } = checked;
+    const at = timeout === Infinity ? Infinity : performance.now() + timeout;
+    this.#pending++;
+    const run = this.#tail.then(() =>
+      this.#send(conn, payload, at, timeout, signal)
+    ).finally(() => {
+      this.#pending--;
+    });
+    this.#tail = run.catch(noop);
+    return run;
+  }
+
+  async #send(
+    conn: PooledConn,
+    payload: Uint8Array,
+    at: number,
+    timeout: number,
+    signal: AbortSignal | undefined,
+  ): Promise<RedisValue> {
+    if (this.#conn !== conn) {
+      throw new TypeError("Cannot send command: the session ended");
+    }
+    signal?.throwIfAborted();
+    const left = at === Infinity ? Infinity : at - performance.now();
+    if (left <= 0) {
+      throw new TimeoutError(
+        `Cannot send command: timed out after ${
+          Math.round(timeout)
+        } ms, waiting for the session's earlier commands`,
+        timeout,
+      );
+    }
+    const reply = await conn.exchange(payload, readReply, {
+      timeout: left,
+      ...(signal === undefined ? {} : { signal }),
+    });
+    if (reply instanceof RedisError) throw reply;
+    return reply;
+  }
+
+  /** The callback ended: RESET and release, or destroy. */
+  async #end(resetTimeout: number): Promise<void> {
+    const conn = this.#conn;
+    if (conn === null) return;
+    this.#conn = null;
+    if (this.#pending > 0) {
+      conn.destroy(
+        new Error("The session ended with a command in flight"),
+      );
+      return;
+    }
+    if (!this.#resettable || conn.broken) {
+      conn.destroy(new Error("The session's connection cannot be reset"));
+      return;
+    }
+    try {
+      const reply = await conn.exchange(RESET_COMMAND, readReply, {
+        timeout: resetTimeout,
+      });
+      if (reply === "RESET") conn.release(); // destroyed if not clean
+      else {
+        conn.destroy(
+          new ProtocolError(
+            `Redis: RESET answered ${JSON.stringify(reply).slice(0, 80)}`,
+          ),
+        );
+      }
+    } catch (error) {
+      conn.destroy(error);
+    }
   }
 }
 
@@ -889,6 +1338,21 @@ async function demo(): Promise<void> {
     } catch (error) {
       console.log(`INCR greeting -> ${(error as RedisError).code} (typed)`);
     }
+
+    // State-changing commands: refused on the shared connections, at home
+    // in a session.
+    try {
+      await redis.command(["MULTI"]);
+    } catch (error) {
+      console.log(`MULTI -> ${(error as Error).message}`);
+    }
+    const exec = await redis.session(async (s) => {
+      await s.command(["MULTI"]);
+      await s.command(["INCR", "visits"]);
+      await s.command(["GET", "greeting"]);
+      return await s.command(["EXEC"]);
+    });
+    console.log(`session MULTI/INCR/GET/EXEC -> ${JSON.stringify(exec)}`);
 
     // The seed's scenario: a quiet spell longer than the server's timeout,
     // then a burst. Every pooled connection was closed by the server; the

@@ -18,6 +18,7 @@ import {
   RedisError,
   type RedisOptions,
   redisPing,
+  type RedisSession,
   StatefulCommandError,
 } from "../examples/redis.ts";
 import { HAVE_REDIS, startRedis } from "./_redis_server.ts";
@@ -506,7 +507,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "Redis: a hostile reply (a 100 GB bulk length, garbage) fails its batch typed and costs one connection, not the client",
+    "Redis: a hostile reply (a 100 GB bulk length, garbage, OK for RESET) fails typed and costs one connection, not the client",
   ignore: false,
   async fn() {
     // A fake server: every command gets +OK, except after EVIL (a huge
@@ -556,6 +557,11 @@ Deno.test({
       const s = redis.pool.stats;
       assert.equal(s.destroyed.broken + s.destroyed.dirty, 2);
       assert.equal(s.open, 1);
+      // A session's RESET answered with something other than RESET: its
+      // connection is destroyed, not given back.
+      assert.equal(await redis.session((s) => s.ping()), "OK");
+      assert.equal(redis.pool.stats.destroyed.destroyed, 1);
+      assert.equal(redis.pool.stats.open, 0);
     } finally {
       listener.close();
       await serving.catch(() => {});
@@ -785,20 +791,23 @@ for (const pipeline of [true, false]) {
       });
       await redis.set("r:k", "v");
       // In one turn: each refused command between two allowed ones.
+      // (Bounded: unrefused, BLPOP 0 or SUBSCRIBE would never answer.)
+      const timeout = 1_000;
+      const outcome = (p: Promise<unknown>) =>
+        p.then((reply) => ({ reply }), (error) => error);
       const outcomes = REFUSED.map(([args]) => [
-        redis.get("r:k"),
-        redis.command(args).then(
-          (reply) => ({ reply }),
-          (error) => error,
-        ),
-        redis.command(["ECHO", String(args[0])]),
+        outcome(redis.get("r:k", { timeout })),
+        outcome(redis.command(args, { timeout })),
+        outcome(redis.command(["ECHO", String(args[0])], { timeout })),
       ]);
       // Allowed: other subcommands and XREAD without BLOCK (a group named
       // BLOCK is not the option).
       const allowed = await Promise.allSettled([
-        redis.command(["CLIENT", "ID"]),
-        redis.command(["client", "getname"]),
-        redis.command(["XREAD", "COUNT", 1, "STREAMS", "r:s", "0"]),
+        redis.command(["CLIENT", "ID"], { timeout }),
+        redis.command(["client", "getname"], { timeout }),
+        redis.command(["XREAD", "COUNT", 1, "STREAMS", "r:s", "0"], {
+          timeout,
+        }),
         redis.command([
           "XREADGROUP",
           "GROUP",
@@ -807,19 +816,21 @@ for (const pipeline of [true, false]) {
           "STREAMS",
           "r:s",
           ">",
-        ]),
-        redis.command(["LPOP", "r:list"]),
+        ], { timeout }),
+        redis.command(["LPOP", "r:list"], { timeout }),
       ]);
       for (let i = 0; i < REFUSED.length; i++) {
         const [args, command, instead] = REFUSED[i]!;
         const [before, refused, after] = outcomes[i]!;
-        assert.equal(await before, "v");
-        assert.equal(await after, String(args[0]));
         const e = await refused;
         assert.ok(
           e instanceof StatefulCommandError,
-          `${args.join(" ")} -> ${JSON.stringify(e)}`,
+          `${args.join(" ")} -> ${
+            e instanceof Error ? e.name : JSON.stringify(e)
+          }`,
         );
+        assert.deepEqual(await before, { reply: "v" });
+        assert.deepEqual(await after, { reply: String(args[0]) });
         assert.equal(e.command, command);
         assert.match(
           e.message,
@@ -864,3 +875,285 @@ for (const pipeline of [true, false]) {
     },
   });
 }
+
+// -- Sessions --
+
+/** `field=value` of CLIENT INFO / CLIENT LIST text. */
+function clientField(info: unknown, field: string): string | undefined {
+  return new RegExp(`(?:^| )${field}=(\\S*)`).exec(String(info))?.[1];
+}
+
+Deno.test({
+  name:
+    "Redis session: WATCH, MULTI/EXEC, SELECT and BLPOP on a connection of its own; left in MULTI and db 1, it comes back RESET: the next shared command runs in db 0, not QUEUED",
+  ignore,
+  async fn() {
+    await using server = await startRedis();
+    // One connection: the session's is the one the shared path reuses.
+    await using redis = new RedisClient({ port: server.port, max: 1 });
+    await redis.set("s:k", "db0");
+    const id = await redis.command(["CLIENT", "ID"]);
+    const pushed = sleep(50).then(() => server.send("RPUSH", "s:list", "x"));
+    const result = await redis.session(async (s) => {
+      assert.equal(await s.command(["CLIENT", "ID"]), id);
+      // WATCH: a write from elsewhere aborts the transaction.
+      await s.command(["WATCH", "s:k"]);
+      await server.send("SET", "s:k", "db0");
+      await s.command(["MULTI"]);
+      assert.equal(await s.command(["INCR", "s:n"]), "QUEUED");
+      assert.equal(await s.command(["EXEC"]), null);
+      await s.command(["MULTI"]);
+      assert.equal(await s.command(["INCR", "s:n"]), "QUEUED");
+      assert.equal(await s.command(["SET", "s:t", "v"]), "QUEUED");
+      const exec = await s.command(["EXEC"]);
+      // A blocking pop, answered by a push from another connection.
+      const popped = await s.command(["BLPOP", "s:list", 2]);
+      await s.command(["SELECT", 1]);
+      await s.set("s:k", "db1");
+      assert.equal(await s.get("s:k"), "db1");
+      // Left in a transaction, in db 1.
+      await s.command(["MULTI"]);
+      assert.equal(await s.command(["SET", "s:k", "queued"]), "QUEUED");
+      return { exec, popped };
+    });
+    await pushed;
+    assert.deepEqual(result, { exec: [1, "OK"], popped: ["s:list", "x"] });
+    // The same connection, reset: db 0, no transaction, the queued SET
+    // discarded.
+    assert.equal(await redis.get("s:k"), "db0");
+    const info = await redis.command(["CLIENT", "INFO"]);
+    assert.equal(clientField(info, "id"), String(id));
+    assert.equal(clientField(info, "db"), "0");
+    assert.equal(clientField(info, "multi"), "-1");
+    assert.equal(clientField(info, "flags"), "N");
+    const s = redis.pool.stats;
+    assert.equal(s.dials, 1);
+    assert.equal(s.open, 1);
+    // db 1 kept what the session wrote there.
+    assert.equal(
+      await redis.session(async (s) => {
+        await s.command(["SELECT", 1]);
+        return await s.get("s:k");
+      }),
+      "db1",
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "Redis session: returns the callback's result, propagates its error (connection reset and kept), serializes concurrent commands, and is unusable afterwards",
+  ignore,
+  async fn() {
+    await using server = await startRedis();
+    await using redis = new RedisClient({ port: server.port, max: 1 });
+    let kept: RedisSession | undefined;
+    // Commands issued in one turn run one after another, in order.
+    const values = await redis.session((s) => {
+      kept = s;
+      return Promise.all(
+        Array.from({ length: 50 }, (_, i) => s.command(["ECHO", `e${i}`])),
+      );
+    });
+    assert.deepEqual(values, Array.from({ length: 50 }, (_, i) => `e${i}`));
+    await assert.rejects(kept!.get("x"), TypeError);
+    await assert.rejects(
+      kept!.command(["PING"]),
+      { name: "TypeError", message: "Cannot send command: the session ended" },
+    );
+    // A throw with nothing in flight: the error comes out, the connection
+    // is reset and kept.
+    const failure = new Error("callback failed");
+    await assert.rejects(
+      redis.session(async (s) => {
+        await s.command(["SELECT", 2]);
+        throw failure;
+      }),
+      (e) => e === failure,
+    );
+    // A command whose time ran out while queued behind another is not
+    // sent; the session carries on.
+    const late = await redis.session(async (s) => {
+      const slow = s.command(["BLPOP", "s:nothing", "0.2"]);
+      const queued = s.get("s:k", { timeout: 50 });
+      await assert.rejects(queued, TimeoutError);
+      assert.equal(await slow, null);
+      return await s.command(["ECHO", "after"]);
+    });
+    assert.equal(late, "after");
+    assert.equal(
+      clientField(await redis.command(["CLIENT", "INFO"]), "db"),
+      "0",
+    );
+    const s = redis.pool.stats;
+    assert.equal(s.dials, 1, "the connection was kept throughout");
+    assert.equal(s.destroyed.broken + s.destroyed.dirty, 0);
+  },
+});
+
+Deno.test({
+  name:
+    "Redis session: a callback that throws while BLPOP is in flight destroys the connection; the BLPOP fails typed and the server sees the client gone",
+  ignore,
+  async fn() {
+    await using server = await startRedis();
+    await using redis = new RedisClient({ port: server.port, max: 2 });
+    await redis.ping();
+    let pop: Promise<unknown> | undefined;
+    const failure = new Error("callback failed");
+    await assert.rejects(
+      redis.session(async (s) => {
+        pop = s.command(["BLPOP", "s:never", 0]).then(
+          (reply) => ({ reply }),
+          (error) => error,
+        );
+        await sleep(50);
+        throw failure;
+      }),
+      (e) => e === failure,
+    );
+    const outcome = await pop;
+    assert.ok(outcome instanceof ConnectionBrokenError, String(outcome));
+    let s = redis.pool.stats;
+    assert.equal(s.open, 0, "the session's connection is gone");
+    assert.equal(s.destroyed.destroyed, 1);
+    // Server side: no client is left blocked in BLPOP.
+    const end = performance.now() + 2_000;
+    let list = "";
+    while (performance.now() < end) {
+      list = await server.send("CLIENT", "LIST");
+      if (!list.includes("cmd=blpop")) break;
+      await sleep(10);
+    }
+    assert.ok(!list.includes("cmd=blpop"), list);
+    // Returning with a command still in flight destroys it as well.
+    let echo: Promise<unknown> | undefined;
+    await redis.session((s) => {
+      echo = s.command(["BLPOP", "s:never", 0]).catch((error) => error);
+    });
+    assert.ok(await echo instanceof ConnectionBrokenError);
+    s = redis.pool.stats;
+    assert.equal(s.destroyed.destroyed, 2);
+    assert.equal(await redis.ping(), "PONG");
+  },
+});
+
+Deno.test({
+  name:
+    "Redis session: a RESET that times out or a connection the server killed is destroyed, not given back",
+  ignore,
+  async fn() {
+    await using server = await startRedis(["--enable-debug-command", "local"]);
+    await using redis = new RedisClient({ port: server.port, max: 1 });
+    await redis.ping();
+    // The server sleeps through the session's RESET.
+    let sleeping: Promise<string> | undefined;
+    let woke = false;
+    await redis.session(async (s) => {
+      await s.command(["SELECT", 3]);
+      sleeping = server.send("DEBUG", "SLEEP", "0.4");
+      void sleeping.then(() => woke = true);
+      await sleep(50);
+    }, { resetTimeout: 100 });
+    assert.equal(woke, false, "the session gave up on RESET first");
+    let s = redis.pool.stats;
+    assert.equal(s.open, 0);
+    assert.equal(s.destroyed.destroyed, 1);
+    assert.equal(await sleeping, "+OK\r\n");
+    // Killed by the server while the callback ran.
+    await redis.session(async (s) => {
+      const id = await s.command(["CLIENT", "ID"]);
+      await server.send("CLIENT", "KILL", "ID", String(id));
+    });
+    s = redis.pool.stats;
+    assert.equal(s.open, 0);
+    assert.equal(s.destroyed.destroyed, 2);
+    assert.equal(s.dials, 2);
+    assert.equal(
+      clientField(await redis.command(["CLIENT", "INFO"]), "db"),
+      "0",
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "Redis session: commands that do not answer once per command are refused typed, unsent; CLIENT NO-EVICT (kept by RESET) costs the connection",
+  ignore,
+  async fn() {
+    await using server = await startRedis();
+    await using redis = new RedisClient({ port: server.port, max: 1 });
+    await redis.ping();
+    await redis.session(async (s) => {
+      for (
+        const [args, command, instead] of [
+          [["CLIENT", "REPLY", "OFF"], "CLIENT REPLY OFF", /replies on/],
+          [["client", "reply", "skip"], "CLIENT REPLY SKIP", /replies on/],
+          [["SUBSCRIBE", "c"], "SUBSCRIBE", /redis\.subscribe\(/],
+          [["UNSUBSCRIBE"], "UNSUBSCRIBE", /redis\.subscribe\(/],
+          [["SSUBSCRIBE", "c"], "SSUBSCRIBE", /redis\.subscribe\(/],
+          [["SUNSUBSCRIBE"], "SUNSUBSCRIBE", /redis\.subscribe\(/],
+          [["psubscribe", "c*"], "PSUBSCRIBE", /redis\.psubscribe\(/],
+          [["PUNSUBSCRIBE"], "PUNSUBSCRIBE", /redis\.psubscribe\(/],
+          [["MONITOR"], "MONITOR", /redis\.pool\.borrow\(/],
+          [["HELLO", 3], "HELLO", /HELLO 2/],
+        ] as const
+      ) {
+        await assert.rejects(
+          s.command(args),
+          (e) =>
+            e instanceof StatefulCommandError && e.command === command &&
+            e.message.startsWith(`Cannot send ${command} in a session: it `) &&
+            instead.test(e.message),
+        );
+      }
+      // Allowed: what the shared path refuses and answers once.
+      assert.equal(await s.command(["CLIENT", "REPLY", "ON"]), "OK");
+      assert.ok(Array.isArray(await s.command(["HELLO", 2])));
+      assert.equal(await s.command(["CLIENT", "SETNAME", "mine"]), "OK");
+      assert.equal(await s.command(["ECHO", "still in step"]), "still in step");
+    });
+    // RESET cleared the name; the connection was kept.
+    assert.equal(await redis.command(["CLIENT", "GETNAME"]), null);
+    assert.equal(redis.pool.stats.dials, 1);
+    const stats = String(await redis.command(["INFO", "commandstats"]));
+    assert.doesNotMatch(stats, /cmdstat_(p|s)?(un)?subscribe|cmdstat_monitor/);
+    // NO-EVICT survives RESET on Redis 7.0: the connection is destroyed.
+    await redis.session(async (s) => {
+      await s.command(["CLIENT", "NO-EVICT", "on"]);
+    });
+    assert.equal(redis.pool.stats.open, 0);
+    assert.equal(
+      clientField(await redis.command(["CLIENT", "INFO"]), "flags"),
+      "N",
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "Redis session: bad arguments are TypeError/RangeError before any borrow",
+  ignore: false,
+  async fn() {
+    await using redis = new RedisClient({ port: 1, max: 1 });
+    const run = (_s: RedisSession) => 1;
+    await assert.rejects(
+      redis.session("no" as unknown as typeof run),
+      { name: "TypeError", message: /fn must be a function, received string/ },
+    );
+    await assert.rejects(
+      redis.session(run, { timeout: -1 }),
+      { name: "RangeError", message: /timeout must be ≥ 0 ms, received -1/ },
+    );
+    await assert.rejects(
+      redis.session(run, { resetTimeout: "1" as unknown as number }),
+      { name: "TypeError", message: /resetTimeout must be a number/ },
+    );
+    await assert.rejects(
+      redis.session(run, { signal: {} as AbortSignal }),
+      { name: "TypeError", message: /signal must be an AbortSignal/ },
+    );
+    assert.equal(redis.pool.stats.borrows, 0);
+    assert.equal(redis.pool.stats.dials, 0);
+  },
+});
