@@ -24,15 +24,19 @@
 // its connection's state (MULTI, SELECT, CLIENT REPLY, SUBSCRIBE...) or
 // blocks it (BLPOP...) would change the replies of the commands sent after
 // it by other callers: `command` refuses them, before sending anything, with
-// StatefulCommandError. The transaction, database and blocking ones have a
-// connection of their own instead: `redis.session(async (s) => ...)` lends
-// one for a callback and RESETs it before it goes back (or destroys it).
+// StatefulCommandError. They have a connection of their own instead:
+// `redis.session(async (s) => ...)` lends one for a callback and RESETs it
+// before it goes back (or destroys it), and `redis.subscribe(...)` reads
+// pub/sub messages into a Channel until it is closed (the connection is then
+// destroyed, never given back subscribed).
 //
 // Run: deno run --allow-net=127.0.0.1 --allow-run=redis-server examples/redis.ts
 
 import {
+  Channel,
   ConnectionBrokenError,
   type FrameReader,
+  PoolClosedError,
   type PooledConn,
   PoolExhaustedError,
   ProtocolError,
@@ -693,6 +697,37 @@ export interface SessionOptions {
   resetTimeout?: number | undefined;
 }
 
+/** Options of {@linkcode RedisClient.subscribe}. */
+export interface SubscribeOptions {
+  /**
+   * Messages the subscription buffers before its reader stops reading the
+   * socket (a non-negative integer): a consumer that falls further behind
+   * slows the reading down (see {@linkcode Subscription}).
+   *
+   * @default {64}
+   */
+  capacity?: number | undefined;
+  /**
+   * Bounds the wait for a connection and the server's confirmations, in
+   * milliseconds.
+   *
+   * @default {the pool's acquireTimeout for the connection; no bound on the confirmations}
+   */
+  timeout?: number | undefined;
+  /** Cancels the subscribe call until it resolves. */
+  signal?: AbortSignal | undefined;
+}
+
+/** A message received by a {@linkcode Subscription}. */
+export interface RedisMessage {
+  /** The channel it was published to. */
+  channel: string;
+  /** What was published. */
+  message: string;
+  /** The pattern that matched, for a pattern subscription's messages. */
+  pattern?: string;
+}
+
 function durationOption(
   what: string,
   name: string,
@@ -744,6 +779,10 @@ export class RedisClient extends RedisCommands implements AsyncDisposable {
   /** One timer for queued commands' deadlines (the earliest). */
   #sweep: ReturnType<typeof setTimeout> | undefined = undefined;
   #sweepAt = Infinity;
+
+  /** Open subscriptions, closed with the client. */
+  readonly #subscriptions = new Set<Subscription>();
+  #closed = false;
 
   constructor(options: RedisOptions = {}) {
     super();
@@ -994,8 +1033,8 @@ export class RedisClient extends RedisCommands implements AsyncDisposable {
    *
    * A session reads one reply per command, so commands that suppress or
    * multiply replies are refused with {@linkcode StatefulCommandError}:
-   * `CLIENT REPLY OFF`/`SKIP`, the pub/sub commands, `MONITOR`, `SYNC`,
-   * `PSYNC`, `HELLO 3`.
+   * `CLIENT REPLY OFF`/`SKIP`, the pub/sub commands (use
+   * {@linkcode RedisClient.subscribe}), `MONITOR`, `SYNC`, `PSYNC`, `HELLO 3`.
    *
    * The session holds one of the pool's `max` connections for as long as the
    * callback runs; {@linkcode RedisClient.close} waits for running sessions.
@@ -1061,14 +1100,185 @@ export class RedisClient extends RedisCommands implements AsyncDisposable {
   }
 
   /**
-   * Closes the pool: commands queued or in flight fail, typed; running
-   * sessions are waited for.
+   * Subscribes to `channels` on a connection of its own, borrowed from the
+   * pool, and resolves once the server confirmed every channel: a message
+   * published after that is received. See {@linkcode Subscription}.
+   *
+   * @example Usage
+   * ```ts
+   * import { RedisClient } from "./redis.ts";
+   * import { HAVE_REDIS, startRedis } from "../tests/_redis_server.ts";
+   * import assert from "node:assert/strict";
+   *
+   * if (HAVE_REDIS) {
+   *   await using server = await startRedis();
+   *   await using redis = new RedisClient({ port: server.port });
+   *   await using news = await redis.subscribe(["news"]);
+   *   await redis.command(["PUBLISH", "news", "hello"]);
+   *   for await (const { channel, message } of news) {
+   *     assert.deepEqual([channel, message], ["news", "hello"]);
+   *     break; // the subscription stays open until closed
+   *   }
+   * }
+   * ```
+   *
+   * @param channels A channel, or several.
+   * @param options `capacity`, `timeout`, `signal`.
+   * @returns The subscription: a channel of messages.
+   * @throws {TypeError} If `channels` is not a string or a non-empty array of
+   *   strings, or an option is wrong.
+   * @throws {RangeError} If `capacity` or `timeout` is out of range.
+   * @throws {TimeoutError} If no connection or confirmation came within
+   *   `timeout`.
+   * @throws {RedisError} If the server refused the subscription.
+   * @throws {ConnectionBrokenError} If the connection failed first.
+   * @throws {PoolClosedError} If the client is closed.
+   */
+  subscribe(
+    channels: string | readonly string[],
+    options?: SubscribeOptions,
+  ): Promise<Subscription> {
+    return this.#subscribe(false, channels, options);
+  }
+
+  /**
+   * Subscribes to channels matching `patterns` (`PSUBSCRIBE`); messages
+   * carry the `pattern` that matched. Otherwise as
+   * {@linkcode RedisClient.subscribe}.
+   *
+   * @example Usage
+   * ```ts
+   * import { RedisClient } from "./redis.ts";
+   * import { HAVE_REDIS, startRedis } from "../tests/_redis_server.ts";
+   * import assert from "node:assert/strict";
+   *
+   * if (HAVE_REDIS) {
+   *   await using server = await startRedis();
+   *   await using redis = new RedisClient({ port: server.port });
+   *   await using events = await redis.psubscribe("events:*");
+   *   await redis.command(["PUBLISH", "events:login", "ada"]);
+   *   assert.deepEqual(await events.receive(), {
+   *     pattern: "events:*",
+   *     channel: "events:login",
+   *     message: "ada",
+   *   });
+   * }
+   * ```
+   *
+   * @param patterns A glob-style pattern, or several.
+   * @param options `capacity`, `timeout`, `signal`.
+   * @returns The subscription.
+   * @throws {TypeError} If `patterns` is not a string or a non-empty array
+   *   of strings, or an option is wrong.
+   * @throws {RangeError} If `capacity` or `timeout` is out of range.
+   * @throws {TimeoutError} If no connection or confirmation came within
+   *   `timeout`.
+   * @throws {RedisError} If the server refused the subscription.
+   * @throws {ConnectionBrokenError} If the connection failed first.
+   * @throws {PoolClosedError} If the client is closed.
+   */
+  psubscribe(
+    patterns: string | readonly string[],
+    options?: SubscribeOptions,
+  ): Promise<Subscription> {
+    return this.#subscribe(true, patterns, options);
+  }
+
+  async #subscribe(
+    pattern: boolean,
+    names: string | readonly string[],
+    options: SubscribeOptions = {},
+  ): Promise<Subscription> {
+    const what = pattern ? "psubscribe" : "subscribe";
+    const list = typeof names === "string" ? [names] : names;
+    if (
+      !Array.isArray(list) || list.length === 0 ||
+      !list.every((n) => typeof n === "string")
+    ) {
+      throw new TypeError(
+        `Cannot ${what}: ${
+          pattern ? "patterns" : "channels"
+        } must be a string or a non-empty array of strings, received ${
+          Array.isArray(list) ? `an array of ${list.length}` : typeof list
+        }`,
+      );
+    }
+    const o = optionsObject(what, options);
+    const capacity = o.capacity ?? 64;
+    if (typeof capacity !== "number") {
+      throw new TypeError(
+        `Cannot ${what}: capacity must be a number, received ${typeof capacity}`,
+      );
+    }
+    if (!Number.isSafeInteger(capacity) || capacity < 0) {
+      throw new RangeError(
+        `Cannot ${what}: capacity must be a non-negative integer, received ${capacity}`,
+      );
+    }
+    const timeout = durationOption(what, "timeout", o.timeout);
+    const signal = signalOption(what, o.signal);
+    signal?.throwIfAborted();
+    if (this.#closed) {
+      throw new PoolClosedError(`Cannot ${what}: the client is closed`);
+    }
+    const at = timeout === undefined ? Infinity : performance.now() + timeout;
+    const conn = await this.pool.borrow({
+      ...(timeout === undefined ? {} : { timeout }),
+      ...(signal === undefined ? {} : { signal }),
+    });
+    if (this.#closed) {
+      conn.release();
+      throw new PoolClosedError(`Cannot ${what}: the client is closed`);
+    }
+    const sub = new Subscription([...list], pattern, capacity);
+    this.#subscriptions.add(sub);
+    const confirmed = runSubscription(sub, conn);
+    void sub.finished.then(() => this.#subscriptions.delete(sub));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (at !== Infinity) {
+      timer = setTimeout(
+        () =>
+          sub.close(
+            new TimeoutError(
+              `Cannot ${what}: not confirmed within ${timeout} ms`,
+              timeout!,
+            ),
+          ),
+        Math.max(0, at - performance.now()),
+      );
+    }
+    const abort = () => sub.close(signal!.reason);
+    signal?.addEventListener("abort", abort, { once: true });
+    try {
+      await confirmed;
+    } catch (error) {
+      await sub.finished;
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", abort);
+    }
+    return sub;
+  }
+
+  /**
+   * Closes the client: open subscriptions end (their channels close with a
+   * PoolClosedError as the reason), then the pool closes: commands queued
+   * or in flight fail, typed, and running sessions are waited for.
    *
    * @returns When every connection is closed.
    */
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    this.#closed = true;
     this.#disarmSweep();
-    return this.pool.close();
+    const reason = new PoolClosedError("Cannot receive: the client closed");
+    const subscriptions = [...this.#subscriptions];
+    for (const sub of subscriptions) sub.close(reason); // destroys its conn
+    // At once, as before subscriptions existed: a batch waiting for a
+    // connection fails typed rather than going out.
+    const closing = this.pool.close();
+    await Promise.all(subscriptions.map((sub) => sub.finished));
+    await closing;
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -1076,13 +1286,14 @@ export class RedisClient extends RedisCommands implements AsyncDisposable {
   }
 }
 
-// -- Sessions --
+// -- Sessions and subscriptions --
 
 const RESET_COMMAND = encodeCommand(["RESET"]);
 const noop = () => {};
 
-// Bound in RedisSession's static block.
+// Bound in RedisSession's and Subscription's static blocks.
 let endSession: (session: RedisSession, resetTimeout: number) => Promise<void>;
+let runSubscription: (sub: Subscription, conn: PooledConn) => Promise<void>;
 
 /**
  * A connection of its own, lent to a {@linkcode RedisClient.session}
@@ -1251,6 +1462,201 @@ export class RedisSession extends RedisCommands {
   }
 }
 
+/**
+ * A pub/sub subscription from {@linkcode RedisClient.subscribe} or
+ * {@linkcode RedisClient.psubscribe}: a {@linkcode Channel} of
+ * {@linkcode RedisMessage}s, consumed with `for await` or `receive`, fed by
+ * a reader on a connection of its own.
+ *
+ * - Backpressure: the reader hands each message over with `await send`, so
+ *   once `capacity` messages wait unreceived it stops reading the socket;
+ *   the kernel's buffers fill, then Redis keeps the rest in the
+ *   connection's output buffer, up to its `client-output-buffer-limit
+ *   pubsub` (32 MB, or 8 MB for 60 s, by default), past which Redis closes
+ *   the connection and the subscription ends with ConnectionBrokenError.
+ * - {@linkcode Subscription.close} ends it: the connection is destroyed,
+ *   never given back to the pool subscribed. Messages already buffered stay
+ *   receivable. Breaking out of `for await` leaves it open: close it, or
+ *   hold it with `await using` (which also waits for its reader to stop).
+ * - If the connection breaks, the channel is closed with the error
+ *   (ConnectionBrokenError; ProtocolError for bytes that are not pub/sub
+ *   messages) as its reason: `for await` throws it after the buffered
+ *   messages.
+ * - It holds one of the pool's `max` connections until it ends;
+ *   {@linkcode RedisClient.close} ends it with a PoolClosedError reason.
+ *
+ * @example Usage
+ * ```ts
+ * import { RedisClient } from "./redis.ts";
+ * import { HAVE_REDIS, startRedis } from "../tests/_redis_server.ts";
+ * import assert from "node:assert/strict";
+ *
+ * if (HAVE_REDIS) {
+ *   await using server = await startRedis();
+ *   await using redis = new RedisClient({ port: server.port });
+ *   const sub = await redis.subscribe(["a", "b"], { capacity: 16 });
+ *   await redis.command(["PUBLISH", "a", "1"]);
+ *   await redis.command(["PUBLISH", "b", "2"]);
+ *   const seen: string[] = [];
+ *   for await (const { channel, message } of sub) {
+ *     seen.push(`${channel}=${message}`);
+ *     if (seen.length === 2) sub.close(); // ends the loop
+ *   }
+ *   assert.deepEqual(seen, ["a=1", "b=2"]);
+ *   await sub.finished;
+ *   assert.equal(redis.pool.stats.open, 1); // the publisher's connection
+ * }
+ * ```
+ */
+export class Subscription extends Channel<RedisMessage> {
+  /** The channels (or patterns) subscribed to, as given. */
+  readonly channels: readonly string[];
+  /** `true` for a pattern subscription ({@linkcode RedisClient.psubscribe}). */
+  readonly pattern: boolean;
+  #conn: PooledConn | null = null;
+  #stopped = false;
+  #finished: Promise<void> = Promise.resolve();
+  readonly #confirmed = Promise.withResolvers<void>();
+
+  /**
+   * Made by {@linkcode RedisClient.subscribe}; not public API.
+   *
+   * @ignore
+   * @param channels The channels or patterns.
+   * @param pattern Whether they are patterns.
+   * @param capacity The channel's buffer.
+   */
+  constructor(channels: string[], pattern: boolean, capacity: number) {
+    super({ capacity });
+    this.channels = channels;
+    this.pattern = pattern;
+    this.#confirmed.promise.catch(noop);
+  }
+
+  static {
+    runSubscription = (sub, conn) => {
+      sub.#conn = conn;
+      sub.#finished = sub.#run(conn);
+      return sub.#confirmed.promise;
+    };
+  }
+
+  /**
+   * Settles once the reader has stopped and the connection is closed
+   * (after {@linkcode Subscription.close}, or a failure). Never rejects.
+   *
+   * @returns A promise of the end.
+   */
+  get finished(): Promise<void> {
+    return this.#finished;
+  }
+
+  /** Ends the subscription: its connection is destroyed. Idempotent. */
+  override close(): void;
+  /**
+   * Ends the subscription; receivers get `reason` after the buffered
+   * messages.
+   *
+   * @param reason What later receivers reject with.
+   */
+  override close(reason: unknown): void;
+  override close(...args: [reason?: unknown]): void {
+    if (args.length === 0) super.close();
+    else super.close(args[0]);
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#confirmed.reject(
+      args.length === 0
+        ? new TypeError("Cannot subscribe: closed before confirmation")
+        : args[0],
+    );
+    this.#conn?.destroy(new Error("The subscription was closed"));
+  }
+
+  /**
+   * Closes it and waits for its reader to stop, for `await using`.
+   *
+   * @returns When the connection is closed.
+   */
+  override [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return this.#finished;
+  }
+
+  async #run(conn: PooledConn): Promise<void> {
+    const kind = this.pattern ? "psubscribe" : "subscribe";
+    try {
+      await conn.exchange(
+        encodeCommand([kind.toUpperCase(), ...this.channels]),
+        async (reader) => {
+          for (const name of this.channels) {
+            const reply = await next(reader);
+            if (
+              !Array.isArray(reply) || reply[0] !== kind || reply[1] !== name
+            ) {
+              throw new ProtocolError(
+                `Redis: expected the ${kind} confirmation of ${
+                  JSON.stringify(name)
+                }, received ${JSON.stringify(reply).slice(0, 80)}`,
+              );
+            }
+          }
+          this.#confirmed.resolve();
+          while (true) await super.send(message(await next(reader)));
+        },
+      );
+    } catch (error) {
+      if (!this.#stopped) this.close(error);
+    } finally {
+      this.#conn = null;
+      conn.destroy(new Error("The subscription ended"));
+    }
+  }
+}
+
+/** The next reply of a subscription's connection. */
+async function next(reader: FrameReader): Promise<RedisValue> {
+  let reply: Reply;
+  try {
+    reply = await readReply(reader);
+  } catch (error) {
+    // Cut off mid-message (UnexpectedEofError, or a bulk string whose end
+    // never came): the connection broke.
+    if (reader.eof && !(error instanceof ConnectionBrokenError)) {
+      throw new ConnectionBrokenError(
+        "Cannot receive: the server closed the subscription's connection mid-message",
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  if (reply === null && reader.eof) {
+    throw new ConnectionBrokenError(
+      "Cannot receive: the server closed the subscription's connection",
+    );
+  }
+  if (reply instanceof RedisError) throw reply;
+  return reply;
+}
+
+/** A pushed `message` or `pmessage` as a RedisMessage. */
+function message(reply: RedisValue): RedisMessage {
+  if (Array.isArray(reply)) {
+    const [kind, a, b, c] = reply;
+    if (
+      kind === "message" && reply.length === 3 && typeof a === "string" &&
+      typeof b === "string"
+    ) return { channel: a, message: b };
+    if (
+      kind === "pmessage" && reply.length === 4 && typeof a === "string" &&
+      typeof b === "string" && typeof c === "string"
+    ) return { pattern: a, channel: b, message: c };
+  }
+  throw new ProtocolError(
+    `Redis: not a pub/sub message: ${JSON.stringify(reply).slice(0, 80)}`,
+  );
+}
+
 /** A heartbeat for TcpPool's `heartbeat` option: `PING`, expecting `PONG`. */
 export async function redisPing(
   conn: PooledConn,
@@ -1340,7 +1746,7 @@ async function demo(): Promise<void> {
     }
 
     // State-changing commands: refused on the shared connections, at home
-    // in a session.
+    // in a session or a subscription.
     try {
       await redis.command(["MULTI"]);
     } catch (error) {
@@ -1353,6 +1759,18 @@ async function demo(): Promise<void> {
       return await s.command(["EXEC"]);
     });
     console.log(`session MULTI/INCR/GET/EXEC -> ${JSON.stringify(exec)}`);
+    {
+      await using news = await redis.subscribe("news", { capacity: 16 });
+      for (const m of ["one", "two", "three"]) {
+        await redis.command(["PUBLISH", "news", m]);
+      }
+      const got: string[] = [];
+      for await (const { message } of news) {
+        got.push(message);
+        if (got.length === 3) break;
+      }
+      console.log(`subscribe news -> ${got.join(", ")}`);
+    }
 
     // The seed's scenario: a quiet spell longer than the server's timeout,
     // then a burst. Every pooled connection was closed by the server; the

@@ -7,8 +7,10 @@
 
 import assert from "node:assert/strict";
 import {
+  Channel,
   ConnectionBrokenError,
   DialError,
+  PoolClosedError,
   PoolExhaustedError,
   ProtocolError,
   TimeoutError,
@@ -20,6 +22,7 @@ import {
   redisPing,
   type RedisSession,
   StatefulCommandError,
+  type SubscribeOptions,
 } from "../examples/redis.ts";
 import { HAVE_REDIS, startRedis } from "./_redis_server.ts";
 
@@ -507,7 +510,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "Redis: a hostile reply (a 100 GB bulk length, garbage, OK for RESET) fails typed and costs one connection, not the client",
+    "Redis: a hostile reply (a 100 GB bulk length, garbage, OK for RESET or SUBSCRIBE) fails typed and costs one connection, not the client",
   ignore: false,
   async fn() {
     // A fake server: every command gets +OK, except after EVIL (a huge
@@ -557,10 +560,14 @@ Deno.test({
       const s = redis.pool.stats;
       assert.equal(s.destroyed.broken + s.destroyed.dirty, 2);
       assert.equal(s.open, 1);
-      // A session's RESET answered with something other than RESET: its
-      // connection is destroyed, not given back.
+      // A session's RESET answered with something other than RESET, and a
+      // SUBSCRIBE answered with something other than its confirmation:
+      // each connection is destroyed, not given back.
       assert.equal(await redis.session((s) => s.ping()), "OK");
       assert.equal(redis.pool.stats.destroyed.destroyed, 1);
+      assert.equal(redis.pool.stats.open, 0);
+      await assert.rejects(redis.subscribe("c"), ProtocolError);
+      assert.equal(redis.pool.stats.destroyed.destroyed, 2);
       assert.equal(redis.pool.stats.open, 0);
     } finally {
       listener.close();
@@ -1155,5 +1162,370 @@ Deno.test({
     );
     assert.equal(redis.pool.stats.borrows, 0);
     assert.equal(redis.pool.stats.dials, 0);
+  },
+});
+
+// -- Subscriptions --
+
+/** Polls `probe` until it returns true, for at most `ms`; returns its last. */
+async function eventually(
+  probe: () => Promise<boolean>,
+  ms = 2_000,
+): Promise<boolean> {
+  const end = performance.now() + ms;
+  while (true) {
+    if (await probe()) return true;
+    if (performance.now() > end) return false;
+    await sleep(10);
+  }
+}
+
+/** Subscribers the server counts for `channel` (PUBSUB NUMSUB). */
+async function subscribers(
+  server: { send(...args: string[]): Promise<string> },
+  channel: string,
+): Promise<number> {
+  const reply = await server.send("PUBSUB", "NUMSUB", channel);
+  return Number(/:(\d+)\r\n$/.exec(reply)?.[1]);
+}
+
+Deno.test({
+  name:
+    "Redis subscribe: 500 messages on two channels arrive once, in order; close() ends the loop and destroys the connection, server side too",
+  ignore,
+  async fn() {
+    await using server = await startRedis();
+    await using redis = new RedisClient({ port: server.port, max: 4 });
+    const sub = await redis.subscribe(["p:a", "p:b"], { capacity: 8 });
+    assert.ok(sub instanceof Channel);
+    assert.deepEqual(sub.channels, ["p:a", "p:b"]);
+    assert.equal(sub.capacity, 8);
+    assert.equal(await subscribers(server, "p:a"), 1);
+    const n = 500;
+    const sent: string[] = [];
+    const publishing = (async () => {
+      for (let i = 0; i < n; i++) {
+        const channel = i % 3 === 0 ? "p:b" : "p:a";
+        const message = `${channel}/${i}/${crypto.randomUUID()}`;
+        sent.push(`${channel} ${message}`);
+        assert.equal(await redis.command(["PUBLISH", channel, message]), 1);
+      }
+    })();
+    const got: string[] = [];
+    for await (const m of sub) {
+      assert.equal(m.pattern, undefined);
+      got.push(`${m.channel} ${m.message}`);
+      if (got.length === n) sub.close();
+    }
+    await publishing;
+    await sub.finished;
+    assert.deepEqual(got, sent);
+    const s = redis.pool.stats;
+    assert.equal(s.destroyed.destroyed, 1, "its connection was destroyed");
+    assert.equal(s.inUse, 0);
+    assert.ok(
+      await eventually(async () =>
+        await subscribers(server, "p:a") === 0 &&
+        await subscribers(server, "p:b") === 0
+      ),
+      "the server closed the subscriber",
+    );
+    // Closing again is a no-op; sending to it is refused.
+    sub.close();
+    await assert.rejects(sub.send({ channel: "x", message: "y" }));
+  },
+});
+
+Deno.test({
+  name:
+    "Redis psubscribe: messages carry the pattern; closing while the reader waits on a full buffer or on the socket leaves nothing behind",
+  ignore,
+  async fn() {
+    await using server = await startRedis();
+    await using redis = new RedisClient({ port: server.port, max: 4 });
+    {
+      await using events = await redis.psubscribe(["ev:*", "other:*"]);
+      assert.equal(events.pattern, true);
+      await redis.command(["PUBLISH", "ev:1", "one"]);
+      await redis.command(["PUBLISH", "other:2", "two"]);
+      assert.deepEqual(await events.receive(), {
+        pattern: "ev:*",
+        channel: "ev:1",
+        message: "one",
+      });
+      assert.deepEqual(await events.receive(), {
+        pattern: "other:*",
+        channel: "other:2",
+        message: "two",
+      });
+      // The reader now waits on the socket; `await using` closes it.
+    }
+    {
+      // capacity 0: the reader waits in `send` for a receiver.
+      await using full = await redis.subscribe("full", { capacity: 0 });
+      for (let i = 0; i < 5; i++) {
+        await redis.command(["PUBLISH", "full", `m${i}`]);
+      }
+      assert.deepEqual(await full.receive(), {
+        channel: "full",
+        message: "m0",
+      });
+    }
+    const s = redis.pool.stats;
+    assert.equal(s.destroyed.destroyed, 2);
+    assert.equal(s.inUse, 0);
+    assert.ok(
+      await eventually(async () =>
+        !(await server.send("CLIENT", "LIST")).includes("cmd=psubscribe") &&
+        await subscribers(server, "full") === 0
+      ),
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "Redis subscribe: a connection killed by the server closes the channel with ConnectionBrokenError after the buffered messages",
+  ignore,
+  async fn() {
+    await using server = await startRedis();
+    await using redis = new RedisClient({ port: server.port, max: 2 });
+    const sub = await redis.subscribe("k:c");
+    await redis.command(["PUBLISH", "k:c", "before"]);
+    assert.ok(await eventually(() => Promise.resolve(sub.size === 1)));
+    assert.match(
+      await server.send("CLIENT", "KILL", "TYPE", "pubsub"),
+      /^:1/,
+    );
+    const got: string[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const m of sub) got.push(m.message);
+      })(),
+      ConnectionBrokenError,
+    );
+    assert.deepEqual(got, ["before"]);
+    await sub.finished;
+    assert.equal(sub.closed, true);
+    assert.equal(redis.pool.stats.inUse, 0);
+    assert.equal(await redis.ping(), "PONG");
+  },
+});
+
+Deno.test({
+  name:
+    "Redis subscribe: a consumer that never receives stops the reader; Redis's pubsub output-buffer limit then closes the connection and the subscription ends typed",
+  ignore,
+  async fn() {
+    await using server = await startRedis([
+      "--client-output-buffer-limit",
+      "pubsub 256kb 128kb 0",
+    ]);
+    await using redis = new RedisClient({ port: server.port, max: 2 });
+    const sub = await redis.subscribe("bp", { capacity: 1 });
+    const chunk = "x".repeat(64 * 1024);
+    // Up to 32 MiB published; nothing received meanwhile. PUBLISH answers
+    // 0 once Redis has dropped the subscriber.
+    let delivered = 0;
+    for (let i = 0; i < 512; i++) {
+      const n = Number(await redis.command(["PUBLISH", "bp", chunk]));
+      if (n === 0) break;
+      delivered += n;
+    }
+    assert.equal(sub.size, 1, "the buffer is full");
+    assert.equal(sub.closed, false, "the reader is not reading: no EOF yet");
+    // Now drain: what reached the socket, then the end, typed.
+    let got = 0;
+    const error = await (async () => {
+      for await (const m of sub) {
+        assert.equal(m.message, chunk);
+        got++;
+      }
+    })().then(() => null, (e) => e);
+    await sub.finished;
+    console.log(
+      `never received: ${delivered} of 512 PUBLISHes of 64 KiB reached the subscriber before Redis dropped it at its 256 KiB pubsub limit; drained ${got}, then ${
+        (error as Error)?.name
+      }`,
+    );
+    assert.ok(error instanceof ConnectionBrokenError, String(error));
+    assert.ok(got >= 1 && got <= delivered, `${got} of ${delivered}`);
+    assert.ok(delivered < 512, "the server gave up on the subscriber");
+  },
+});
+
+Deno.test({
+  name:
+    "Redis subscribe: bad arguments are TypeError/RangeError before any borrow; a timeout or an abort before the confirmation destroys the connection",
+  ignore,
+  async fn() {
+    await using server = await startRedis(["--enable-debug-command", "local"]);
+    await using redis = new RedisClient({ port: server.port, max: 2 });
+    for (
+      const [channels, options, error] of [
+        [[], {}, /channels must be a string or a non-empty array/],
+        [[1], {}, /channels must be a string or a non-empty array/],
+        ["c", { capacity: -1 }, /capacity must be a non-negative integer/],
+        ["c", { capacity: 1.5 }, /capacity must be a non-negative integer/],
+        ["c", { capacity: "2" }, /capacity must be a number/],
+        ["c", { timeout: NaN }, /timeout must be ≥ 0 ms, received NaN/],
+        ["c", { signal: "s" }, /signal must be an AbortSignal/],
+      ] as const
+    ) {
+      await assert.rejects(
+        redis.subscribe(
+          channels as unknown as string[],
+          options as SubscribeOptions,
+        ),
+        (e) =>
+          (e instanceof TypeError || e instanceof RangeError) &&
+          error.test(e.message),
+      );
+    }
+    assert.equal(redis.pool.stats.borrows, 0);
+    // The server sleeps: no confirmation within 100 ms.
+    const sleeping = server.send("DEBUG", "SLEEP", "0.3");
+    await sleep(20);
+    await assert.rejects(
+      redis.subscribe("late", { timeout: 100 }),
+      (e) =>
+        e instanceof TimeoutError &&
+        /not confirmed within 100 ms/.test(e.message),
+    );
+    const controller = new AbortController();
+    const reason = new Error("gave up");
+    setTimeout(() => controller.abort(reason), 50);
+    await assert.rejects(
+      redis.subscribe("late", { signal: controller.signal }),
+      (e) => e === reason,
+    );
+    await sleeping;
+    const s = redis.pool.stats;
+    assert.equal(s.destroyed.destroyed, 2);
+    assert.equal(s.inUse, 0);
+    assert.equal(await subscribers(server, "late"), 0);
+  },
+});
+
+Deno.test({
+  name:
+    "Redis: close() ends open subscriptions (PoolClosedError as the reason) and closes every connection",
+  ignore,
+  async fn() {
+    await using server = await startRedis();
+    const redis = new RedisClient({ port: server.port, max: 2 });
+    const sub = await redis.subscribe("cl");
+    const loop = (async () => {
+      for await (const _ of sub) {
+        // nothing is published
+      }
+    })();
+    const ended = assert.rejects(loop, PoolClosedError);
+    await redis.close();
+    await ended;
+    assert.equal(redis.pool.stats.open, 0);
+    await assert.rejects(redis.subscribe("cl"), PoolClosedError);
+    await assert.rejects(redis.session(() => 1), PoolClosedError);
+    assert.ok(
+      await eventually(async () => await subscribers(server, "cl") === 0),
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "Redis: 64 tasks of shared GET/SET beside sessions running MULTI/EXEC and SELECT and a subscription receiving PUBLISHes: 0 wrong replies, every message once and in order",
+  ignore,
+  async fn() {
+    await using server = await startRedis();
+    await using redis = new RedisClient({ port: server.port, max: 8 });
+    const sub = await redis.subscribe("mix:news", { capacity: 16 });
+    const published: string[] = [];
+    const received: string[] = [];
+    const receiving = (async () => {
+      for await (const m of sub) received.push(m.message);
+    })();
+    let stop = false;
+    const sessions = { multi: 0, select: 0, leftOpen: 0, wrong: 0 };
+    const workers = [
+      // Publishes, one after another: their order is the order to receive.
+      (async () => {
+        for (let i = 0; !stop; i++) {
+          const message = `news-${i}-${crypto.randomUUID()}`;
+          published.push(message);
+          await redis.command(["PUBLISH", "mix:news", message]);
+        }
+      })(),
+      // Transactions in sessions.
+      ...Array.from({ length: 2 }, async (_, w) => {
+        for (let i = 0; !stop; i++) {
+          const key = `mix:tx:${w}:${i}`;
+          const exec = await redis.session(async (s) => {
+            await s.command(["MULTI"]);
+            await s.command(["INCR", "mix:counter"]);
+            await s.command(["SET", key, "tx"]);
+            return await s.command(["EXEC"]);
+          });
+          const ok = Array.isArray(exec) && typeof exec[0] === "number" &&
+            exec[1] === "OK";
+          if (ok) sessions.multi++;
+          else sessions.wrong++;
+        }
+      }),
+      // SELECT 1 in sessions; every third one leaves it selected, in a
+      // transaction, for RESET to undo.
+      ...Array.from({ length: 2 }, async (_, w) => {
+        for (let i = 0; !stop; i++) {
+          const key = `mix:db1:${w}:${i}`;
+          const got = await redis.session(async (s) => {
+            await s.command(["SELECT", 1]);
+            await s.set(key, "in db 1");
+            const got = await s.get(key);
+            if (i % 3 === 0) {
+              await s.command(["MULTI"]);
+              await s.command(["SET", "mix:leak", "queued"]);
+              sessions.leftOpen++;
+            }
+            return got;
+          });
+          if (got === "in db 1") sessions.select++;
+          else sessions.wrong++;
+        }
+      }),
+    ];
+    const tally = await burst(redis, "mix", 4_000, 64);
+    stop = true;
+    await Promise.all(workers);
+    // Every published message was received before the subscription closes.
+    assert.ok(
+      await eventually(() =>
+        Promise.resolve(received.length >= published.length)
+      ),
+      `${received.length} of ${published.length} received`,
+    );
+    sub.close();
+    await receiving;
+    await sub.finished;
+    // Nothing of the sessions leaked onto the shared path.
+    const leak = await redis.get("mix:leak");
+    const db1InDb0 = await redis.get("mix:db1:0:0");
+    console.log(
+      `mixed: ${tally.ok} shared pairs ok, ${tally.mismatches} wrong replies, ${tally.errorCount} errors; sessions: ${sessions.multi} MULTI/EXEC, ${sessions.select} SELECT (${sessions.leftOpen} left in db 1 and MULTI), ${sessions.wrong} wrong; ${received.length} of ${published.length} messages received in order; pool: ${redis.pool.stats.dials} dials, ${redis.pool.stats.destroyed.destroyed} destroyed`,
+    );
+    assert.equal(tally.errorCount, 0, JSON.stringify([...tally.errors]));
+    assert.equal(tally.mismatches, 0);
+    assert.equal(tally.ok, 4_000);
+    assert.equal(sessions.wrong, 0);
+    assert.ok(sessions.multi >= 1 && sessions.select >= 1);
+    assert.ok(sessions.leftOpen >= 1);
+    assert.deepEqual(received, published);
+    assert.ok(published.length >= 10);
+    assert.equal(leak, null, "a queued SET left in MULTI never ran");
+    assert.equal(db1InDb0, null, "db 1's keys are not in db 0");
+    assert.equal(Number(await redis.get("mix:counter")), sessions.multi);
+    // Only the subscription's connection was destroyed: sessions' were
+    // reset and reused.
+    assert.equal(redis.pool.stats.destroyed.destroyed, 1);
+    assert.equal(redis.pool.stats.destroyed.broken, 0);
   },
 });
