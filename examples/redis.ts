@@ -20,11 +20,23 @@
 // connections (64 commands and 8 free connections: 8 batches of 8), so
 // replies come back staggered rather than in lockstep rounds.
 //
+// Shared connections carry everybody's commands, so a command that changes
+// its connection's state (MULTI, SELECT, CLIENT REPLY, SUBSCRIBE...) or
+// blocks it (BLPOP...) would change the replies of the commands sent after
+// it by other callers: `command` refuses them, before sending anything, with
+// StatefulCommandError. They have a connection of their own instead:
+// `redis.session(async (s) => ...)` lends one for a callback and RESETs it
+// before it goes back (or destroys it), and `redis.subscribe(...)` reads
+// pub/sub messages into a Channel until it is closed (the connection is then
+// destroyed, never given back subscribed).
+//
 // Run: deno run --allow-net=127.0.0.1 --allow-run=redis-server examples/redis.ts
 
 import {
+  Channel,
   ConnectionBrokenError,
   type FrameReader,
+  PoolClosedError,
   type PooledConn,
   PoolExhaustedError,
   ProtocolError,
@@ -78,6 +90,259 @@ export const IDEMPOTENT: ReadonlySet<string> = new Set([
   "SMEMBERS",
   "LRANGE",
 ]);
+
+// -- Commands that change their connection's state --
+
+/**
+ * A command refused because of what it does to its connection: it would
+ * change the replies of the commands sent after it on the same connection.
+ * Thrown (as a rejection) before anything is sent; nothing else is affected.
+ *
+ * On the client's shared connections the commands refused are the ones that
+ * change the connection's state (`MULTI`, `EXEC`, `DISCARD`, `WATCH`,
+ * `UNWATCH`, `SELECT`, `CLIENT REPLY`, `CLIENT TRACKING`, `CLIENT CACHING`,
+ * `CLIENT SETNAME`, `CLIENT SETINFO`, `CLIENT NO-EVICT`, `CLIENT NO-TOUCH`,
+ * `RESET`, `AUTH`, `HELLO`, `READONLY`, `READWRITE`, `ASKING`, `QUIT`), the
+ * pub/sub commands, `MONITOR`, `SYNC`, `PSYNC`, and the blocking ones (`BLPOP`,
+ * `BRPOP`, `BLMOVE`, `BRPOPLPUSH`, `BLMPOP`, `BZPOPMIN`, `BZPOPMAX`,
+ * `BZMPOP`, `XREAD`/`XREADGROUP` with `BLOCK`, `WAIT`, `WAITAOF`). In a
+ * {@linkcode RedisClient.session}, only those whose replies are not one
+ * reply per command: the pub/sub commands, `MONITOR`, `SYNC`, `PSYNC`,
+ * `CLIENT REPLY OFF`/`SKIP`, and `HELLO` with a protocol other than 2.
+ * Command names are matched case-insensitively.
+ *
+ * @example Usage
+ * ```ts
+ * import { RedisClient, StatefulCommandError } from "./redis.ts";
+ * import assert from "node:assert/strict";
+ *
+ * // Refused before anything is sent: no server is needed to see it.
+ * await using redis = new RedisClient({ port: 6379 });
+ * await assert.rejects(redis.command(["multi"]), (e) =>
+ *   e instanceof StatefulCommandError && e.command === "MULTI" &&
+ *   /redis\.session\(/.test(e.message));
+ * assert.equal(redis.pool.stats.dials, 0);
+ * ```
+ */
+export class StatefulCommandError extends Error {
+  /**
+   * The command, upper case, with the subcommand or option that makes it
+   * stateful: `MULTI`, `CLIENT REPLY`, `XREAD BLOCK`.
+   */
+  readonly command: string;
+
+  /**
+   * Makes the error.
+   *
+   * @param command The command refused (see {@linkcode StatefulCommandError.command}).
+   * @param message Why, and what to use instead.
+   * @param options `cause`.
+   */
+  constructor(command: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StatefulCommandError";
+    this.command = command;
+  }
+}
+
+/** What a refused command would do, and what to use instead. */
+interface Refusal {
+  readonly does: string;
+  readonly instead: string;
+}
+
+const SESSION = "use redis.session(...)";
+const STATE: Refusal = {
+  does: "changes the connection's state for the commands sent after it",
+  instead: SESSION,
+};
+const BLOCKING: Refusal = {
+  does:
+    "blocks its connection, and the commands pipelined behind it, until it returns",
+  instead: SESSION,
+};
+const AUTHENTICATES: Refusal = {
+  does:
+    "changes how the connection is authenticated or spoken to (this client has no AUTH support)",
+  instead: SESSION,
+};
+const RESETS: Refusal = {
+  does: "resets the connection's state",
+  instead: "use redis.session(...), which resets its connection when it ends",
+};
+const SUBSCRIBES: Refusal = {
+  does: "turns the connection into a subscriber",
+  instead: "use redis.subscribe(...)",
+};
+const PSUBSCRIBES: Refusal = {
+  does: "turns the connection into a subscriber",
+  instead: "use redis.psubscribe(...)",
+};
+const UNSUBSCRIBES: Refusal = {
+  does: "belongs to a subscription",
+  instead: "close the Subscription that redis.subscribe(...) returned",
+};
+const STREAMS: Refusal = {
+  does: "turns the connection into a stream of replies",
+  instead:
+    "this client does not read that stream; borrow a connection of your own with redis.pool.borrow()",
+};
+const QUITS: Refusal = {
+  does: "closes the connection",
+  instead: "use redis.close()",
+};
+
+/** A table entry: a refusal, or a check of the arguments. */
+type Rule =
+  | Refusal
+  | ((args: readonly (string | number)[]) => [string, Refusal] | undefined);
+
+function upper(arg: string | number | undefined): string {
+  return String(arg ?? "").toUpperCase();
+}
+
+/** `CLIENT <sub>` refused when `sub` is in `subs`. */
+function clientRule(subs: ReadonlyMap<string, Refusal>): Rule {
+  return (args) => {
+    const sub = upper(args[1]);
+    const refusal = subs.get(sub);
+    return refusal === undefined ? undefined : [`CLIENT ${sub}`, refusal];
+  };
+}
+
+/**
+ * `XREAD`/`XREADGROUP` with a `BLOCK` option: the options come before
+ * `STREAMS`; `GROUP` takes two arguments, `COUNT` and `BLOCK` one.
+ */
+function xreadRule(
+  args: readonly (string | number)[],
+): [string, Refusal] | undefined {
+  for (let i = 1; i < args.length;) {
+    const word = upper(args[i]);
+    if (word === "STREAMS") return undefined;
+    if (word === "BLOCK") return [`${upper(args[0])} BLOCK`, BLOCKING];
+    i += word === "GROUP" ? 3 : word === "COUNT" ? 2 : 1;
+  }
+  return undefined;
+}
+
+/** Refused on the shared (pipelined or `pipeline: false`) connections. */
+const SHARED_RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([
+  ...["MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT"].map((
+    n,
+  ) => [n, STATE] as const),
+  ...["READONLY", "READWRITE", "ASKING"].map((n) => [n, STATE] as const),
+  ...["AUTH", "HELLO"].map((n) => [n, AUTHENTICATES] as const),
+  ["RESET", RESETS],
+  ["QUIT", QUITS],
+  ["SUBSCRIBE", SUBSCRIBES],
+  ["SSUBSCRIBE", SUBSCRIBES],
+  ["PSUBSCRIBE", PSUBSCRIBES],
+  ...["UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"].map((
+    n,
+  ) => [n, UNSUBSCRIBES] as const),
+  ...["MONITOR", "SYNC", "PSYNC"].map((n) => [n, STREAMS] as const),
+  ...[
+    "BLPOP",
+    "BRPOP",
+    "BLMOVE",
+    "BRPOPLPUSH",
+    "BLMPOP",
+    "BZPOPMIN",
+    "BZPOPMAX",
+    "BZMPOP",
+    "WAIT",
+    "WAITAOF",
+  ].map((n) => [n, BLOCKING] as const),
+  ["XREAD", xreadRule],
+  ["XREADGROUP", xreadRule],
+  [
+    "CLIENT",
+    clientRule(
+      new Map(
+        [
+          "REPLY",
+          "TRACKING",
+          "CACHING",
+          "SETNAME",
+          "SETINFO",
+          "NO-EVICT",
+          "NO-TOUCH",
+        ].map((n) => [n, STATE]),
+      ),
+    ),
+  ],
+]);
+
+const STREAM_OF_MESSAGES =
+  "its replies are a stream of messages, not one reply";
+
+/**
+ * Refused in a session: commands whose replies are not one per command (a
+ * session reads exactly one reply per command).
+ */
+const SESSION_RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([
+  ...["SUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "SUNSUBSCRIBE"].map((n) =>
+    [n, {
+      does: STREAM_OF_MESSAGES,
+      instead: "use redis.subscribe(...)",
+    }] as const
+  ),
+  ...["PSUBSCRIBE", "PUNSUBSCRIBE"].map((n) =>
+    [n, {
+      does: STREAM_OF_MESSAGES,
+      instead: "use redis.psubscribe(...)",
+    }] as const
+  ),
+  ...["MONITOR", "SYNC", "PSYNC"].map((n) => [n, STREAMS] as const),
+  ["CLIENT", (args) => {
+    const sub = upper(args[1]);
+    const mode = upper(args[2]);
+    if (sub !== "REPLY" || (mode !== "OFF" && mode !== "SKIP")) {
+      return undefined;
+    }
+    return [`CLIENT REPLY ${mode}`, {
+      does: "suppresses replies, and a session waits for one reply per command",
+      instead: "leave replies on",
+    }];
+  }],
+  [
+    "HELLO",
+    (args) =>
+      args.length < 2 || String(args[1]) === "2" ? undefined : ["HELLO", {
+        does:
+          "switches the connection to RESP3, which this client does not read",
+        instead: "use HELLO 2 or none",
+      }],
+  ],
+]);
+
+/**
+ * `CLIENT` subcommands whose effect RESET may not undo (Redis 7.0's RESET
+ * keeps NO-EVICT; NO-TOUCH came in 7.2): a session that sent one destroys
+ * its connection.
+ */
+const NOT_RESET: ReadonlySet<string> = new Set(["NO-EVICT", "NO-TOUCH"]);
+
+/** The error for `args` if `rules` refuse it, else `undefined`. */
+function refused(
+  rules: ReadonlyMap<string, Rule>,
+  name: string,
+  args: readonly (string | number)[],
+  where: string,
+): StatefulCommandError | undefined {
+  const rule = rules.get(name);
+  if (rule === undefined) return undefined;
+  const hit: [string, Refusal] | undefined = typeof rule === "function"
+    ? rule(args)
+    : [name, rule];
+  if (hit === undefined) return undefined;
+  const [command, { does, instead }] = hit;
+  return new StatefulCommandError(
+    command,
+    `Cannot send ${command} ${where}: it ${does}; ${instead}`,
+  );
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -323,8 +588,186 @@ function commandOptions(options: unknown): {
   return { timeout, signal, idempotent };
 }
 
+/**
+ * The helpers of {@linkcode RedisClient} and {@linkcode RedisSession}: each
+ * is one {@linkcode RedisCommands.command}.
+ *
+ * @example Usage
+ * ```ts
+ * import { type RedisCommands, RedisClient } from "./redis.ts";
+ * import assert from "node:assert/strict";
+ *
+ * // Code that takes RedisCommands runs on the client or in a session.
+ * async function bump(redis: RedisCommands, key: string): Promise<number> {
+ *   return await redis.incr(key);
+ * }
+ * assert.equal(typeof bump, "function");
+ * assert.equal(typeof RedisClient.prototype.session, "function");
+ * ```
+ */
+export abstract class RedisCommands {
+  /**
+   * Sends one command and waits for its reply.
+   *
+   * @param args The command and its arguments.
+   * @param options `timeout`, `signal`, `idempotent`.
+   * @returns The reply.
+   * @throws {RedisError} If the server answered with an error.
+   * @throws {StatefulCommandError} If the command is refused here.
+   */
+  abstract command(
+    args: readonly (string | number)[],
+    options?: CommandOptions,
+  ): Promise<RedisValue>;
+
+  /**
+   * `GET key`.
+   *
+   * @param key The key.
+   * @param options `timeout`, `signal`.
+   * @returns The value, or `null` if there is none.
+   */
+  get(key: string, options?: CommandOptions): Promise<string | null> {
+    return this.command(["GET", key], options) as Promise<string | null>;
+  }
+
+  /**
+   * `SET key value`.
+   *
+   * @param key The key.
+   * @param value The value.
+   * @param options `timeout`, `signal`.
+   */
+  async set(
+    key: string,
+    value: string | number,
+    options?: CommandOptions,
+  ): Promise<void> {
+    await this.command(["SET", key, value], options);
+  }
+
+  /**
+   * `DEL key...`.
+   *
+   * @param keys The keys.
+   * @returns How many existed.
+   */
+  del(...keys: string[]): Promise<number> {
+    return this.command(["DEL", ...keys]) as Promise<number>;
+  }
+
+  /**
+   * `INCR key`.
+   *
+   * @param key The key.
+   * @param options `timeout`, `signal`.
+   * @returns The new value.
+   */
+  incr(key: string, options?: CommandOptions): Promise<number> {
+    return this.command(["INCR", key], options) as Promise<number>;
+  }
+
+  /**
+   * `PING`.
+   *
+   * @param options `timeout`, `signal`.
+   * @returns `"PONG"`.
+   */
+  ping(options?: CommandOptions): Promise<string> {
+    return this.command(["PING"], options) as Promise<string>;
+  }
+}
+
+/** Options of {@linkcode RedisClient.session}. */
+export interface SessionOptions {
+  /**
+   * How long to wait for a connection, in milliseconds.
+   *
+   * @default {the pool's acquireTimeout}
+   */
+  timeout?: number | undefined;
+  /** Cancels the wait for a connection (not the callback). */
+  signal?: AbortSignal | undefined;
+  /**
+   * How long the `RESET` that cleans the connection after the callback may
+   * take, in milliseconds; past it the connection is destroyed instead.
+   *
+   * @default {1000}
+   */
+  resetTimeout?: number | undefined;
+}
+
+/** Options of {@linkcode RedisClient.subscribe}. */
+export interface SubscribeOptions {
+  /**
+   * Messages the subscription buffers before its reader stops reading the
+   * socket (a non-negative integer): a consumer that falls further behind
+   * slows the reading down (see {@linkcode Subscription}).
+   *
+   * @default {64}
+   */
+  capacity?: number | undefined;
+  /**
+   * Bounds the wait for a connection and the server's confirmations, in
+   * milliseconds.
+   *
+   * @default {the pool's acquireTimeout for the connection; no bound on the confirmations}
+   */
+  timeout?: number | undefined;
+  /** Cancels the subscribe call until it resolves. */
+  signal?: AbortSignal | undefined;
+}
+
+/** A message received by a {@linkcode Subscription}. */
+export interface RedisMessage {
+  /** The channel it was published to. */
+  channel: string;
+  /** What was published. */
+  message: string;
+  /** The pattern that matched, for a pattern subscription's messages. */
+  pattern?: string;
+}
+
+function durationOption(
+  what: string,
+  name: string,
+  value: unknown,
+): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot ${what}: ${name} must be a number of milliseconds, received ${typeof value}`,
+    );
+  }
+  if (!(value >= 0)) {
+    throw new RangeError(
+      `Cannot ${what}: ${name} must be ≥ 0 ms, received ${value}`,
+    );
+  }
+  return value;
+}
+
+function signalOption(what: string, value: unknown): AbortSignal | undefined {
+  if (value !== undefined && !(value instanceof AbortSignal)) {
+    throw new TypeError(`Cannot ${what}: signal must be an AbortSignal`);
+  }
+  return value;
+}
+
+function optionsObject(
+  what: string,
+  options: unknown,
+): Record<string, unknown> {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Cannot ${what}: options must be an object, received ${String(options)}`,
+    );
+  }
+  return options as Record<string, unknown>;
+}
+
 /** A pooled Redis client; pipelined by default (see the top of this file). */
-export class RedisClient implements AsyncDisposable {
+export class RedisClient extends RedisCommands implements AsyncDisposable {
   readonly pool: TcpPool;
   readonly #pipeline: boolean;
   /** Batches in flight at most: one per connection the pool may open. */
@@ -337,7 +780,12 @@ export class RedisClient implements AsyncDisposable {
   #sweep: ReturnType<typeof setTimeout> | undefined = undefined;
   #sweepAt = Infinity;
 
+  /** Open subscriptions, closed with the client. */
+  readonly #subscriptions = new Set<Subscription>();
+  #closed = false;
+
   constructor(options: RedisOptions = {}) {
+    super();
     const { pipeline = true, ...rest } = options;
     if (typeof pipeline !== "boolean") {
       throw new TypeError(
@@ -354,8 +802,19 @@ export class RedisClient implements AsyncDisposable {
     return this.#retries;
   }
 
-  /** Sends one command; resolves with its reply, rejects with RedisError. */
-  command(
+  /**
+   * Sends one command on the shared connections; resolves with its reply,
+   * rejects with RedisError. Commands that change or block their
+   * connection are refused (see {@linkcode StatefulCommandError}).
+   *
+   * @param args The command and its arguments.
+   * @param options `timeout`, `signal`, `idempotent`.
+   * @returns The reply.
+   * @throws {RedisError} If the server answered with an error.
+   * @throws {StatefulCommandError} If the command would change or block a
+   *   shared connection (nothing is sent).
+   */
+  override command(
     args: readonly (string | number)[],
     options: CommandOptions = {},
   ): Promise<RedisValue> {
@@ -363,6 +822,13 @@ export class RedisClient implements AsyncDisposable {
     try {
       checked = commandOptions(options);
       const name = String(args[0] ?? "").toUpperCase();
+      const refusal = refused(
+        SHARED_RULES,
+        name,
+        args,
+        "on a shared connection",
+      );
+      if (refusal !== undefined) throw refusal;
       text = commandText(args);
       idem = checked.idempotent ?? IDEMPOTENT.has(name);
     } catch (error) {
@@ -551,39 +1017,644 @@ export class RedisClient implements AsyncDisposable {
     if (next !== Infinity) this.#armSweep(next);
   };
 
-  get(key: string, options?: CommandOptions): Promise<string | null> {
-    return this.command(["GET", key], options) as Promise<string | null>;
+  /**
+   * Runs `fn` with a connection of its own, borrowed from the pool for the
+   * callback: its commands go one after another on that connection, never
+   * pipelined with other callers', so MULTI/EXEC, WATCH, SELECT and the
+   * blocking commands work there. When the callback ends the connection
+   * gets `RESET` (Redis ≥ 6.2); it goes back to the pool only if the reply
+   * is `RESET` and nothing is left unread. It is destroyed instead if a
+   * command of the session is still in flight or queued (the callback
+   * returned or threw without awaiting it: it then fails), if the
+   * connection broke or timed out, if `RESET` failed or took longer than
+   * `resetTimeout`, or after `CLIENT NO-EVICT` or `NO-TOUCH` (Redis 7.0's
+   * `RESET` keeps NO-EVICT). `RESET` also de-authenticates: the client itself
+   * has no AUTH support, so an `AUTH` in a session lasts for that session.
+   *
+   * A session reads one reply per command, so commands that suppress or
+   * multiply replies are refused with {@linkcode StatefulCommandError}:
+   * `CLIENT REPLY OFF`/`SKIP`, the pub/sub commands (use
+   * {@linkcode RedisClient.subscribe}), `MONITOR`, `SYNC`, `PSYNC`, `HELLO 3`.
+   *
+   * The session holds one of the pool's `max` connections for as long as the
+   * callback runs; {@linkcode RedisClient.close} waits for running sessions.
+   *
+   * @example A transaction
+   * ```ts
+   * import { RedisClient } from "./redis.ts";
+   * import { HAVE_REDIS, startRedis } from "../tests/_redis_server.ts";
+   * import assert from "node:assert/strict";
+   *
+   * if (HAVE_REDIS) {
+   *   await using server = await startRedis();
+   *   await using redis = new RedisClient({ port: server.port });
+   *   const replies = await redis.session(async (s) => {
+   *     await s.command(["MULTI"]);
+   *     await s.command(["INCR", "visits"]); // "QUEUED"
+   *     await s.command(["SET", "seen", "yes"]); // "QUEUED"
+   *     return await s.command(["EXEC"]);
+   *   });
+   *   assert.deepEqual(replies, [1, "OK"]);
+   * }
+   * ```
+   *
+   * @typeParam T What the callback returns.
+   * @param fn The callback; its session is unusable once it ends.
+   * @param options `timeout`, `signal` (both for the borrow), `resetTimeout`.
+   * @returns What `fn` returned.
+   * @throws {TypeError} If `fn` is not a function or an option is wrong.
+   * @throws {RangeError} If a duration is negative or NaN.
+   * @throws {PoolTimeoutError} If no connection came within `timeout`.
+   * @throws {PoolClosedError} If the client is closed.
+   * @throws What `fn` threw.
+   */
+  async session<T>(
+    fn: (session: RedisSession) => T | Promise<T>,
+    options: SessionOptions = {},
+  ): Promise<T> {
+    const what = "start session";
+    if (typeof fn !== "function") {
+      throw new TypeError(
+        `Cannot ${what}: fn must be a function, received ${typeof fn}`,
+      );
+    }
+    const o = optionsObject(what, options);
+    const timeout = durationOption(what, "timeout", o.timeout);
+    const signal = signalOption(what, o.signal);
+    const resetTimeout = durationOption(what, "resetTimeout", o.resetTimeout) ??
+      1_000;
+    const conn = await this.pool.borrow({
+      ...(timeout === undefined ? {} : { timeout }),
+      ...(signal === undefined ? {} : { signal }),
+    });
+    const session = new RedisSession(conn);
+    let result: T;
+    try {
+      result = await fn(session);
+    } catch (error) {
+      await endSession(session, resetTimeout);
+      throw error;
+    }
+    await endSession(session, resetTimeout);
+    return result;
   }
 
-  async set(
-    key: string,
-    value: string | number,
-    options?: CommandOptions,
-  ): Promise<void> {
-    await this.command(["SET", key, value], options);
+  /**
+   * Subscribes to `channels` on a connection of its own, borrowed from the
+   * pool, and resolves once the server confirmed every channel: a message
+   * published after that is received. See {@linkcode Subscription}.
+   *
+   * @example Usage
+   * ```ts
+   * import { RedisClient } from "./redis.ts";
+   * import { HAVE_REDIS, startRedis } from "../tests/_redis_server.ts";
+   * import assert from "node:assert/strict";
+   *
+   * if (HAVE_REDIS) {
+   *   await using server = await startRedis();
+   *   await using redis = new RedisClient({ port: server.port });
+   *   await using news = await redis.subscribe(["news"]);
+   *   await redis.command(["PUBLISH", "news", "hello"]);
+   *   for await (const { channel, message } of news) {
+   *     assert.deepEqual([channel, message], ["news", "hello"]);
+   *     break; // the subscription stays open until closed
+   *   }
+   * }
+   * ```
+   *
+   * @param channels A channel, or several.
+   * @param options `capacity`, `timeout`, `signal`.
+   * @returns The subscription: a channel of messages.
+   * @throws {TypeError} If `channels` is not a string or a non-empty array of
+   *   strings, or an option is wrong.
+   * @throws {RangeError} If `capacity` or `timeout` is out of range.
+   * @throws {TimeoutError} If no connection or confirmation came within
+   *   `timeout`.
+   * @throws {RedisError} If the server refused the subscription.
+   * @throws {ConnectionBrokenError} If the connection failed first.
+   * @throws {PoolClosedError} If the client is closed.
+   */
+  subscribe(
+    channels: string | readonly string[],
+    options?: SubscribeOptions,
+  ): Promise<Subscription> {
+    return this.#subscribe(false, channels, options);
   }
 
-  del(...keys: string[]): Promise<number> {
-    return this.command(["DEL", ...keys]) as Promise<number>;
+  /**
+   * Subscribes to channels matching `patterns` (`PSUBSCRIBE`); messages
+   * carry the `pattern` that matched. Otherwise as
+   * {@linkcode RedisClient.subscribe}.
+   *
+   * @example Usage
+   * ```ts
+   * import { RedisClient } from "./redis.ts";
+   * import { HAVE_REDIS, startRedis } from "../tests/_redis_server.ts";
+   * import assert from "node:assert/strict";
+   *
+   * if (HAVE_REDIS) {
+   *   await using server = await startRedis();
+   *   await using redis = new RedisClient({ port: server.port });
+   *   await using events = await redis.psubscribe("events:*");
+   *   await redis.command(["PUBLISH", "events:login", "ada"]);
+   *   assert.deepEqual(await events.receive(), {
+   *     pattern: "events:*",
+   *     channel: "events:login",
+   *     message: "ada",
+   *   });
+   * }
+   * ```
+   *
+   * @param patterns A glob-style pattern, or several.
+   * @param options `capacity`, `timeout`, `signal`.
+   * @returns The subscription.
+   * @throws {TypeError} If `patterns` is not a string or a non-empty array
+   *   of strings, or an option is wrong.
+   * @throws {RangeError} If `capacity` or `timeout` is out of range.
+   * @throws {TimeoutError} If no connection or confirmation came within
+   *   `timeout`.
+   * @throws {RedisError} If the server refused the subscription.
+   * @throws {ConnectionBrokenError} If the connection failed first.
+   * @throws {PoolClosedError} If the client is closed.
+   */
+  psubscribe(
+    patterns: string | readonly string[],
+    options?: SubscribeOptions,
+  ): Promise<Subscription> {
+    return this.#subscribe(true, patterns, options);
   }
 
-  incr(key: string, options?: CommandOptions): Promise<number> {
-    return this.command(["INCR", key], options) as Promise<number>;
+  async #subscribe(
+    pattern: boolean,
+    names: string | readonly string[],
+    options: SubscribeOptions = {},
+  ): Promise<Subscription> {
+    const what = pattern ? "psubscribe" : "subscribe";
+    const list = typeof names === "string" ? [names] : names;
+    if (
+      !Array.isArray(list) || list.length === 0 ||
+      !list.every((n) => typeof n === "string")
+    ) {
+      throw new TypeError(
+        `Cannot ${what}: ${
+          pattern ? "patterns" : "channels"
+        } must be a string or a non-empty array of strings, received ${
+          Array.isArray(list) ? `an array of ${list.length}` : typeof list
+        }`,
+      );
+    }
+    const o = optionsObject(what, options);
+    const capacity = o.capacity ?? 64;
+    if (typeof capacity !== "number") {
+      throw new TypeError(
+        `Cannot ${what}: capacity must be a number, received ${typeof capacity}`,
+      );
+    }
+    if (!Number.isSafeInteger(capacity) || capacity < 0) {
+      throw new RangeError(
+        `Cannot ${what}: capacity must be a non-negative integer, received ${capacity}`,
+      );
+    }
+    const timeout = durationOption(what, "timeout", o.timeout);
+    const signal = signalOption(what, o.signal);
+    signal?.throwIfAborted();
+    if (this.#closed) {
+      throw new PoolClosedError(`Cannot ${what}: the client is closed`);
+    }
+    const at = timeout === undefined ? Infinity : performance.now() + timeout;
+    const conn = await this.pool.borrow({
+      ...(timeout === undefined ? {} : { timeout }),
+      ...(signal === undefined ? {} : { signal }),
+    });
+    if (this.#closed) {
+      conn.release();
+      throw new PoolClosedError(`Cannot ${what}: the client is closed`);
+    }
+    const sub = new Subscription([...list], pattern, capacity);
+    this.#subscriptions.add(sub);
+    const confirmed = runSubscription(sub, conn);
+    void sub.finished.then(() => this.#subscriptions.delete(sub));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (at !== Infinity) {
+      timer = setTimeout(
+        () =>
+          sub.close(
+            new TimeoutError(
+              `Cannot ${what}: not confirmed within ${timeout} ms`,
+              timeout!,
+            ),
+          ),
+        Math.max(0, at - performance.now()),
+      );
+    }
+    const abort = () => sub.close(signal!.reason);
+    signal?.addEventListener("abort", abort, { once: true });
+    try {
+      await confirmed;
+    } catch (error) {
+      await sub.finished;
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", abort);
+    }
+    return sub;
   }
 
-  ping(options?: CommandOptions): Promise<string> {
-    return this.command(["PING"], options) as Promise<string>;
-  }
-
-  /** Closes the pool: commands queued or in flight fail, typed. */
-  close(): Promise<void> {
+  /**
+   * Closes the client: open subscriptions end (their channels close with a
+   * PoolClosedError as the reason), then the pool closes: commands queued
+   * or in flight fail, typed, and running sessions are waited for.
+   *
+   * @returns When every connection is closed.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
     this.#disarmSweep();
-    return this.pool.close();
+    const reason = new PoolClosedError("Cannot receive: the client closed");
+    const subscriptions = [...this.#subscriptions];
+    for (const sub of subscriptions) sub.close(reason); // destroys its conn
+    // At once, as before subscriptions existed: a batch waiting for a
+    // connection fails typed rather than going out.
+    const closing = this.pool.close();
+    await Promise.all(subscriptions.map((sub) => sub.finished));
+    await closing;
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+// -- Sessions and subscriptions --
+
+const RESET_COMMAND = encodeCommand(["RESET"]);
+const noop = () => {};
+
+// Bound in RedisSession's and Subscription's static blocks.
+let endSession: (session: RedisSession, resetTimeout: number) => Promise<void>;
+let runSubscription: (sub: Subscription, conn: PooledConn) => Promise<void>;
+
+/**
+ * A connection of its own, lent to a {@linkcode RedisClient.session}
+ * callback: `command` and the helpers, one command after another on that
+ * connection (commands issued together wait for each other, in order).
+ * Unusable once the callback ended: every call then rejects with a
+ * `TypeError`.
+ *
+ * @example Usage
+ * ```ts
+ * import { RedisClient, type RedisSession } from "./redis.ts";
+ * import { HAVE_REDIS, startRedis } from "../tests/_redis_server.ts";
+ * import assert from "node:assert/strict";
+ *
+ * if (HAVE_REDIS) {
+ *   await using server = await startRedis();
+ *   await using redis = new RedisClient({ port: server.port });
+ *   let kept: RedisSession | undefined;
+ *   const value = await redis.session(async (s) => {
+ *     kept = s;
+ *     await s.command(["SELECT", 1]); // undone by RESET at the end
+ *     await s.set("in-db-1", "x");
+ *     return await s.get("in-db-1");
+ *   });
+ *   assert.equal(value, "x");
+ *   assert.equal(await redis.get("in-db-1"), null); // db 0
+ *   await assert.rejects(kept!.ping(), TypeError);
+ * }
+ * ```
+ */
+export class RedisSession extends RedisCommands {
+  #conn: PooledConn | null;
+  /** Settles when the last command issued has settled; never rejects. */
+  #tail: Promise<unknown> = Promise.resolve();
+  /** Commands issued and not settled (queued or in flight). */
+  #pending = 0;
+  /** `false` once a command RESET does not undo was sent. */
+  #resettable = true;
+
+  /**
+   * Made by {@linkcode RedisClient.session}; not public API.
+   *
+   * @ignore
+   * @param conn The session's connection.
+   */
+  constructor(conn: PooledConn) {
+    super();
+    this.#conn = conn;
+  }
+
+  static {
+    endSession = (session, resetTimeout) => session.#end(resetTimeout);
+  }
+
+  /**
+   * Sends one command on the session's connection, after the ones issued
+   * before it. `timeout` counts from this call: a command whose time ran
+   * out while it waited for earlier ones fails with TimeoutError, unsent;
+   * one that times out or is aborted once sent breaks the connection (the
+   * session's later commands fail with ConnectionBrokenError). Nothing is
+   * retried (`idempotent` is ignored).
+   *
+   * @param args The command and its arguments.
+   * @param options `timeout`, `signal`.
+   * @returns The reply.
+   * @throws {TypeError} If the session ended, or an option is wrong.
+   * @throws {RedisError} If the server answered with an error.
+   * @throws {StatefulCommandError} If its replies are not one per command
+   *   (nothing is sent).
+   * @throws {ConnectionBrokenError} If the connection failed.
+   * @throws {TimeoutError} If `timeout` ran out.
+   */
+  override command(
+    args: readonly (string | number)[],
+    options: CommandOptions = {},
+  ): Promise<RedisValue> {
+    const conn = this.#conn;
+    if (conn === null) {
+      return Promise.reject(
+        new TypeError("Cannot send command: the session ended"),
+      );
+    }
+    let payload: Uint8Array, checked;
+    try {
+      checked = commandOptions(options);
+      const name = upper(args[0]);
+      const refusal = refused(SESSION_RULES, name, args, "in a session");
+      if (refusal !== undefined) throw refusal;
+      payload = encodeCommand(args);
+      if (name === "CLIENT" && NOT_RESET.has(upper(args[1]))) {
+        this.#resettable = false;
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const { timeout, signal } = checked;
+    const at = timeout === Infinity ? Infinity : performance.now() + timeout;
+    this.#pending++;
+    const run = this.#tail.then(() =>
+      this.#send(conn, payload, at, timeout, signal)
+    ).finally(() => {
+      this.#pending--;
+    });
+    this.#tail = run.catch(noop);
+    return run;
+  }
+
+  async #send(
+    conn: PooledConn,
+    payload: Uint8Array,
+    at: number,
+    timeout: number,
+    signal: AbortSignal | undefined,
+  ): Promise<RedisValue> {
+    if (this.#conn !== conn) {
+      throw new TypeError("Cannot send command: the session ended");
+    }
+    signal?.throwIfAborted();
+    const left = at === Infinity ? Infinity : at - performance.now();
+    if (left <= 0) {
+      throw new TimeoutError(
+        `Cannot send command: timed out after ${
+          Math.round(timeout)
+        } ms, waiting for the session's earlier commands`,
+        timeout,
+      );
+    }
+    const reply = await conn.exchange(payload, readReply, {
+      timeout: left,
+      ...(signal === undefined ? {} : { signal }),
+    });
+    if (reply instanceof RedisError) throw reply;
+    return reply;
+  }
+
+  /** The callback ended: RESET and release, or destroy. */
+  async #end(resetTimeout: number): Promise<void> {
+    const conn = this.#conn;
+    if (conn === null) return;
+    this.#conn = null;
+    if (this.#pending > 0) {
+      conn.destroy(
+        new Error("The session ended with a command in flight"),
+      );
+      return;
+    }
+    if (!this.#resettable || conn.broken) {
+      conn.destroy(new Error("The session's connection cannot be reset"));
+      return;
+    }
+    try {
+      const reply = await conn.exchange(RESET_COMMAND, readReply, {
+        timeout: resetTimeout,
+      });
+      if (reply === "RESET") conn.release(); // destroyed if not clean
+      else {
+        conn.destroy(
+          new ProtocolError(
+            `Redis: RESET answered ${JSON.stringify(reply).slice(0, 80)}`,
+          ),
+        );
+      }
+    } catch (error) {
+      conn.destroy(error);
+    }
+  }
+}
+
+/**
+ * A pub/sub subscription from {@linkcode RedisClient.subscribe} or
+ * {@linkcode RedisClient.psubscribe}: a {@linkcode Channel} of
+ * {@linkcode RedisMessage}s, consumed with `for await` or `receive`, fed by
+ * a reader on a connection of its own.
+ *
+ * - Backpressure: the reader hands each message over with `await send`, so
+ *   once `capacity` messages wait unreceived it stops reading the socket;
+ *   the kernel's buffers fill, then Redis keeps the rest in the
+ *   connection's output buffer, up to its `client-output-buffer-limit
+ *   pubsub` (32 MB, or 8 MB for 60 s, by default), past which Redis closes
+ *   the connection and the subscription ends with ConnectionBrokenError.
+ * - {@linkcode Subscription.close} ends it: the connection is destroyed,
+ *   never given back to the pool subscribed. Messages already buffered stay
+ *   receivable. Breaking out of `for await` leaves it open: close it, or
+ *   hold it with `await using` (which also waits for its reader to stop).
+ * - If the connection breaks, the channel is closed with the error
+ *   (ConnectionBrokenError; ProtocolError for bytes that are not pub/sub
+ *   messages) as its reason: `for await` throws it after the buffered
+ *   messages.
+ * - It holds one of the pool's `max` connections until it ends;
+ *   {@linkcode RedisClient.close} ends it with a PoolClosedError reason.
+ *
+ * @example Usage
+ * ```ts
+ * import { RedisClient } from "./redis.ts";
+ * import { HAVE_REDIS, startRedis } from "../tests/_redis_server.ts";
+ * import assert from "node:assert/strict";
+ *
+ * if (HAVE_REDIS) {
+ *   await using server = await startRedis();
+ *   await using redis = new RedisClient({ port: server.port });
+ *   const sub = await redis.subscribe(["a", "b"], { capacity: 16 });
+ *   await redis.command(["PUBLISH", "a", "1"]);
+ *   await redis.command(["PUBLISH", "b", "2"]);
+ *   const seen: string[] = [];
+ *   for await (const { channel, message } of sub) {
+ *     seen.push(`${channel}=${message}`);
+ *     if (seen.length === 2) sub.close(); // ends the loop
+ *   }
+ *   assert.deepEqual(seen, ["a=1", "b=2"]);
+ *   await sub.finished;
+ *   assert.equal(redis.pool.stats.open, 1); // the publisher's connection
+ * }
+ * ```
+ */
+export class Subscription extends Channel<RedisMessage> {
+  /** The channels (or patterns) subscribed to, as given. */
+  readonly channels: readonly string[];
+  /** `true` for a pattern subscription ({@linkcode RedisClient.psubscribe}). */
+  readonly pattern: boolean;
+  #conn: PooledConn | null = null;
+  #stopped = false;
+  #finished: Promise<void> = Promise.resolve();
+  readonly #confirmed = Promise.withResolvers<void>();
+
+  /**
+   * Made by {@linkcode RedisClient.subscribe}; not public API.
+   *
+   * @ignore
+   * @param channels The channels or patterns.
+   * @param pattern Whether they are patterns.
+   * @param capacity The channel's buffer.
+   */
+  constructor(channels: string[], pattern: boolean, capacity: number) {
+    super({ capacity });
+    this.channels = channels;
+    this.pattern = pattern;
+    this.#confirmed.promise.catch(noop);
+  }
+
+  static {
+    runSubscription = (sub, conn) => {
+      sub.#conn = conn;
+      sub.#finished = sub.#run(conn);
+      return sub.#confirmed.promise;
+    };
+  }
+
+  /**
+   * Settles once the reader has stopped and the connection is closed
+   * (after {@linkcode Subscription.close}, or a failure). Never rejects.
+   *
+   * @returns A promise of the end.
+   */
+  get finished(): Promise<void> {
+    return this.#finished;
+  }
+
+  /** Ends the subscription: its connection is destroyed. Idempotent. */
+  override close(): void;
+  /**
+   * Ends the subscription; receivers get `reason` after the buffered
+   * messages.
+   *
+   * @param reason What later receivers reject with.
+   */
+  override close(reason: unknown): void;
+  override close(...args: [reason?: unknown]): void {
+    if (args.length === 0) super.close();
+    else super.close(args[0]);
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#confirmed.reject(
+      args.length === 0
+        ? new TypeError("Cannot subscribe: closed before confirmation")
+        : args[0],
+    );
+    this.#conn?.destroy(new Error("The subscription was closed"));
+  }
+
+  /**
+   * Closes it and waits for its reader to stop, for `await using`.
+   *
+   * @returns When the connection is closed.
+   */
+  override [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return this.#finished;
+  }
+
+  async #run(conn: PooledConn): Promise<void> {
+    const kind = this.pattern ? "psubscribe" : "subscribe";
+    try {
+      await conn.exchange(
+        encodeCommand([kind.toUpperCase(), ...this.channels]),
+        async (reader) => {
+          for (const name of this.channels) {
+            const reply = await next(reader);
+            if (
+              !Array.isArray(reply) || reply[0] !== kind || reply[1] !== name
+            ) {
+              throw new ProtocolError(
+                `Redis: expected the ${kind} confirmation of ${
+                  JSON.stringify(name)
+                }, received ${JSON.stringify(reply).slice(0, 80)}`,
+              );
+            }
+          }
+          this.#confirmed.resolve();
+          while (true) await super.send(message(await next(reader)));
+        },
+      );
+    } catch (error) {
+      if (!this.#stopped) this.close(error);
+    } finally {
+      this.#conn = null;
+      conn.destroy(new Error("The subscription ended"));
+    }
+  }
+}
+
+/** The next reply of a subscription's connection. */
+async function next(reader: FrameReader): Promise<RedisValue> {
+  let reply: Reply;
+  try {
+    reply = await readReply(reader);
+  } catch (error) {
+    // Cut off mid-message (UnexpectedEofError, or a bulk string whose end
+    // never came): the connection broke.
+    if (reader.eof && !(error instanceof ConnectionBrokenError)) {
+      throw new ConnectionBrokenError(
+        "Cannot receive: the server closed the subscription's connection mid-message",
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  if (reply === null && reader.eof) {
+    throw new ConnectionBrokenError(
+      "Cannot receive: the server closed the subscription's connection",
+    );
+  }
+  if (reply instanceof RedisError) throw reply;
+  return reply;
+}
+
+/** A pushed `message` or `pmessage` as a RedisMessage. */
+function message(reply: RedisValue): RedisMessage {
+  if (Array.isArray(reply)) {
+    const [kind, a, b, c] = reply;
+    if (
+      kind === "message" && reply.length === 3 && typeof a === "string" &&
+      typeof b === "string"
+    ) return { channel: a, message: b };
+    if (
+      kind === "pmessage" && reply.length === 4 && typeof a === "string" &&
+      typeof b === "string" && typeof c === "string"
+    ) return { pattern: a, channel: b, message: c };
+  }
+  throw new ProtocolError(
+    `Redis: not a pub/sub message: ${JSON.stringify(reply).slice(0, 80)}`,
+  );
 }
 
 /** A heartbeat for TcpPool's `heartbeat` option: `PING`, expecting `PONG`. */
@@ -672,6 +1743,33 @@ async function demo(): Promise<void> {
       await redis.command(["INCR", "greeting"]);
     } catch (error) {
       console.log(`INCR greeting -> ${(error as RedisError).code} (typed)`);
+    }
+
+    // State-changing commands: refused on the shared connections, at home
+    // in a session or a subscription.
+    try {
+      await redis.command(["MULTI"]);
+    } catch (error) {
+      console.log(`MULTI -> ${(error as Error).message}`);
+    }
+    const exec = await redis.session(async (s) => {
+      await s.command(["MULTI"]);
+      await s.command(["INCR", "visits"]);
+      await s.command(["GET", "greeting"]);
+      return await s.command(["EXEC"]);
+    });
+    console.log(`session MULTI/INCR/GET/EXEC -> ${JSON.stringify(exec)}`);
+    {
+      await using news = await redis.subscribe("news", { capacity: 16 });
+      for (const m of ["one", "two", "three"]) {
+        await redis.command(["PUBLISH", "news", m]);
+      }
+      const got: string[] = [];
+      for await (const { message } of news) {
+        got.push(message);
+        if (got.length === 3) break;
+      }
+      console.log(`subscribe news -> ${got.join(", ")}`);
     }
 
     // The seed's scenario: a quiet spell longer than the server's timeout,
