@@ -70,8 +70,9 @@ export class UnexpectedEofError extends Error {
   /**
    * Makes the error.
    *
-   * @param where "header", "frame", "bytes" (an exact read) or "line" (a
-   *   line without its newline, where a whole line was required).
+   * @param where "header", "frame", "bytes" (an exact read), "line" (a
+   *   line without its newline, where a whole line was required) or "reply"
+   *   (a request's reply cut short between two of its reads).
    * @param expected Bytes that were needed (for a line: one more than
    *   arrived, its newline at least).
    * @param received Bytes that arrived before EOF.
@@ -80,6 +81,8 @@ export class UnexpectedEofError extends Error {
     super(
       where === "line"
         ? `Cannot read line: unexpected EOF after ${received} bytes without a newline`
+        : where === "reply"
+        ? `Cannot read reply: unexpected EOF after ${received} bytes of it`
         : `Cannot read ${where}: unexpected EOF after ${received} of ${expected} bytes`,
     );
     this.name = "UnexpectedEofError";

@@ -371,10 +371,14 @@ export class FrameReader {
   #large = false;
   /** Reply mode (see readerHooks.replyMode): set by a pooled exchange. */
   #reply = false;
+  /** In reply mode: bytes consumed before the reply began. */
+  #replyMark = 0;
 
   static {
     readerHooks.replyMode = (reader, on) => {
-      (reader as FrameReader).#reply = on;
+      const r = reader as FrameReader;
+      r.#reply = on;
+      if (on) r.#replyMark = r.#received - (r.#end - r.#start);
     };
     readerHooks.shrink = (reader) => (reader as FrameReader).#shrink();
   }
@@ -445,12 +449,14 @@ export class FrameReader {
         const n = await this.#source.read(buf.subarray(0, h));
         if (n === null) {
           this.#eof = true;
-          return null;
+          return this.#endOfStream();
         }
         this.#end += n;
         this.#received += n;
       }
-      if (this.#end - this.#start < h && !(await this.#header())) return null;
+      if (this.#end - this.#start < h && !(await this.#header())) {
+        return this.#endOfStream();
+      }
     }
     const len = this.#takeHeader();
     this.#large = len >= LARGE_START >> 2;
@@ -512,7 +518,7 @@ export class FrameReader {
     this.#check();
     if (this.#pending !== null) await this.#settle();
     if (this.#end - this.#start < this.#f.header && !(await this.#header())) {
-      return null;
+      return this.#endOfStream();
     }
     const len = this.#takeHeader();
     if (this.#end - this.#start < len) await this.#fill(len, "frame");
@@ -555,7 +561,7 @@ export class FrameReader {
         );
       }
       if (!(await this.#more(scanned + 1, false, this.#maxLine + 2))) {
-        if (scanned === 0) return null;
+        if (scanned === 0) return this.#endOfStream();
         if (this.#reply) {
           // A reply cut short is not a line.
           throw this.#failed(
@@ -590,7 +596,7 @@ export class FrameReader {
     exactCount(n);
     if (this.#pending !== null) await this.#settle();
     if (this.#end - this.#start === 0 && n > 0) {
-      if (!(await this.#more(1))) return null;
+      if (!(await this.#more(1))) return this.#endOfStream();
     }
     if (this.#end - this.#start < n) await this.#fill(n, "bytes");
     const start = this.#start;
@@ -612,7 +618,7 @@ export class FrameReader {
     exactCount(n);
     if (this.#pending !== null) await this.#settle();
     if (this.#end - this.#start === 0 && n > 0) {
-      if (!(await this.#more(1))) return null;
+      if (!(await this.#more(1))) return this.#endOfStream();
     }
     const start = this.#start;
     if (this.#end - start >= n) {
@@ -641,11 +647,37 @@ export class FrameReader {
       return Promise.resolve(n);
     }
     if (this.#pending !== null) return this.#pending.then(() => this.read(p));
-    if (this.#eof) return Promise.resolve(null);
+    if (this.#eof) return this.#endOfStreamAsync();
     return this.#source.read(p).then((n) => {
       if (n !== null) this.#received += n;
+      else {
+        this.#eof = true;
+        return this.#endOfStream();
+      }
       return n;
     });
+  }
+
+  /**
+   * What a read returns at EOF before its first byte: `null`, unless the
+   * reader is in reply mode and bytes of the reply already came (a RESP
+   * array cut after its first item, a second line that never came): then
+   * the reply was cut short, and that is an UnexpectedEofError.
+   */
+  #endOfStream(): null {
+    if (this.#reply && this.#received > this.#replyMark) {
+      const got = this.#received - this.#replyMark;
+      throw this.#failed(new UnexpectedEofError("reply", got + 1, got));
+    }
+    return null;
+  }
+
+  #endOfStreamAsync(): Promise<null> {
+    try {
+      return Promise.resolve(this.#endOfStream());
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   #check(): void {

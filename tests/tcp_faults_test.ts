@@ -154,6 +154,25 @@ Deno.test("TcpPool.exchange() with a RESP reader: ':123' cut to ':12' fails type
   );
 });
 
+for (
+  const [name, cut] of [
+    ["an array cut after its first item", "*3\r\n$1\r\na\r\n"],
+    ["a bulk string cut after its length", "$5\r\n"],
+    ["a bulk string cut inside", "$5\r\nab"],
+  ]
+) {
+  Deno.test(`TcpPool.exchange() with a RESP reader: ${name} fails typed, never resolves a value`, async () => {
+    await using server = startScriptServer(async (conn) => {
+      if (await readRequestLine(conn) !== null) await writeAll(conn, enc(cut!));
+    });
+    await using pool = new TcpPool({ port: server.port, max: 1 });
+    await assert.rejects(
+      pool.exchange(enc("GET k\r\n"), readReply, { idempotent: false }),
+      (e) => e instanceof ConnectionBrokenError && !e.beforeResponse,
+    );
+  });
+}
+
 Deno.test("TcpPool.request(): a frame cut by EOF is a ConnectionBrokenError whose cause is UnexpectedEofError", async () => {
   await using server = startScriptServer(async (conn) => {
     if (await readRequestFrame(conn) === null) return;
