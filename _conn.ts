@@ -244,6 +244,12 @@ export class Connection {
   pullGen = 0;
   /** Its write side was shut (closeWrite), or a stream read was cancelled. */
   spent = false;
+  /**
+   * A reply's last read filled its buffer to the byte: bytes the server
+   * sent right behind it could still be in the socket, unseen; it is not
+   * reused (destroyed as `unchecked`).
+   */
+  unchecked = false;
 
   constructor(
     sock: Socket,
@@ -273,9 +279,9 @@ export class Connection {
       !this.pulling && this.reader.buffered === 0 && !this.reader.eof;
   }
 
-  /** Dead or out of step: never lent or pooled again. */
+  /** Dead, out of step or unchecked: never lent or pooled again. */
   get unusable(): boolean {
-    return this.dead || this.spent;
+    return this.dead || this.spent || this.unchecked;
   }
 
   /** Closed, failed or found stale: no call may use it any more. */
@@ -611,6 +617,11 @@ export async function exchangeOn<R>(
         `Cannot ${what}: ${extra} more bytes arrived after the reply (an unsolicited reply; pass verify to keep the verified reply)`,
       );
     }
+  } else if (readerHooks.unsure(c.reader)) {
+    // The reply ended exactly where its last read's space did: whether the
+    // server sent more behind it cannot be told. The reply is whole and
+    // goes to its caller; the connection is not reused.
+    c.unchecked = true;
   }
   return reply;
 }
@@ -637,19 +648,12 @@ export async function writeAll(sock: Socket, p: Uint8Array): Promise<void> {
 }
 
 /** Ends a borrow: back to the pool, or destroyed if broken or dirty. */
-export function giveBack(
-  c: Connection,
-  lease: Lease<Connection>,
-  idle = false,
-): void {
-  if (idle && c.pulling) {
-    // A stream read left pending becomes the idle watch: bytes it brings
-    // while idle evict the connection, as any stray bytes do.
-    c.pulling = false;
-    c.pullGen++;
-  }
+export function giveBack(c: Connection, lease: Lease<Connection>): void {
   c.borrowed = false;
-  if (c.unusable || c.reader.eof) {
+  if (c.unchecked && !c.dead) {
+    c.close();
+    poolHooks.destroyAs(lease, "unchecked", undefined);
+  } else if (c.unusable || c.reader.eof) {
     poolHooks.destroyAs(lease, "broken", c.closeReason);
   } else if (!c.clean) {
     const reason = new ConnectionBrokenError(
@@ -737,9 +741,7 @@ export async function pullInto(
 
 /**
  * Hooks into PooledConn for proxy.ts (bound in PooledConn's static block):
- * the next chunk from the server (see pullChunk), a release that turns
- * a pending stream read into the idle watch instead of destroying, and
- * `stopPull`: gives up a pending pullChunk read (it stays the reader's
+ * the next chunk from the server (see pullChunk), and `stopPull`: gives up a pending pullChunk read (it stays the reader's
  * prefetch, so its bytes land in the buffer; the pullChunk call resolves
  * `null`), so that an exchange may run next, and says whether release would
  * now give the connection back (alive, lease held, clean, no EOF).
@@ -747,14 +749,10 @@ export async function pullInto(
 export const connHooks: {
   pull: (conn: object) => Promise<Uint8Array | null>;
   pullInto: (conn: object, buf: Uint8Array) => Promise<number | null>;
-  releaseIdle: (conn: object) => void;
   stopPull: (conn: object) => boolean;
 } = {
   pull: () => Promise.reject(new Error("tcp.ts is not loaded")),
   pullInto: () => Promise.reject(new Error("tcp.ts is not loaded")),
-  releaseIdle: () => {
-    throw new Error("tcp.ts is not loaded");
-  },
   stopPull: () => {
     throw new Error("tcp.ts is not loaded");
   },

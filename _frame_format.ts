@@ -355,11 +355,20 @@ export const readerHooks: {
    * connection keeps `bufferSize` bytes, not its largest reply's.
    */
   shrink(reader: object): void;
+  /**
+   * Nothing is buffered, but the last read filled all the space it was
+   * given: bytes sent right behind what was read may still be in the
+   * source, unseen. A reply that ends so cannot be checked for them.
+   */
+  unsure(reader: object): boolean;
 } = {
   replyMode: () => {
     throw new Error("framing.ts is not loaded");
   },
   shrink: () => {
+    throw new Error("framing.ts is not loaded");
+  },
+  unsure: () => {
     throw new Error("framing.ts is not loaded");
   },
 };

@@ -108,13 +108,6 @@ export class PooledConn implements AsyncDisposable, Disposable {
     connHooks.pull = (conn) => pullChunk((conn as PooledConn).#live("read"));
     connHooks.pullInto = (conn, buf) =>
       pullInto((conn as PooledConn).#live("read"), buf);
-    connHooks.releaseIdle = (pooled) => {
-      const conn = pooled as PooledConn;
-      const c = conn.#c;
-      if (c === null) return;
-      conn.#c = null;
-      if (conn.#lease !== null) giveBack(c, conn.#lease, true);
-    };
     connHooks.stopPull = (pooled) => {
       const conn = pooled as PooledConn;
       const c = conn.#c;
@@ -412,6 +405,12 @@ export class PooledConn implements AsyncDisposable, Disposable {
         `Cannot ${what}: another call is in flight on this connection${
           c.pulling ? " (a read of its readable stream is pending)" : ""
         }`,
+      );
+    }
+    if (c.unchecked) {
+      throw new ConnectionBrokenError(
+        `Cannot ${what}: the last reply ended exactly where its read did, so bytes sent behind it cannot be ruled out; use another connection`,
+        { beforeResponse: true },
       );
     }
     signal?.throwIfAborted();

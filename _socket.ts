@@ -331,11 +331,18 @@ export class NodeSocket implements Socket {
       }
       await new Promise<void>((resolve) => this.#waiter = resolve);
     }
-    const head = this.#queue[0]!;
-    const n = Math.min(head.length, p.length);
-    p.set(n === head.length ? head : head.subarray(0, n));
-    if (n === head.length) this.#queue.shift();
-    else this.#queue[0] = head.subarray(n);
+    // As much as `p` holds, from every chunk queued: bytes that already
+    // came are never left behind a full read of an earlier chunk (a reply's
+    // last read must bring what arrived after it).
+    let n = 0;
+    while (n < p.length && this.#queue.length > 0) {
+      const head = this.#queue[0]!;
+      const take = Math.min(head.length, p.length - n);
+      p.set(take === head.length ? head : head.subarray(0, take), n);
+      if (take === head.length) this.#queue.shift();
+      else this.#queue[0] = head.subarray(take);
+      n += take;
+    }
     this.#queued -= n;
     if (this.#held && this.#queued <= LOW_WATER) this.#unhold();
     return n;

@@ -317,6 +317,17 @@ function text(buf: Uint8Array, start: number, end: number): string {
   return DECODER.decode(buf.subarray(start, end));
 }
 
+/**
+ * Where a read into `buf` from `end` should stop: short of the buffer's
+ * last byte when that leaves room. A reply that fills a read's space to
+ * the byte hides what the server sent behind it (the reply cannot be
+ * checked, and its connection is not reused); replies are often sized in
+ * powers of two, like buffers, so the space is not one.
+ */
+function spaceEnd(buf: Uint8Array, end: number): number {
+  return buf.length - end > 1 ? buf.length - 1 : buf.length;
+}
+
 /** `out`'s bytes in an array twice as long, at most `len`. */
 function grow(out: Uint8Array, len: number): Uint8Array<ArrayBuffer> {
   const grown = new Uint8Array(Math.min(len, out.length * 2));
@@ -373,6 +384,11 @@ export class FrameReader {
   #reply = false;
   /** In reply mode: bytes consumed before the reply began. */
   #replyMark = 0;
+  /**
+   * The last read into the buffer filled all the space it was given: more
+   * bytes may be waiting in the source (see readerHooks.unsure).
+   */
+  #filled = false;
 
   static {
     readerHooks.replyMode = (reader, on) => {
@@ -381,6 +397,10 @@ export class FrameReader {
       if (on) r.#replyMark = r.#received - (r.#end - r.#start);
     };
     readerHooks.shrink = (reader) => (reader as FrameReader).#shrink();
+    readerHooks.unsure = (reader) => {
+      const r = reader as FrameReader;
+      return r.#filled && r.#end === r.#start;
+    };
   }
 
   /**
@@ -444,7 +464,10 @@ export class FrameReader {
     if (this.#end - this.#start < h) {
       // After a large frame, the next header alone, read here: one await
       // rather than three nested ones (large frames come in runs).
-      if (this.#large && this.#end === this.#start && !this.#eof) {
+      // Not in reply mode: a header read alone cannot see what follows it.
+      if (
+        this.#large && !this.#reply && this.#end === this.#start && !this.#eof
+      ) {
         const buf = this.#room(h);
         const n = await this.#source.read(buf.subarray(0, h));
         if (n === null) {
@@ -649,8 +672,10 @@ export class FrameReader {
     if (this.#pending !== null) return this.#pending.then(() => this.read(p));
     if (this.#eof) return this.#endOfStreamAsync();
     return this.#source.read(p).then((n) => {
-      if (n !== null) this.#received += n;
-      else {
+      if (n !== null) {
+        this.#received += n;
+        this.#filled = n === p.length;
+      } else {
         this.#eof = true;
         return this.#endOfStream();
       }
@@ -713,8 +738,9 @@ export class FrameReader {
     if (this.#pending !== null) await this.#pending;
     if (this.#end - this.#start >= h) return true;
     // After a large frame, read the header alone: the payload then goes
-    // straight from the source into its own array, copied once.
-    const exact = this.#large;
+    // straight from the source into its own array, copied once (not in reply
+    // mode, where a read must be able to bring what follows the reply).
+    const exact = this.#large && !this.#reply;
     if (this.#end === this.#start && !(await this.#more(1, exact))) {
       return false;
     }
@@ -797,16 +823,23 @@ export class FrameReader {
   ): Promise<boolean> {
     if (this.#pending !== null) return (await this.#pending) !== null;
     if (this.#eof) return false;
-    const buf = this.#room(want, cap);
-    const n = await this.#source.read(
-      exact
-        ? buf.subarray(this.#end, this.#start + Math.max(want, this.#f.header))
-        : buf.subarray(this.#end),
-    );
+    // In reply mode, room beyond what is wanted (one byte, and the one that
+    // spaceEnd leaves unused): a read that brings the reply's last byte can
+    // bring a byte sent after it too.
+    const buf = this.#reply
+      ? this.#room(want + 2, cap + 2)
+      : this.#room(want, cap);
+    const space = exact
+      ? buf.subarray(this.#end, this.#start + Math.max(want, this.#f.header))
+      : this.#reply
+      ? buf.subarray(this.#end, spaceEnd(buf, this.#end))
+      : buf.subarray(this.#end);
+    const n = await this.#source.read(space);
     if (n === null) {
       this.#eof = true;
       return false;
     }
+    this.#filled = n === space.length;
     this.#end += n;
     this.#received += n;
     return true;
@@ -838,13 +871,13 @@ export class FrameReader {
     }
     if (this.#eof) return Promise.resolve(null);
     const buf = this.#room(this.#end - this.#start + 1);
-    const pending = this.#source.read(
-      this.#end === 0 ? buf : buf.subarray(this.#end),
-    ).then(
+    const space = buf.subarray(this.#end, spaceEnd(buf, this.#end));
+    const pending = this.#source.read(space).then(
       (n) => {
         this.#pending = null;
         if (n === null) this.#eof = true;
         else {
+          this.#filled = n === space.length;
           this.#end += n;
           this.#received += n;
         }

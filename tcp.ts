@@ -253,8 +253,10 @@ export interface TcpPoolOptions extends TcpPoolPoolOptions {
 export interface PoolExchangeOptions<R> extends ExchangeOptions<R> {
   /**
    * Whether running the request twice is harmless. If so, a *reused*
-   * connection that fails before any byte of the reply (the server closed
-   * it just then) is retried once on a fresh connection.
+   * connection that breaks (EOF or a reset) before its reply is complete
+   * (the server had just closed it, or went away) is retried once on a
+   * fresh connection. A request the server may have run already (a reply
+   * cut short) runs again: pass `false` for anything that must not.
    *
    * @default {true}
    */
@@ -274,6 +276,12 @@ export interface TcpDestroyedStats extends DestroyedStats {
   dirty: number;
   /** Found dead or holding bytes when borrowed. */
   stale: number;
+  /**
+   * Its last reply ended exactly where the read that brought it did, so
+   * bytes the server sent right behind the reply could not be ruled out
+   * (the reply was delivered; the connection was not reused).
+   */
+  unchecked: number;
 }
 
 /** Counts of a {@linkcode TcpPool}: the pool's, plus retries. */
@@ -583,9 +591,9 @@ export class TcpPool implements AsyncDisposable {
    *   {@linkcode PoolTimeoutError} as `cause` if it ran out while waiting
    *   for a connection). Once the request started, the connection is
    *   closed, so its late reply reaches nobody.
-   * - A *reused* connection that fails before any byte of the reply (the
-   *   server had just closed it) is retried once on a fresh connection,
-   *   unless `idempotent` is `false`.
+   * - A *reused* connection that breaks before the reply is complete (the
+   *   server had just closed it, or went away) is retried once on a fresh
+   *   connection, unless `idempotent` is `false`.
    * - `verify(request, reply)` that returns false, or bytes left unread
    *   after the reply, reject with {@linkcode ProtocolError} and destroy the
    *   connection (never retried: the request was delivered).
@@ -776,7 +784,13 @@ export class TcpPool implements AsyncDisposable {
       ...stats,
       retries: this.#retries,
       stale: this.#stale,
-      destroyed: { broken: 0, dirty: 0, stale: 0, ...stats.destroyed },
+      destroyed: {
+        broken: 0,
+        dirty: 0,
+        stale: 0,
+        unchecked: 0,
+        ...stats.destroyed,
+      },
     };
   }
 

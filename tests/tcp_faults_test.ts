@@ -234,6 +234,35 @@ for (const size of [100, 8191, 8192, 8193, 9_000, 1 << 20]) {
   });
 }
 
+Deno.test("TcpPool: a line reply that ends exactly where its read's space did is delivered, and its connection is not reused (unchecked)", async () => {
+  // 8191 bytes with an 8192-byte buffer: the read that brings the newline
+  // fills its space (the buffer's last byte is left unused), so the stray
+  // line sent right behind it cannot be seen.
+  const line = "x".repeat(8189) + "\r\n";
+  await using server = startScriptServer(async (conn) => {
+    while (await readRequestLine(conn) !== null) {
+      await writeAll(conn, enc(line + "STRAY\r\n"));
+    }
+  });
+  await using pool = new TcpPool({ port: server.port, max: 1 });
+  for (let i = 0; i < 3; i++) {
+    assert.equal(
+      (await pool.exchange(enc("GET\n"), readLine, { timeout: 2_000 }))
+        ?.length,
+      8189,
+    );
+  }
+  assert.equal(pool.stats.destroyed.unchecked, 3, "never reused");
+  // On a held connection the next exchange is refused before a byte is sent.
+  await using conn = await pool.borrow();
+  assert.equal((await conn.exchange(enc("GET\n"), readLine))?.length, 8189);
+  assert.equal(conn.broken, true);
+  await assert.rejects(
+    conn.exchange(enc("GET\n"), readLine),
+    (e) => e instanceof ConnectionBrokenError && e.beforeResponse,
+  );
+});
+
 // -- 13. Idle connections drop grown buffers --
 
 Deno.test({
