@@ -25,7 +25,8 @@
 // FrameEncoderStream. Every bench checks the frames and bytes it saw.
 //
 // Run: deno bench bench/framing_bench.ts
-// (FRAMING_SIZES=65536 deno bench --allow-env bench/framing_bench.ts: one size)
+// (FRAMING_SIZES=65536 deno bench --allow-env bench/framing_bench.ts: one size;
+// FRAMING_SIZES=1048576: the long-line group alone)
 
 import {
   encodeFrame,
@@ -290,6 +291,38 @@ for (const size of sizes) {
         const frame of source.pipeThrough(new FrameEncoderStream())
       ) bytes += frame.length;
       if (bytes !== f.data.length) throw new Error("wrong length");
+    },
+  });
+}
+
+// -- A long line: readLine against readExact of the same size --
+//
+// A 1 MiB line (maxLineLength raised) from the same 64 KiB chunks: the
+// line's buffer doubles from 8 KiB towards the limit, so it is read in
+// O(log n) growths; readExact of the same size is the floor.
+
+const LONG = 1 << 20;
+const longLine = new TextEncoder().encode("x".repeat(LONG - 2) + "\r\n");
+if (!only || only.includes(LONG)) {
+  Deno.bench({
+    name: "FrameReader.readLine (1 MiB line)",
+    group: "1 MiB line",
+    baseline: true,
+    async fn() {
+      const reader = new FrameReader(new ChunkSource(longLine), {
+        maxLineLength: 2 * LONG,
+      });
+      const line = await reader.readLine();
+      if (line?.length !== LONG - 2) throw new Error("wrong line");
+    },
+  });
+  Deno.bench({
+    name: "FrameReader.readExact (1 MiB)",
+    group: "1 MiB line",
+    async fn() {
+      const reader = new FrameReader(new ChunkSource(longLine));
+      const bytes = await reader.readExact(LONG);
+      if (bytes?.length !== LONG) throw new Error("wrong length");
     },
   });
 }
