@@ -250,6 +250,12 @@ export class Connection {
    * reused (destroyed as `unchecked`).
    */
   unchecked = false;
+  /**
+   * The socket itself ended under a call: EOF or an error of the socket
+   * (a reset), not a timeout, an abort or a parser's complaint. What the
+   * retry of a stale connection looks at.
+   */
+  ended = false;
 
   constructor(
     sock: Socket,
@@ -379,26 +385,26 @@ export function fault(
     });
   }
   if (isSocketError(error)) {
+    c.ended = true;
     return new ConnectionBrokenError(`Cannot ${what}: ${error.message}`, {
       cause: error,
       beforeResponse,
     });
   }
-  if (error instanceof ConnectionBrokenError) return error;
-  if (error instanceof UnexpectedEofError && replying) {
-    // A reply cut short by the server's close: the connection broke.
-    return new ConnectionBrokenError(
-      `Cannot ${what}: the server closed the connection mid-reply`,
-      { cause: error, beforeResponse },
-    );
-  }
+  if (c.reader.eof) c.ended = true;
   if (
     c.reader.eof && !(error instanceof FrameTooLargeError) &&
-    !(error instanceof UnexpectedEofError) && !(error instanceof ProtocolError)
+    !(error instanceof ProtocolError) &&
+    (replying || !(error instanceof UnexpectedEofError))
   ) {
-    // The reply's parser failed on a stream that had ended: the end is why.
+    // The stream ended under the call: whatever the reply's parser made of
+    // that (its own error, a ConnectionBrokenError of its own, a reply cut
+    // short), the connection broke. Classified by what the socket did, not
+    // by what was thrown.
     return new ConnectionBrokenError(
-      `Cannot ${what}: the server closed the connection`,
+      `Cannot ${what}: the server closed the connection${
+        beforeResponse ? "" : " mid-reply"
+      }`,
       { cause: error, beforeResponse },
     );
   }
@@ -412,6 +418,7 @@ function closedEarly(
   received: number,
 ): ConnectionBrokenError {
   c.poison(undefined);
+  c.ended = true;
   return new ConnectionBrokenError(
     `Cannot ${what}: the server closed the connection`,
     { beforeResponse: c.reader.received === received },

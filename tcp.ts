@@ -91,7 +91,6 @@ import {
 import { describe } from "./_util.ts";
 import {
   Connection,
-  ConnectionBrokenError,
   exchangeArgs,
   exchangeOn,
   type ExchangeOptions,
@@ -744,9 +743,7 @@ export class TcpPool implements AsyncDisposable {
         // in the middle of the reply): a reused one had gone stale or its
         // server went away. The caller has nothing; an idempotent request
         // may run again.
-        if (
-          !fresh && reused && retry && error instanceof ConnectionBrokenError
-        ) {
+        if (!fresh && reused && retry && c.ended) {
           fresh = true;
           this.#retries++;
           continue;

@@ -542,5 +542,65 @@ Deno.test("TcpPool({ minIdle }) against a server that closes every connection at
   await server.drained(2_000);
 });
 
+// -- Retries are classified by what the socket did, not by the parser --
+
+for (
+  const [name, read] of [
+    ["returns null", (r: FrameReader) => r.readLine()],
+    ["throws a plain Error", async (r: FrameReader) => {
+      const line = await r.readLine();
+      if (line === null) throw new Error("no reply");
+      return line;
+    }],
+    ["throws the library's own ConnectionBrokenError", async (
+      r: FrameReader,
+    ) => {
+      const line = await r.readLine();
+      if (line === null) throw new ConnectionBrokenError("no reply");
+      return line;
+    }],
+  ] as const
+) {
+  Deno.test(`TcpPool.exchange(): a parser that ${name} at EOF on a stale reused connection is retried once (idempotent), never when not`, async () => {
+    // The second request on each connection: the server closes without a
+    // reply (it had just closed the idle connection).
+    await using server = startScriptServer(async (conn) => {
+      for (let nth = 1;; nth++) {
+        const line = await readRequestLine(conn);
+        if (line === null || nth === 2) return;
+        await writeAll(conn, enc(line + "\n"));
+      }
+    });
+    await using pool = new TcpPool({ port: server.port, max: 1 });
+    assert.equal(await pool.exchange(enc("one\n"), read), "one");
+    assert.equal(await pool.exchange(enc("two\n"), read), "two");
+    assert.equal(pool.stats.retries, 1);
+    await assert.rejects(
+      pool.exchange(enc("three\n"), read, { idempotent: false }),
+      (e) => e instanceof ConnectionBrokenError && e.beforeResponse,
+    );
+    assert.equal(pool.stats.retries, 1);
+  });
+}
+
+Deno.test("TcpPool.exchange(): a parser that throws ConnectionBrokenError on a live connection is not taken for a broken one (no retry; its error as thrown)", async () => {
+  await using server = startScriptServer(async (conn) => {
+    for (let line; (line = await readRequestLine(conn)) !== null;) {
+      await writeAll(conn, enc(line + "\n"));
+    }
+  });
+  await using pool = new TcpPool({ port: server.port, max: 1 });
+  assert.equal(await pool.exchange(enc("warm\n"), readLine), "warm");
+  const mine = new ConnectionBrokenError("the parser's own");
+  await assert.rejects(
+    pool.exchange(enc("x\n"), async (r) => {
+      await r.readLine();
+      throw mine;
+    }),
+    (e) => e === mine,
+  );
+  assert.equal(pool.stats.retries, 0);
+});
+
 // Keeps the type import used when only some tests run.
 export type { PooledConn };
