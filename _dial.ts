@@ -1,27 +1,13 @@
 // Copyright 2026 the chanpool authors. MIT license.
 // The one dial path of a pool, and the checks (validate, heartbeat pings)
 // that run like dials: every dial (background, for a waiter, fresh,
-// overflow) goes through Dialer.run with one deadline, and after a streak of
-// failures demand dials pause. The pool decides when to dial; this file
-// decides how a dial ends.
+// overflow) goes through Dialer.run with one deadline, and tells the pool's
+// Connectivity (_state.ts) how it went. The pool decides when to dial (the
+// connectivity says when it may); this file decides how a dial ends.
 
 import { DialError, PoolTimeoutError, TimeoutError } from "./_errors.ts";
 import type { Clock } from "./_time.ts";
-
-/** Base and cap of the minIdle refill backoff, in milliseconds. */
-const BACKOFF_BASE = 100;
-const BACKOFF_CAP = 30_000;
-
-/**
- * After PAUSE_AFTER failed dials in a row, dials for borrowers pause for a
- * step that doubles from PAUSE_BASE up to PAUSE_CAP (minus up to half, at
- * random, so pools do not retry in step): during an outage a few dials a
- * second instead of one per borrow, and a server that comes back is dialed
- * again within PAUSE_CAP.
- */
-const PAUSE_AFTER = 3;
-const PAUSE_BASE = 50;
-const PAUSE_CAP = 800;
+import type { Connectivity } from "./_state.ts";
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -41,30 +27,22 @@ export class Dialer<T> {
   readonly #named: string;
   readonly #closeLate: (resource: T) => void;
   readonly #settled: () => void;
+  readonly #state: Connectivity;
 
   /** Dials started (run). */
   started = 0;
-  /** Dials that failed, timed out against connectTimeout, or were refused. */
-  failures = 0;
   /** Dials that outlived the borrow's own (shorter) timeout. */
   timeouts = 0;
-  /** The minIdle refill may dial again from then (0: now). */
-  refillAt = 0;
 
   // Gives up every dial in flight; aborts every check (close).
   readonly #runs = new Set<(reason: unknown) => void>();
   readonly #checks = new Set<AbortController>();
-  #streak = 0; // failed in a row; reset by a good dial
-  #lastError: DialError | null = null;
-  #pausedUntil = 0; // demand dials wait until then (0: not paused)
-  /** A pause was set (it may have run out): a cheap first check. */
-  pauseSet = false;
-  #backoff = 0; // refill backoff step, ms (0 after a good dial)
 
   /**
    * @param closeLate Closes a resource that arrived after its dial ended.
    * @param settled Called after every dial settles (the pool checks whether
    *   close may resolve).
+   * @param state Told how every dial went.
    */
   constructor(
     dial: (signal: AbortSignal) => T | Promise<T>,
@@ -73,6 +51,7 @@ export class Dialer<T> {
     named: string,
     closeLate: (resource: T) => void,
     settled: () => void,
+    state: Connectivity,
   ) {
     this.#dial = dial;
     this.#clock = clock;
@@ -80,6 +59,7 @@ export class Dialer<T> {
     this.#named = named;
     this.#closeLate = closeLate;
     this.#settled = settled;
+    this.#state = state;
   }
 
   /**
@@ -98,6 +78,7 @@ export class Dialer<T> {
     done: (failed: boolean, value: unknown) => void,
   ): void {
     this.started++;
+    this.#state.started();
     const ctl = new AbortController();
     let timer: unknown = undefined;
     let settled = false;
@@ -113,12 +94,9 @@ export class Dialer<T> {
       this.#runs.delete(abandon);
       if (failed) {
         if (!ctl.signal.aborted) ctl.abort(value);
-        if (value instanceof DialError) this.#failed(value);
-      } else {
-        this.#streak = 0;
-        this.#pausedUntil = 0;
-        this.pauseSet = false;
-      }
+        if (value instanceof DialError) this.#state.failed(value);
+        else this.#state.ended();
+      } else this.#state.succeeded();
       done(failed, value);
       this.#settled();
     };
@@ -162,73 +140,19 @@ export class Dialer<T> {
     });
   }
 
-  /** Counts a failed dial; after a few in a row, pauses demand dials. */
-  #failed(error: DialError): void {
-    this.failures++;
-    this.#lastError = error;
-    const streak = ++this.#streak;
-    if (streak >= PAUSE_AFTER) {
-      const step = Math.min(
-        PAUSE_CAP,
-        PAUSE_BASE * 2 ** (streak - PAUSE_AFTER),
-      );
-      this.#pausedUntil = this.#clock.now() + step * (0.5 + Math.random() / 2);
-      this.pauseSet = true;
-    }
-  }
-
-  /** When demand dials may start again (0: they may now). */
-  get pausedUntil(): number {
-    if (this.#pausedUntil !== 0 && this.#pausedUntil <= this.#clock.now()) {
-      return 0;
-    }
-    return this.#pausedUntil;
-  }
-
-  /** The error a borrow fails with while demand dials are paused. */
-  pausedError(): DialError {
-    const last = this.#lastError!;
-    const left = this.#pausedUntil - this.#clock.now();
-    return new DialError(
-      `${last.message} (dialing paused for ${
-        Math.ceil(left)
-      } ms after ${this.#streak} failed dials in a row)`,
-      { cause: last.cause },
-    );
-  }
-
-  /** A minIdle refill dial failed: the next waits a growing, jittered step. */
-  refillFailed(): void {
-    this.#backoff = Math.min(
-      BACKOFF_CAP,
-      Math.max(BACKOFF_BASE, this.#backoff * 2),
-    );
-    this.refillAt = this.#clock.now() +
-      this.#backoff * (0.5 + Math.random() / 2);
-  }
-
   /**
    * A resource was lost `aliveFor` ms after its dial, before it was ever
    * lent (a server that accepts, then closes): a failed dial, for the
-   * counts and the refill backoff, so minIdle does not redial in a loop.
+   * counts and the probe schedule, so the pool does not redial in a loop.
    */
   lostEarly(aliveFor: number): void {
-    this.failures++;
-    this.#lastError = new DialError(
-      `Cannot dial${this.#named}: the connection was lost ${
-        Math.round(aliveFor)
-      } ms after it was made`,
+    this.#state.lostEarly(
+      new DialError(
+        `Cannot dial${this.#named}: the connection was lost ${
+          Math.round(aliveFor)
+        } ms after it was made`,
+      ),
     );
-    this.refillFailed();
-  }
-
-  /**
-   * A resource proved healthy (it was lent, or outlived the early-loss
-   * window): refills may go on at once.
-   */
-  refillOk(): void {
-    this.#backoff = 0;
-    this.refillAt = 0;
   }
 
   /**

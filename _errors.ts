@@ -46,17 +46,29 @@ export class PoolClosedError extends Error {
 export class PoolExhaustedError extends Error {
   /** The pool's `max`. */
   readonly max: number;
+  /** Set when the wait queue was full: the pool's `maxWaiting`. */
+  readonly maxWaiting: number | undefined;
 
   /**
    * Creates the error.
    *
    * @param max The pool's `max`.
-   * @param options Error options.
+   * @param options Error options; `maxWaiting` when the wait queue was
+   *   full (rather than every resource in use with `whenExhausted: "fail"`).
    */
-  constructor(max: number, options?: ErrorOptions) {
-    super(`Cannot borrow: all ${max} resources are in use`, options);
+  constructor(
+    max: number,
+    options?: ErrorOptions & { maxWaiting?: number | undefined },
+  ) {
+    super(
+      options?.maxWaiting === undefined
+        ? `Cannot borrow: all ${max} resources are in use`
+        : `Cannot borrow: ${options.maxWaiting} borrows are already waiting (maxWaiting)`,
+      options,
+    );
     this.name = "PoolExhaustedError";
     this.max = max;
+    this.maxWaiting = options?.maxWaiting;
   }
 }
 

@@ -5,6 +5,7 @@
 // range), naming the option and the value received.
 
 import { type Clock, SYSTEM_CLOCK } from "./_time.ts";
+import { type Backoff, DEFAULT_BACKOFF } from "./_state.ts";
 import { describe } from "./_util.ts";
 
 /** What a borrow does when every resource is in use. */
@@ -25,6 +26,39 @@ export interface HeartbeatOptions<T> {
    * signal aborts after `connectTimeout` or when the pool closes.
    */
   ping: (resource: T, signal: AbortSignal) => unknown;
+}
+
+/**
+ * The dial schedule while the server is unreachable (gRPC's connection
+ * backoff): after a failed dial, one probe dial at a time, the n-th after
+ * `initial × multiplier^n` ms (at most `max`), each ± `jitter` at random.
+ */
+export interface BackoffOptions {
+  /**
+   * The first delay, in milliseconds (> 0).
+   *
+   * @default {50}
+   */
+  initial?: number | undefined;
+  /**
+   * How much each delay grows over the last (≥ 1).
+   *
+   * @default {1.6}
+   */
+  multiplier?: number | undefined;
+  /**
+   * The random spread of each delay, as a fraction of it (0 to 1): so that
+   * many clients do not dial in step.
+   *
+   * @default {0.2}
+   */
+  jitter?: number | undefined;
+  /**
+   * The longest delay, in milliseconds (≥ `initial`).
+   *
+   * @default {2_000}
+   */
+  max?: number | undefined;
 }
 
 /**
@@ -145,6 +179,31 @@ export interface PoolOptions<T> {
   /** Pings idle resources periodically (off by default). */
   heartbeat?: HeartbeatOptions<T> | undefined;
   /**
+   * When dials fail (the server is down), how often to try again: one probe
+   * dial at a time on this schedule, whatever the number of borrowers.
+   *
+   * @default {{ initial: 50, multiplier: 1.6, jitter: 0.2, max: 2_000 }}
+   */
+  backoff?: BackoffOptions | undefined;
+  /**
+   * While the server is unreachable (`state` is `"transient_failure"`), a
+   * borrow that nothing idle can serve rejects at once with a
+   * {@linkcode DialError} (the last dial's failure as its `cause`), after a
+   * macrotask, instead of waiting for the next probe. A borrow's own
+   * `failFast` overrides it.
+   *
+   * @default {false}
+   */
+  failFast?: boolean | undefined;
+  /**
+   * The most borrows that may wait at once; one more rejects at once with
+   * {@linkcode PoolExhaustedError} (a bounded queue, as Envoy's
+   * `max_pending_requests`). An integer ≥ 0, or `Infinity`.
+   *
+   * @default {1024}
+   */
+  maxWaiting?: number | undefined;
+  /**
    * Reports a lease held longer than this, with the stack of its borrow.
    * `0` or `Infinity`: off. A lease that is garbage-collected without release
    * is reported (and reclaimed) whatever this is.
@@ -191,11 +250,20 @@ export interface BorrowOptions {
   /**
    * Skip idle resources and dial a new one (destroying the longest-idle one
    * first when the pool is at `max`); when nothing is idle at `max`, wait as
-   * usual. For a retry after a reused resource turned out stale.
+   * usual. For a retry after a reused resource turned out stale. While the
+   * server is unreachable it waits like any borrow (for the probe's
+   * resource, or a released one).
    *
    * @default {false}
    */
   fresh?: boolean | undefined;
+  /**
+   * While the server is unreachable, reject at once (after a macrotask)
+   * instead of waiting for the next probe; see `PoolOptions.failFast`.
+   *
+   * @default {the pool's failFast}
+   */
+  failFast?: boolean | undefined;
 }
 
 /** Options for {@linkcode Pool.close}. */
@@ -375,6 +443,9 @@ export interface Settings<T> {
   order: "lifo" | "fifo";
   /** `" " + name` for messages, or "". */
   named: string;
+  backoff: Backoff;
+  failFast: boolean;
+  maxWaiting: number;
 }
 
 /** Checks `new Pool(dial, options)`'s arguments; fills in defaults. */
@@ -505,7 +576,19 @@ export function settings<T>(
     );
   }
   const named = o.name ? ` ${o.name}` : "";
+  const backoff = backoffSettings(o.backoff);
+  if (o.failFast !== undefined && typeof o.failFast !== "boolean") {
+    throw new TypeError(
+      `Cannot create pool: failFast must be a boolean, received ${
+        describe(o.failFast)
+      }`,
+    );
+  }
+  const maxWaiting = count("maxWaiting", o.maxWaiting ?? 1024, 0, true);
   return {
+    backoff,
+    failFast: o.failFast ?? false,
+    maxWaiting,
     closeFn,
     validate,
     ping,
@@ -528,6 +611,46 @@ export function settings<T>(
   };
 }
 
+/** Checks `backoff` and fills in its defaults. */
+function backoffSettings(value: unknown): Backoff {
+  if (value === undefined) return DEFAULT_BACKOFF;
+  if (typeof value !== "object" || value === null) {
+    throw new TypeError(
+      `Cannot create pool: backoff must be an object, received ${
+        describe(value)
+      }`,
+    );
+  }
+  const b = value as BackoffOptions;
+  const field = (
+    name: keyof BackoffOptions,
+    ok: (n: number) => boolean,
+    what: string,
+  ) => {
+    const v = b[name] ?? DEFAULT_BACKOFF[name];
+    const n = checkNumber(`backoff.${name}`, v);
+    if (!ok(n)) {
+      throw new RangeError(
+        `Cannot create pool: backoff.${name} must be ${what}, received ${n}`,
+      );
+    }
+    return n;
+  };
+  const initial = field(
+    "initial",
+    (n) => n > 0 && n < Infinity,
+    "a positive number of milliseconds",
+  );
+  const multiplier = field("multiplier", (n) => n >= 1 && n < Infinity, "≥ 1");
+  const jitter = field("jitter", (n) => n >= 0 && n <= 1, "from 0 to 1");
+  const max = field(
+    "max",
+    (n) => n >= initial && n < Infinity,
+    `a number of milliseconds ≥ backoff.initial (${initial})`,
+  );
+  return { initial, multiplier, jitter, max };
+}
+
 /** Checks a borrow's options, on every call; returns its timeout. */
 export function borrowTimeout(
   options: BorrowOptions | undefined,
@@ -545,6 +668,14 @@ export function borrowTimeout(
     throw new TypeError(
       `Cannot borrow: signal must be an AbortSignal, received ${
         describe(signal)
+      }`,
+    );
+  }
+  const failFast = options?.failFast;
+  if (failFast !== undefined && typeof failFast !== "boolean") {
+    throw new TypeError(
+      `Cannot borrow: failFast must be a boolean, received ${
+        describe(failFast)
       }`,
     );
   }

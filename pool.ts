@@ -54,6 +54,7 @@
 //    clock, leak tracking, waiter deadlines are all stopped) and every
 //    borrow rejects with PoolClosedError.
 
+import { setImmediate } from "node:timers";
 import { Channel } from "./channel.ts";
 import { internals, poolHooks } from "./_internal.ts";
 import { type ChannelWaiter, leave } from "./_waiter.ts";
@@ -67,6 +68,12 @@ import {
   type Tick,
 } from "./_time.ts";
 import { Dialer } from "./_dial.ts";
+import { describe } from "./_util.ts";
+import {
+  Connectivity,
+  type ConnectivityState,
+  type StateChangeEvent,
+} from "./_state.ts";
 import { Leaks } from "./_leaks.ts";
 import {
   BUSY,
@@ -81,7 +88,9 @@ import {
 } from "./_idle.ts";
 
 export type { Clock } from "./_time.ts";
+export type { ConnectivityState, StateChangeEvent } from "./_state.ts";
 export type {
+  BackoffOptions,
   BorrowOptions,
   DestroyedStats,
   HeartbeatOptions,
@@ -144,6 +153,8 @@ class Waiter<T> implements ChannelWaiter {
   readonly pool: Pool<T>;
   readonly signal: AbortSignal | undefined;
   readonly timeout: number;
+  /** Its place in line: every waiter parked later has a larger one. */
+  readonly seq: number;
   /** The coarse reading it started with (see Tick.start). */
   readonly tick: Tick;
   readonly promise: Promise<Lease<T>>;
@@ -155,11 +166,13 @@ class Waiter<T> implements ChannelWaiter {
     signal: AbortSignal | undefined,
     timeout: number,
     tick: Tick,
+    seq: number,
   ) {
     this.pool = pool;
     this.signal = signal;
     this.timeout = timeout;
     this.tick = tick;
+    this.seq = seq;
     this.promise = new Promise((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -188,8 +201,10 @@ class Waiter<T> implements ChannelWaiter {
   /** Times out: leaves the queue, rejects. */
   timeOut(): void {
     if (leave(this)) {
-      waiterTimedOut(this.pool);
-      this.failed(new PoolTimeoutError(this.timeout));
+      // While the server is unreachable, the last dial failure is why.
+      this.failed(
+        new PoolTimeoutError(this.timeout, waiterTimedOut(this.pool)),
+      );
     }
   }
 
@@ -226,7 +241,7 @@ let waiterSettled: <T>(
   value: unknown,
   failed: boolean,
 ) => void;
-let waiterTimedOut: <T>(pool: Pool<T>) => void;
+let waiterTimedOut: <T>(pool: Pool<T>) => ErrorOptions | undefined;
 let waiterDue: <T>(pool: Pool<T>, waiter: Waiter<T>) => void;
 
 /** A key of `stats.destroyed`: the pool's own, or one a sibling module adds. */
@@ -539,6 +554,15 @@ export class Pool<T> implements AsyncDisposable {
   readonly #idleCheck: number;
   /** `" " + name` for messages, or "". */
   readonly #named: string;
+  readonly #failFast: boolean;
+  readonly #maxWaiting: number;
+  // Whether the pool can make resources, and when it may dial while it
+  // cannot (_state.ts); `statechange` listeners hear of every change.
+  readonly #state: Connectivity;
+  #listeners: ((event: StateChangeEvent) => void)[] = [];
+  // Every waiter gets the next number: a dial records the last one given
+  // out when it starts, and its failure fails only waiters up to it.
+  #waiterSeq = 0;
 
   // The idle entries, and the channel borrowers park on (see _idle.ts).
   readonly #idle: IdleSet<T>;
@@ -589,6 +613,7 @@ export class Pool<T> implements AsyncDisposable {
   #waitTime = 0; // += wait length, in #waiterSettled
   #timeouts = 0; // +1 when a waiter's deadline passes (Waiter.fire)
   #closeErrors = 0; // +1 when close throws or rejects (#closeResource)
+  #callbackErrors = 0; // +1 when a statechange listener throws
   // +1 per destroy, by reason (#destroy; overflow ones in #settle).
   readonly #destroyed: DestroyedStats & Record<string, number> = {
     destroyed: 0,
@@ -641,6 +666,17 @@ export class Pool<T> implements AsyncDisposable {
       ? Math.min(o.idleTimeout, o.heartbeat, o.maxLifetime)
       : Math.min(o.idleTimeout, o.heartbeat);
     this.#named = o.named;
+    this.#failFast = o.failFast;
+    this.#maxWaiting = o.maxWaiting;
+    this.#state = new Connectivity(clock, o.backoff, (event) => {
+      for (const listener of this.#listeners) {
+        try {
+          listener(event);
+        } catch {
+          this.#callbackErrors++;
+        }
+      }
+    });
     this.#dialer = new Dialer(
       dial,
       clock,
@@ -648,6 +684,7 @@ export class Pool<T> implements AsyncDisposable {
       this.#named,
       (resource) => this.#closeResource(resource),
       () => this.#checkDrained(),
+      this.#state,
     );
     this.#idle = new IdleSet(this.#maxIdle, o.order);
     this.#slots = new Channel({ capacity: this.#max });
@@ -820,10 +857,84 @@ export class Pool<T> implements AsyncDisposable {
       waitTime: this.#waitTime,
       timeouts: this.#timeouts + this.#dialer.timeouts,
       dials: this.#dialer.started,
-      dialErrors: this.#dialer.failures,
+      dialErrors: this.#state.failures,
       closeErrors: this.#closeErrors,
-      callbackErrors: this.#leaks.callbackErrors,
+      callbackErrors: this.#leaks.callbackErrors + this.#callbackErrors,
       destroyed: { ...this.#destroyed },
+    };
+  }
+
+  /**
+   * Whether the pool can make resources, as gRPC reports a connection's
+   * state: `"idle"` (nothing open, nothing dialing), `"connecting"` (a dial
+   * in flight, none succeeded yet), `"ready"` (the last dial succeeded),
+   * `"transient_failure"` (the last dial failed: borrows that nothing idle
+   * can serve wait for the next probe, dialed on the `backoff` schedule),
+   * `"closed"`.
+   *
+   * @example Usage
+   * ```ts
+   * import { Pool } from "@chanpool/chanpool";
+   * import assert from "node:assert/strict";
+   *
+   * await using pool = new Pool(() => ({}));
+   * assert.equal(pool.state, "idle");
+   * (await pool.borrow()).release();
+   * assert.equal(pool.state, "ready");
+   * ```
+   *
+   * @returns The state.
+   */
+  get state(): ConnectivityState {
+    return this.#state.state;
+  }
+
+  /**
+   * Calls `listener` on every change of {@linkcode Pool.state}, with the new
+   * state, the previous one and, on `"transient_failure"`, the dial error.
+   * A listener that throws is counted in `stats.callbackErrors`; the pool
+   * goes on.
+   *
+   * @example Usage
+   * ```ts
+   * import { Pool, type StateChangeEvent } from "@chanpool/chanpool";
+   * import assert from "node:assert/strict";
+   *
+   * await using pool = new Pool(() => ({}));
+   * const seen: string[] = [];
+   * const off = pool.on("statechange", (e: StateChangeEvent) => {
+   *   seen.push(`${e.previous} -> ${e.state}`);
+   * });
+   * (await pool.borrow()).release();
+   * off();
+   * assert.deepEqual(seen, ["idle -> connecting", "connecting -> ready"]);
+   * ```
+   *
+   * @param type `"statechange"`.
+   * @param listener Called with a {@linkcode StateChangeEvent}.
+   * @returns A function that removes the listener.
+   * @throws {TypeError} If `type` is not `"statechange"` or `listener` is not
+   *   a function.
+   */
+  on(
+    type: "statechange",
+    listener: (event: StateChangeEvent) => void,
+  ): () => void {
+    if (type !== "statechange") {
+      throw new TypeError(
+        `Cannot listen: type must be "statechange", received ${describe(type)}`,
+      );
+    }
+    if (typeof listener !== "function") {
+      throw new TypeError(
+        `Cannot listen: listener must be a function, received ${
+          describe(listener)
+        }`,
+      );
+    }
+    this.#listeners = [...this.#listeners, listener];
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== listener);
     };
   }
 
@@ -875,6 +986,7 @@ export class Pool<T> implements AsyncDisposable {
     if (!this.#closed) {
       this.#closed = true;
       this.#drained = Promise.withResolvers();
+      this.#state.close();
       this.#hk.disarm();
       this.#coarse.stop();
       if (this.#laneTimer !== undefined) {
@@ -950,22 +1062,51 @@ export class Pool<T> implements AsyncDisposable {
       throw new PoolClosedError("Cannot borrow: the pool is closed");
     }
     if (signal?.aborted) throw signal.reason;
-    if (options?.fresh) {
+    // While the server is unreachable, no dial of its own: a borrow waits
+    // for the probe (or a release). With failFast it fails instead, unless
+    // a probe is in flight or due (then it waits for that: gRPC's rule).
+    const failing = this.#state.failing;
+    if (failing && (options?.failFast ?? this.#failFast)) {
+      const from = this.#state.dialFrom(this.#dialing);
+      if (from !== Infinity && from > this.#clock.now()) {
+        return this.#failFastly();
+      }
+    }
+    if (options?.fresh && !failing) {
       if (this.#slots.size >= this.#max) this.#evictOldestIdle();
       if (this.#slots.size < this.#max) {
-        this.#checkPaused(true);
         this.#slots.trySend(undefined);
         return this.#lendFresh(signal, timeout);
       }
     }
     if (this.#slots.size >= this.#max) {
       if (this.#whenExhausted === FAIL) throw new PoolExhaustedError(this.#max);
-      if (this.#whenExhausted === OVERFLOW) {
-        this.#checkPaused(true);
+      if (this.#whenExhausted === OVERFLOW && !failing) {
         return this.#lendOverflow(signal, timeout);
       }
-    } else this.#checkPaused(false);
+    }
+    if (this.#waiting >= this.#maxWaiting) {
+      throw new PoolExhaustedError(this.#max, { maxWaiting: this.#maxWaiting });
+    }
     return this.#wait(signal, timeout);
+  }
+
+  /**
+   * failFast while the server is unreachable: rejects with the last dial
+   * failure, after a macrotask (`setImmediate`: after the event loop's I/O
+   * and timers, ~4 µs; a `setTimeout(0)` costs ~2 ms in Deno and delays a
+   * user's intervals), so that a retry loop cannot starve the event loop
+   * while it spins on failures.
+   */
+  #failFastly(): Promise<Lease<T>> {
+    const state = this.#state;
+    const last = state.lastError!;
+    const ago = Math.round(this.#clock.now() - state.lastErrorAt);
+    const error = new DialError(
+      `Cannot borrow${this.#named}: the server is unreachable (failFast; the last dial, ${ago} ms ago, failed: ${last.message})`,
+      { cause: last },
+    );
+    return new Promise((_, reject) => setImmediate(() => reject(error)));
   }
 
   #wait(
@@ -976,7 +1117,7 @@ export class Pool<T> implements AsyncDisposable {
     // A coarse reading, checked when the deadline fires (Tick.start): a
     // fresh reading per wait would cost as much as the rest of the wait.
     const tick = this.#coarse.tick();
-    const waiter = new Waiter(this, signal, timeout, tick);
+    const waiter = new Waiter(this, signal, timeout, tick, ++this.#waiterSeq);
     internals.park(this.#idle.channel, waiter);
     this.#waiting++;
     if (timeout === this.#acquireTimeout) {
@@ -1124,8 +1265,8 @@ export class Pool<T> implements AsyncDisposable {
 
   #lend(entry: Entry<T>): Lease<T> {
     entry.state = BUSY;
-    // Lent for the first time: it works, refills may go on at once.
-    if (entry.uses++ === 0) this.#dialer.refillOk();
+    // Lent for the first time: it works (the dial backoff starts over).
+    if (entry.uses++ === 0) this.#state.healthy();
     const gen = ++entry.gen;
     if (entry.overflow) this.#overflow++;
     else this.#inUse++;
@@ -1187,6 +1328,7 @@ export class Pool<T> implements AsyncDisposable {
     this.#destroyed[reason] = (this.#destroyed[reason] ?? 0) + 1;
     this.#closeResource(entry.resource, entry.reason);
     this.#slots.tryReceive();
+    if (this.#slots.size === 0) this.#state.empty();
     this.#fill();
     this.#checkDrained();
   }
@@ -1217,38 +1359,16 @@ export class Pool<T> implements AsyncDisposable {
   #fill(): void {
     if (this.#closed) return;
     while (this.#dialing < this.#maxDialing) {
-      const forWaiters = this.#waiting > this.#dialing;
-      if (forWaiters) {
-        const paused = this.#dialer.pausedUntil;
-        if (paused !== 0) {
-          this.#shedWaiters(paused);
-          break;
-        }
-      } else {
-        if (!this.#idleDeficit()) break;
-        const at = this.#dialer.refillAt;
-        if (at !== 0 && at > this.#clock.now()) {
-          this.#armHousekeeping(at);
-          break;
-        }
+      if (this.#waiting <= this.#dialing && !this.#idleDeficit()) break;
+      // While the server is unreachable: one dial at a time, the probe, on
+      // the backoff schedule (housekeeping starts it when it is due).
+      const from = this.#state.dialFrom(this.#dialing);
+      if (from !== 0 && from > this.#clock.now()) {
+        if (from !== Infinity) this.#armHousekeeping(from);
+        break;
       }
       if (!this.#slots.trySend(undefined)) break;
       this.#startDial();
-    }
-  }
-
-  /**
-   * Demand dials are paused: waiters that nothing but a dial can serve get
-   * the last dial error now; others wait for a release or the pause's end.
-   */
-  #shedWaiters(until: number): void {
-    if (this.#inUse + this.#dialing + this.#checking === 0) {
-      const error = this.#dialer.pausedError();
-      while (internals.failReceiver(this.#idle.channel, error)) {
-        /* every one */
-      }
-    } else {
-      this.#armHousekeeping(until);
     }
   }
 
@@ -1257,24 +1377,18 @@ export class Pool<T> implements AsyncDisposable {
       this.#idle.size + this.#dialing < this.#minIdle;
   }
 
-  /** Starts a background dial whose resource goes idle (or to a waiter). */
+  /**
+   * Starts a background dial whose resource goes idle (or to a waiter).
+   * If it fails, it fails the waiters parked before it started (see
+   * #dialFailed).
+   */
   #startDial(): void {
     this.#dialing++;
+    const seq = this.#waiterSeq;
     this.#dialer.run(Infinity, undefined, (failed, value) => {
-      if (failed) this.#dialFailed(value);
+      if (failed) this.#dialFailed(value, seq);
       else this.#dialed(value as T);
     });
-  }
-
-  /**
-   * Throws at once while demand dials are paused and nothing but a dial
-   * could serve this borrow (or it needs a dial of its own: `fresh`,
-   * overflow): failing fast beats queueing for a dial that will not start.
-   */
-  #checkPaused(ownDial: boolean): void {
-    if (!this.#dialer.pauseSet || this.#dialer.pausedUntil === 0) return;
-    if (!ownDial && this.#inUse + this.#dialing + this.#checking > 0) return;
-    throw this.#dialer.pausedError();
   }
 
   #dialed(resource: T): void {
@@ -1318,20 +1432,33 @@ export class Pool<T> implements AsyncDisposable {
     if (entry.uses === 0) {
       const aliveFor = this.#clock.now() - entry.born;
       if (aliveFor < EARLY_LOSS) this.#dialer.lostEarly(aliveFor);
-      else this.#dialer.refillOk();
+      else this.#state.healthy();
     }
     this.#destroy(entry, "evicted");
     return true;
   }
 
-  /** A background dial failed, timed out, or was abandoned by close(). */
-  #dialFailed(error: unknown): void {
+  /**
+   * A background dial failed, timed out, or was abandoned by close(). The
+   * waiters parked before it started (`seq` and below) saw a real dial fail
+   * during their wait: they get its error, unless something else may still
+   * serve them (a resource in use, a check or another dial in flight). The
+   * ones parked after wait for the next dial, the probe.
+   */
+  #dialFailed(error: unknown, seq: number): void {
     this.#dialing--;
     this.#slots.tryReceive();
     if (!this.#closed) {
-      // To the first parked borrower, if any: never into the channel.
-      internals.failReceiver(this.#idle.channel, error);
-      this.#dialer.refillFailed();
+      if (this.#inUse + this.#checking + this.#dialing === 0) {
+        const channel = this.#idle.channel;
+        let w;
+        while (
+          (w = internals.firstReceiver(channel) as Waiter<T> | null) !== null &&
+          w.seq <= seq
+        ) {
+          internals.failReceiver(channel, error);
+        }
+      }
       this.#fill();
     }
     this.#checkDrained();
@@ -1403,7 +1530,11 @@ export class Pool<T> implements AsyncDisposable {
       pool.#settle(entry, gen, destroy, key);
     waiterSettled = (pool, waiter, value, failed) =>
       pool.#waiterSettled(waiter, value, failed);
-    waiterTimedOut = (pool) => pool.#timeouts++;
+    waiterTimedOut = (pool) => {
+      pool.#timeouts++;
+      const state = pool.#state;
+      return state.failing ? { cause: state.lastError } : undefined;
+    };
     waiterDue = (pool, waiter) => pool.#waiterDue(waiter);
   }
 }

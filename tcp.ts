@@ -70,6 +70,7 @@ import {
 } from "./framing.ts";
 import {
   type BorrowOptions,
+  type ConnectivityState,
   type DestroyedStats,
   type LeakReport,
   type Lease,
@@ -78,6 +79,7 @@ import {
   type PoolOptions,
   type PoolStats,
   PoolTimeoutError,
+  type StateChangeEvent,
   TimeoutError,
 } from "./pool.ts";
 import { SYSTEM_CLOCK } from "./_time.ts";
@@ -127,6 +129,9 @@ export type TcpPoolPoolOptions = Pick<
   | "maxLifetime"
   | "leakTimeout"
   | "clock"
+  | "backoff"
+  | "failFast"
+  | "maxWaiting"
 >;
 
 /** What a leak report or a heartbeat tells about a connection. */
@@ -794,6 +799,32 @@ export class TcpPool implements AsyncDisposable {
   /** `true` once `close` was called. */
   get closed(): boolean {
     return this.#pool.closed;
+  }
+
+  /**
+   * Whether the server can be reached, as {@linkcode Pool.state} reports
+   * it: `"idle"`, `"connecting"`, `"ready"`, `"transient_failure"` (the
+   * last dial failed; calls wait for the next probe) or `"closed"`.
+   *
+   * @returns The state.
+   */
+  get state(): ConnectivityState {
+    return this.#pool.state;
+  }
+
+  /**
+   * Calls `listener` on every change of {@linkcode TcpPool.state}; see
+   * {@linkcode Pool.on}.
+   *
+   * @param type `"statechange"`.
+   * @param listener Called with a {@linkcode StateChangeEvent}.
+   * @returns A function that removes the listener.
+   */
+  on(
+    type: "statechange",
+    listener: (event: StateChangeEvent) => void,
+  ): () => void {
+    return this.#pool.on(type, listener);
   }
 
   /**

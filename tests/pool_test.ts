@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import {
+  type ConnectivityState,
   DialError,
   type LeakReport,
   type Lease,
@@ -622,52 +623,6 @@ Deno.test(
 // -- Dial failures --
 
 Deno.test(
-  "Pool: a failed dial rejects one waiting borrower with DialError at once and returns its slot",
-  NONE,
-  async () => {
-    const { dialer, pool } = setup({ max: 1 });
-    const cause = new Error("connection refused");
-    dialer.failWith = cause;
-    const p = track(pool.borrow());
-    await settle();
-    assert.ok(p.error instanceof DialError);
-    assert.equal((p.error as DialError).cause, cause);
-    assert.match((p.error as Error).message, /connection refused/);
-    assert.equal(pool.stats.open, 0);
-    assert.equal(pool.stats.dialErrors, 1);
-    dialer.failWith = undefined;
-    const lease = await pool.borrow();
-    lease.release();
-    checkStats(pool.stats);
-    await pool.close();
-  },
-);
-
-Deno.test(
-  "Pool: each failed dial rejects exactly one of several waiters; the rest get the next dials",
-  NONE,
-  async () => {
-    const { dialer, pool } = setup({ max: 4, maxDialing: 1 });
-    dialer.manual = true;
-    const a = track(pool.borrow());
-    const b = track(pool.borrow());
-    await settle();
-    assert.equal(dialer.parked, 1);
-    dialer.rejectNext(new Error("boom"));
-    await settle();
-    assert.ok(a.error instanceof DialError, "the first waiter gets the error");
-    assert.equal(b.settled, false);
-    assert.equal(dialer.parked, 1, "a new dial starts for the second");
-    dialer.resolveNext();
-    await settle();
-    assert.ok(b.value);
-    b.value.release();
-    assert.equal(dialer.parked, 0, "no extra dial for a served waiter");
-    await pool.close();
-  },
-);
-
-Deno.test(
   "Pool: a dial that never settles fails after connectTimeout; its late resource is closed",
   NONE,
   async () => {
@@ -713,7 +668,7 @@ Deno.test(
 );
 
 Deno.test(
-  "Pool minIdle refill backs off exponentially with jitter and recovers on its own",
+  "Pool minIdle refill probes on the backoff schedule (50 ms × 1.6^n ± 20 %) and recovers on its own",
   NONE,
   async () => {
     const clock = new FakeClock();
@@ -728,16 +683,17 @@ Deno.test(
     await clock.advance(0);
     for (let t = 0; t < 5_000; t += 10) await clock.advance(10);
     const times = dialer.startTimes;
+    // 50, 80, 128, 205, 328, 524, 839, 1342, 2000...: 9 or 10 in 5 s.
     assert.ok(
-      times.length >= 5 && times.length <= 12,
+      times.length >= 8 && times.length <= 12,
       `${times.length} dials in 5 s`,
     );
     const gaps = times.slice(1).map((t, i) => t - times[i]!);
-    // Base 100 ms, doubling, each gap between half and all of its step.
-    for (let i = 0; i < Math.min(gaps.length, 6); i++) {
-      const step = 100 * 2 ** i;
+    // Each gap is its step ± 20 % (the clock moves in 10 ms steps).
+    for (let i = 0; i < gaps.length; i++) {
+      const step = Math.min(2_000, 50 * 1.6 ** i);
       assert.ok(
-        gaps[i]! >= step / 2 - 10 && gaps[i]! <= step + 10,
+        gaps[i]! >= step * 0.8 - 10 && gaps[i]! <= step * 1.2 + 10,
         `gap ${i}: ${gaps[i]} for step ${step}`,
       );
     }
@@ -810,87 +766,6 @@ Deno.test(
     const late = dialer.resolveNext();
     await settle();
     assert.equal(late.closed, 1, "what lands later is closed at once");
-  },
-);
-
-Deno.test(
-  "Pool: after 3 failed dials in a row, borrows fail fast without dialing until a short pause ends",
-  NONE,
-  async () => {
-    const { clock, dialer, pool } = setup({ max: 4, name: "db:5432" });
-    const cause = new Error("connection refused");
-    dialer.failWith = cause;
-    for (let i = 0; i < 3; i++) {
-      await assert.rejects(pool.borrow(), (e) => {
-        assert.ok(e instanceof DialError);
-        assert.equal(e.message, "Cannot dial db:5432: connection refused");
-        assert.equal(e.cause, cause);
-        return true;
-      });
-    }
-    assert.equal(dialer.started, 3);
-    // Paused: 100 borrows fail at once, none dials, the cause is kept.
-    for (let i = 0; i < 100; i++) {
-      const p = track(pool.borrow());
-      await settle();
-      assert.ok(p.error instanceof DialError, "failed fast");
-      assert.match(
-        (p.error as Error).message,
-        /^Cannot dial db:5432: connection refused \(dialing paused for \d+ ms after 3 failed dials in a row\)$/,
-      );
-      assert.equal((p.error as Error).cause, cause);
-    }
-    assert.equal(dialer.started, 3);
-    // The pause ends within its step (50 ms for the first); one dial tries.
-    await clock.advance(50);
-    await assert.rejects(pool.borrow(), DialError);
-    assert.equal(dialer.started, 4);
-    // Pauses double: count dials over 2 s of borrowing every 5 ms.
-    const before = dialer.started;
-    for (let t = 0; t < 2_000; t += 5) {
-      const p = track(pool.borrow());
-      await clock.advance(5);
-      assert.ok(p.error instanceof DialError);
-    }
-    const dials = dialer.started - before;
-    assert.ok(dials >= 3 && dials <= 8, `${dials} dials in 2 s`);
-    // The server is back: at most one pause (≤ 800 ms) later, borrows work.
-    dialer.failWith = undefined;
-    await clock.advance(800);
-    const lease = await pool.borrow();
-    lease.release();
-    checkStats(pool.stats);
-    await pool.close();
-  },
-);
-
-Deno.test(
-  "Pool: while dials pause, a borrow that a lease in use can serve waits for it",
-  NONE,
-  async () => {
-    const { clock, dialer, pool } = setup({ max: 4 });
-    const held = await pool.borrow();
-    dialer.failWith = new Error("down");
-    for (let i = 0; i < 3; i++) {
-      // Fresh borrows dial whatever is in use: three failures in a row.
-      await assert.rejects(pool.borrow({ fresh: true }), DialError);
-    }
-    const waiter = track(pool.borrow({ timeout: 1_000 }));
-    await clock.advance(10);
-    assert.equal(waiter.settled, false, "it waits: a lease may come back");
-    held.release();
-    await clock.advance(0);
-    assert.ok(waiter.value, "and gets the released resource");
-    // Destroyed instead: nothing can serve a second waiter but a dial.
-    const other = track(pool.borrow({ timeout: 1_000 }));
-    await clock.advance(0);
-    assert.equal(other.settled, false);
-    waiter.value.destroy();
-    await clock.advance(0);
-    assert.ok(other.error instanceof DialError, "failed at once");
-    assert.match((other.error as Error).message, /paused/);
-    checkStats(pool.stats);
-    await pool.close();
   },
 );
 
@@ -1523,8 +1398,7 @@ Deno.test(
         } catch (error) {
           if (error instanceof PoolTimeoutError) note("timeout");
           else if (error instanceof DialError) {
-            // "dial paused": failed fast while dials pause after failures.
-            note(/paused/.test(error.message) ? "dial paused" : "dial error");
+            note("dial error");
             // As a caller would: after a failed dial, wait a little.
             await sleep(clock, 1 + Math.floor(random() * 40));
           } else if (error instanceof Error && error.message === "aborted") {
@@ -1554,7 +1428,6 @@ Deno.test(
         "destroyed",
         "timeout",
         "dial error",
-        "dial paused",
         "aborted",
       ]
     ) {
@@ -1940,5 +1813,253 @@ Deno.test(
       held.release();
       await pool.close();
     }
+  },
+);
+
+// -- Outages: connectivity state, probes, failFast, maxWaiting --
+
+Deno.test(
+  "Pool: a failed dial fails the borrow it was made for with DialError (cause kept) and frees its slot; the next borrow waits for the probe",
+  NONE,
+  async () => {
+    const { clock, dialer, pool } = setup({ max: 1, name: "db:5432" });
+    const cause = new Error("connection refused");
+    dialer.failWith = cause;
+    const p = track(pool.borrow());
+    await settle();
+    assert.ok(p.error instanceof DialError);
+    assert.equal((p.error as DialError).cause, cause);
+    assert.equal(
+      (p.error as Error).message,
+      "Cannot dial db:5432: connection refused",
+    );
+    assert.deepEqual([pool.stats.open, pool.stats.dialErrors], [0, 1]);
+    assert.equal(pool.state, "transient_failure");
+    // The server is back; the next borrow waits for the probe (50 ms ± 20 %).
+    dialer.failWith = undefined;
+    const next = track(pool.borrow());
+    await clock.advance(39);
+    assert.equal(next.settled, false, "no dial before the probe is due");
+    assert.equal(dialer.started, 1);
+    await clock.advance(21);
+    assert.ok(next.value, "served by the probe");
+    assert.equal(pool.state, "ready");
+    next.value.release();
+    checkStats(pool.stats);
+    await pool.close();
+  },
+);
+
+Deno.test(
+  "Pool: a failed dial fails only the waiters parked before it started; later ones wait for the probe",
+  NONE,
+  async () => {
+    const { clock, dialer, pool } = setup({ max: 4, maxDialing: 1 });
+    dialer.manual = true;
+    const a = track(pool.borrow());
+    await settle();
+    const b = track(pool.borrow()); // parked after the dial started
+    await settle();
+    assert.equal(dialer.parked, 1);
+    dialer.rejectNext(new Error("boom"));
+    await settle();
+    assert.ok(a.error instanceof DialError, "a saw a dial fail");
+    assert.equal(b.settled, false, "b waits for a dial of its own time");
+    assert.equal(dialer.parked, 0, "no dial before the probe is due");
+    await clock.advance(60);
+    assert.equal(dialer.parked, 1, "the probe");
+    dialer.resolveNext();
+    await settle();
+    assert.ok(b.value);
+    b.value.release();
+    await pool.close();
+  },
+);
+
+Deno.test(
+  "Pool in transient_failure: one probe at a time on the backoff schedule, whatever the demand; every failure is a dial made during the call",
+  NONE,
+  async () => {
+    const { clock, dialer, pool } = setup({ max: 8 });
+    const states: ConnectivityState[] = [];
+    pool.on("statechange", (e) => states.push(e.state));
+    dialer.failWith = new Error("connection refused");
+    // 10 s of outage, a borrow every 5 ms, each waiting (acquireTimeout).
+    const calls: {
+      at: number;
+      p: ReturnType<typeof track<Lease<Res>>>;
+    }[] = [];
+    for (let t = 0; t < 10_000; t += 5) {
+      calls.push({ at: clock.now(), p: track(pool.borrow()) });
+      await clock.advance(5);
+    }
+    assert.ok(dialer.maxInFlight <= 1, "one dial at a time");
+    // 50, 80, 128... ms, capped at 2 s (± 20 %): 12 or so in 10 s.
+    assert.ok(
+      dialer.started >= 9 && dialer.started <= 16,
+      `${dialer.started} dials in 10 s`,
+    );
+    // Every call that failed got a DialError within one backoff step of its
+    // start (and none a stale one: each failed after a dial it waited for).
+    let failed = 0;
+    for (const { at, p } of calls) {
+      if (!p.settled) continue;
+      assert.ok(p.error instanceof DialError, String(p.error));
+      failed++;
+      const start = dialer.startTimes.find((s) => s >= at);
+      assert.ok(start !== undefined, "failed after a dial it waited for");
+      assert.ok(start - at <= 2_400, `waited ${start - at} ms for a probe`);
+    }
+    assert.ok(failed >= calls.length - 500, `${failed} of ${calls.length}`);
+    // The server comes back: the calls still waiting are served from the
+    // next probe on, at most one step (2 s + 20 %) later; a call made after
+    // it succeeds too (each served lease is released at once).
+    dialer.failWith = undefined;
+    const back = clock.now();
+    const after = track(pool.borrow());
+    const pending = [...calls.map((c) => c.p).filter((p) => !p.settled), after];
+    let first = Infinity;
+    for (let t = 0; t < 5_000 && after.value === undefined; t += 5) {
+      await clock.advance(5);
+      for (const p of pending) {
+        if (p.value !== undefined && p.value.held) {
+          first = Math.min(first, clock.now() - back);
+          p.value.release();
+        }
+      }
+    }
+    assert.ok(after.value, "a call made after the server is back succeeds");
+    assert.ok(first <= 2_410, `first success ${first} ms after the restart`);
+    assert.ok(pending.every((p) => !p.rejected), "none failed after");
+    assert.equal(pool.state, "ready");
+    await clock.advance(10);
+    assert.deepEqual(
+      [...new Set(states)].sort(),
+      ["connecting", "ready", "transient_failure"],
+    );
+    assert.equal(states[0], "connecting");
+    assert.equal(states.at(-1), "ready");
+    await pool.close();
+    assert.equal(pool.state, "closed");
+  },
+);
+
+Deno.test(
+  "Pool in transient_failure: a waiter that a lease in use can serve is not failed by a failed probe, and gets the released resource",
+  NONE,
+  async () => {
+    const { clock, dialer, pool } = setup({ max: 4 });
+    const held = await pool.borrow();
+    dialer.failWith = new Error("down");
+    await assert.rejects(pool.borrow({ fresh: true }), DialError);
+    assert.equal(pool.state, "transient_failure");
+    const waiter = track(pool.borrow({ timeout: 1_000 }));
+    await clock.advance(100); // a probe fails meanwhile
+    assert.ok(dialer.started >= 2);
+    assert.equal(waiter.settled, false, "it waits: a lease may come back");
+    held.release();
+    await clock.advance(0);
+    assert.ok(waiter.value, "and gets the released resource");
+    waiter.value.release();
+    checkStats(pool.stats);
+    await pool.close();
+  },
+);
+
+Deno.test(
+  "Pool in transient_failure: a borrow that times out has the last DialError as its PoolTimeoutError's cause",
+  NONE,
+  async () => {
+    const { clock, dialer, pool } = setup({ max: 2 });
+    const held = await pool.borrow();
+    const cause = new Error("down");
+    dialer.failWith = cause;
+    await assert.rejects(pool.borrow({ fresh: true }), DialError);
+    const waiter = track(pool.borrow({ timeout: 200 }));
+    await clock.advance(250);
+    assert.ok(waiter.error instanceof PoolTimeoutError);
+    const e = waiter.error as PoolTimeoutError;
+    assert.ok(e.cause instanceof DialError);
+    assert.equal((e.cause as DialError).cause, cause);
+    held.release();
+    await pool.close();
+  },
+);
+
+Deno.test(
+  "Pool({ failFast }) in transient_failure rejects a borrow nothing idle can serve after a macrotask, with the last failure as cause; a borrow's own failFast overrides",
+  NONE,
+  async () => {
+    const { dialer, pool } = setup({ max: 2, failFast: true });
+    dialer.failWith = new Error("refused");
+    await assert.rejects(pool.borrow(), DialError); // the dial fails
+    assert.equal(pool.state, "transient_failure");
+    const p = track(pool.borrow());
+    await settle();
+    assert.equal(p.settled, false, "not on a microtask");
+    await new Promise((r) => setTimeout(r, 0));
+    await settle();
+    assert.ok(p.error instanceof DialError);
+    assert.match((p.error as Error).message, /unreachable \(failFast/);
+    assert.ok((p.error as Error).cause instanceof DialError);
+    // A borrow's own failFast: false waits instead (for the probe).
+    const waits = track(pool.borrow({ failFast: false, timeout: 10 }));
+    await settle();
+    assert.equal(waits.settled, false);
+    await pool.close();
+    assert.ok(waits.error instanceof Error);
+  },
+);
+
+Deno.test(
+  "Pool({ maxWaiting }): a borrow beyond the wait queue's bound rejects at once with PoolExhaustedError",
+  NONE,
+  async () => {
+    const { pool } = setup({ max: 1, maxWaiting: 2 });
+    const held = await pool.borrow();
+    const a = track(pool.borrow());
+    const b = track(pool.borrow());
+    const c = track(pool.borrow());
+    await settle();
+    assert.ok(c.error instanceof PoolExhaustedError);
+    assert.equal((c.error as PoolExhaustedError).maxWaiting, 2);
+    assert.match((c.error as Error).message, /2 borrows are already waiting/);
+    assert.deepEqual([a.settled, b.settled, pool.stats.waiting], [
+      false,
+      false,
+      2,
+    ]);
+    held.release();
+    await settle();
+    a.value!.release();
+    await settle();
+    b.value!.release();
+    await pool.close();
+  },
+);
+
+Deno.test(
+  "Pool.on('statechange'): a listener that throws is counted and the pool goes on; bad arguments are TypeErrors",
+  NONE,
+  async () => {
+    const { pool } = setup();
+    pool.on("statechange", () => {
+      throw new Error("a buggy listener");
+    });
+    const seen: string[] = [];
+    const off = pool.on("statechange", (e) => seen.push(e.state));
+    (await pool.borrow()).release();
+    assert.deepEqual(seen, ["connecting", "ready"]);
+    assert.equal(pool.stats.callbackErrors, 2);
+    off();
+    assert.throws(
+      // deno-lint-ignore no-explicit-any
+      () => pool.on("change" as any, () => {}),
+      TypeError,
+    );
+    // deno-lint-ignore no-explicit-any
+    assert.throws(() => pool.on("statechange", "x" as any), TypeError);
+    await pool.close();
+    assert.deepEqual(seen, ["connecting", "ready"], "removed");
   },
 );
