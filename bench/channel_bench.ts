@@ -38,7 +38,8 @@
 // use).
 
 // Peers are imported inline with pinned `npm:` specifiers, so that deno.json
-// keeps no dependencies (DESIGN.md: benchmarks may import peers that way).
+// keeps no dependencies (the library has none; benchmarks may import peers
+// that way).
 // deno-lint-ignore-file no-import-prefix
 
 import { Channel, select } from "../mod.ts";

@@ -758,7 +758,6 @@ Deno.test(
       }
       assert.ok(source.largestRead <= 2 * (maxFrameSize + 8) + 64);
     }
-    console.log("fuzz outcomes:", outcomes);
     for (const [what, n] of Object.entries(outcomes)) {
       assert.ok(
         n > 0,

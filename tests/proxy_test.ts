@@ -249,7 +249,6 @@ Deno.test("proxy: upstream down gives the session a DialError and closes the cli
 
 Deno.test("proxy({ reuse: true }): 2 000 sessions with random early closes on both sides never see another session's bytes", async () => {
   const seed = 0x9e0c;
-  console.log(`proxy reuse seed: ${seed}`);
   const random = mulberry32(seed);
   await using upstream = echoUpstream(0, { closeProbability: 0.05, seed });
   await using pool = new TcpPool({ port: upstream.port, max: 8 });
@@ -282,7 +281,7 @@ Deno.test("proxy({ reuse: true }): 2 000 sessions with random early closes on bo
   await until("sessions ended", () => proxy.stats.active === 0, 5_000);
   const s = proxy.stats;
   console.log(
-    `reuse: ${complete} complete, ${foreign} with foreign bytes; ${s.reused} upstreams reused, ${pool.stats.dials} dials, ${s.errors} session errors`,
+    `proxy reuse seed ${seed}: ${complete} complete, ${foreign} with foreign bytes; ${s.reused} upstreams reused, ${pool.stats.dials} dials, ${s.errors} session errors`,
   );
   assert.equal(foreign, 0);
   assert.ok(s.reused > 500, `${s.reused} reused`);

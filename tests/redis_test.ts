@@ -625,7 +625,6 @@ Deno.test({
     held.release();
     await closing;
     const outcomes = await Promise.all(all);
-    console.log(`after close: ${outcomes.join(", ")}`);
     for (const o of outcomes) assert.equal(o, "PoolClosedError");
     await assert.rejects(
       redis.ping(),

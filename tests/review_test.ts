@@ -852,11 +852,6 @@ Deno.test("review: exchanges whose signals abort at random points reject with th
   assert.equal(pool.stats.inUse, 0);
   await pool.close();
   await server.drained(2_000);
-  console.log(
-    `ok ${ok}, aborted ${aborted}, stats ${
-      JSON.stringify(pool.stats.destroyed)
-    }`,
-  );
 });
 
 // -- Checked and sound: a release while an exchange reads a reply's tail --

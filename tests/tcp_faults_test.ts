@@ -461,7 +461,6 @@ Deno.test("TcpPool.close() racing its dials: every socket the server accepted is
     await server.drained(2_000);
   });
   assert.equal(dropped, 0, "connections dropped by a signalled connect");
-  console.log(`accepted ${server.accepted}, all closed`);
 });
 
 // -- 10. A lease dropped with a read pending is reclaimed --

@@ -685,7 +685,6 @@ Deno.test("PooledConn: bad arguments throw before any I/O and leave a healthy co
  */
 async function unsolicitedRun(verify: boolean) {
   const seed = verify ? 0xd0b1e : 0xd0b1f;
-  console.log(`unsolicited seed: ${seed}`);
   await using server = startFaultServer({
     mode: { random: { seed, pDuplicate: 0.02, duplicateMs: 2 } },
   });
@@ -713,7 +712,7 @@ async function unsolicitedRun(verify: boolean) {
   }
   const duplicates = server.stats.duplicateWrites;
   console.log(
-    `${
+    `unsolicited seed ${seed}, ${
       verify ? "with" : "without"
     } verify: ${ok} ok, ${wrong} replies to another request, ${rejected} ProtocolError; ${duplicates} unsolicited frames, ${pool.stats.dials} dials`,
   );
@@ -1118,7 +1117,6 @@ Deno.test("new TcpPool() rejects bad options naming the option and value", () =>
 const SOAK_SEED = 0x50a4_2026;
 
 Deno.test("TcpPool soak: 20 000 requests from 64 tasks through 8 connections with seeded faults; verified replies never reach the wrong caller", async () => {
-  console.log(`tcp soak seed: ${SOAK_SEED}`);
   const random = mulberry32(SOAK_SEED);
   await using server = startFaultServer({
     mode: {
@@ -1221,8 +1219,12 @@ Deno.test("TcpPool soak: 20 000 requests from 64 tasks through 8 connections wit
   };
   await Promise.all([...Array.from({ length: 64 }, task), tlsTask()]);
   await Promise.all(abandoned);
-  console.log("soak outcomes:", Object.fromEntries(outcomes), pool.stats);
-  console.log(`TLS: ${tlsErrors} DialErrors, ${silent.accepted} dials`);
+  const { dials, retries, destroyed } = pool.stats;
+  console.log(
+    `tcp soak seed ${SOAK_SEED}: ${
+      [...outcomes].map(([what, n]) => `${what} ${n}`).join(", ")
+    }; ${dials} dials, ${retries} retries, destroyed broken ${destroyed.broken}, dirty ${destroyed.dirty}; TLS: ${tlsErrors} DialErrors, ${silent.accepted} dials`,
+  );
   assert.equal(wrongVerified, 0, "a verified reply for another request");
   assert.ok((outcomes.get("ok verified") ?? 0) >= total * 0.6);
   const s = pool.stats;
