@@ -586,7 +586,7 @@ export class Pool<T> implements AsyncDisposable {
   #laneWaiting = 0; // waiters with the pool's acquireTimeout
   readonly #leaks: Leaks<T>;
   readonly #coarse: CoarseClock;
-  // Housekeeping: idle expiry, pings, leak reports, paused refills.
+  // Housekeeping: idle expiry, pings, leak reports, the next probe.
   readonly #hk: Alarm;
 
   // Gauges (what `stats` reports as the pool's state):
