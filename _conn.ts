@@ -21,7 +21,7 @@ import type { Lease } from "./pool.ts";
 import { type Clock, DeadlineHeap, race } from "./_time.ts";
 import { poolHooks } from "./_internal.ts";
 import { type Socket, SocketError } from "./_socket.ts";
-import { describe } from "./_util.ts";
+import { describe, tooLong } from "./_util.ts";
 
 // -- Errors --
 
@@ -478,6 +478,8 @@ export function limits(what: string, options: IoOptions | undefined): Limits {
       `Cannot ${what}: timeout must be a non-negative number of milliseconds, received ${timeout}`,
     );
   }
+  const long = tooLong(what, "timeout", timeout);
+  if (long !== undefined) throw long;
   return { signal, timeout };
 }
 

@@ -5,7 +5,7 @@
 // range), naming the option and the value received.
 
 import { type Clock, SYSTEM_CLOCK } from "./_time.ts";
-import { describe } from "./_util.ts";
+import { describe, tooLong } from "./_util.ts";
 
 /** What a borrow does when every resource is in use. */
 export type WhenExhausted = "wait" | "fail" | "overflow";
@@ -17,7 +17,8 @@ export type WhenExhausted = "wait" | "fail" | "overflow";
  */
 export interface HeartbeatOptions<T> {
   /**
-   * How long a resource may sit idle before it is pinged, in milliseconds.
+   * How long a resource may sit idle before it is pinged, in milliseconds:
+   * a period, not a timeout, so it must be > 0 (`Infinity`: never pinged).
    */
   interval: number;
   /**
@@ -48,8 +49,8 @@ export interface LeakReport<T> {
 }
 
 /**
- * Options for {@linkcode Pool}. Durations are in milliseconds; `Infinity`
- * means "never".
+ * Options for {@linkcode Pool}. Durations are in milliseconds (finite ones
+ * at most 2^31 − 1, the timers' limit); `Infinity` means "never".
  *
  * @typeParam T The resource type.
  */
@@ -323,6 +324,8 @@ function duration(name: string, value: unknown, where = "create pool"): number {
       `Cannot ${where}: ${name} must be a non-negative number of milliseconds or Infinity, received ${value}`,
     );
   }
+  const long = tooLong(where, name, value);
+  if (long !== undefined) throw long;
   return value;
 }
 
@@ -548,7 +551,32 @@ export function borrowTimeout(
       }`,
     );
   }
+  const fresh = options?.fresh;
+  if (fresh !== undefined && typeof fresh !== "boolean") {
+    throw new TypeError(
+      `Cannot borrow: fresh must be a boolean, received ${describe(fresh)}`,
+    );
+  }
   return options?.timeout === undefined
     ? acquireTimeout
     : duration("timeout", options.timeout, "borrow");
+}
+
+/** Checks `close(options)`; returns `force`. */
+export function closeForce(options: PoolCloseOptions | undefined): boolean {
+  if (options === undefined) return false;
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Cannot close pool: options must be an object, received ${
+        describe(options)
+      }`,
+    );
+  }
+  const force = options.force;
+  if (force !== undefined && typeof force !== "boolean") {
+    throw new TypeError(
+      `Cannot close pool: force must be a boolean, received ${describe(force)}`,
+    );
+  }
+  return force === true;
 }

@@ -61,8 +61,8 @@
 
 import { TimeoutError } from "./_errors.ts";
 import { connHooks } from "./_conn.ts";
-import type { PooledConn, TcpPool } from "./tcp.ts";
-import { describe } from "./_util.ts";
+import { type PooledConn, TcpPool } from "./tcp.ts";
+import { describe, tooLong } from "./_util.ts";
 
 /**
  * `reuse` with the protocol's help: what runs on an upstream before it goes
@@ -183,6 +183,8 @@ function duration(name: string, value: unknown, fallback: number): number {
       `Cannot proxy: ${name} must be a non-negative number of milliseconds, received ${value}`,
     );
   }
+  const long = tooLong("proxy", name, value);
+  if (long !== undefined) throw long;
   return value === 0 ? Infinity : value;
 }
 
@@ -252,6 +254,35 @@ function settings(options: ProxyOptions | undefined): Settings {
     ...reuseSettings(o.reuse),
     drain: Math.min(duration("drainTime", o.drainTime, 100), 60_000),
   };
+}
+
+/** Checks proxy()'s `downstream`: a connection (what Deno.listen yields). */
+function checkDownstream(downstream: unknown): void {
+  const d = downstream as Partial<Record<string, unknown>> | null;
+  if (
+    typeof d !== "object" || d === null ||
+    typeof d.read !== "function" || typeof d.write !== "function" ||
+    typeof d.closeWrite !== "function" || typeof d.close !== "function"
+  ) {
+    throw new TypeError(
+      `Cannot proxy: downstream must be a connection (with read, write, closeWrite and close methods), received ${
+        describe(downstream)
+      }`,
+    );
+  }
+}
+
+/**
+ * Checks `pool`: a TcpPool, by `instanceof` (the proxy reads its
+ * connections through their internals, so an object that only looks like
+ * one would fail mid-session).
+ */
+function checkPool(pool: unknown, where: string): void {
+  if (!(pool instanceof TcpPool)) {
+    throw new TypeError(
+      `Cannot ${where}: pool must be a TcpPool, received ${describe(pool)}`,
+    );
+  }
 }
 
 /**
@@ -544,14 +575,22 @@ class Session {
  * session idles past `idleTimeout`), then closes the client and destroys the
  * upstream (or, with `reuse` and a clean end, resets it and gives it back).
  *
- * @param downstream The client's connection; it is closed on return.
- * @param pool Where upstreams come from.
+ * Arguments are checked first: a wrong one throws before anything is done
+ * (nothing is borrowed, and `downstream` is left open: it is still the
+ * caller's).
+ *
+ * @param downstream The client's connection (anything with `read`, `write`,
+ *   `closeWrite` and `close`, as a `Deno.Conn`); it is closed on return.
+ * @param pool Where upstreams come from: a {@linkcode TcpPool} (checked with
+ *   `instanceof`: the proxy reads its connections' internals).
  * @param options `signal`, `idleTimeout`, `connectTimeout`, `reuse`,
  *   `drainTime`.
  * @returns Bytes sent and received, whether the upstream was reused, and
  *   why its reset failed, if it did.
- * @throws {TypeError} If an option has the wrong type.
- * @throws {RangeError} If a duration is negative or NaN.
+ * @throws {TypeError} If `downstream` is not a connection, `pool` not a
+ *   TcpPool, or an option has the wrong type.
+ * @throws {RangeError} If a duration is negative, NaN, or finite and above
+ *   2^31 − 1.
  * @throws {DialError} If no upstream could be dialed (the client is closed).
  * @throws {TimeoutError} If the session idled past `idleTimeout`, or no
  *   upstream came within `connectTimeout`.
@@ -564,13 +603,9 @@ export async function proxy(
   pool: TcpPool,
   options?: ProxyOptions,
 ): Promise<ProxyResult> {
-  let s: Settings;
-  try {
-    s = settings(options);
-  } catch (error) {
-    downstream.close();
-    throw error;
-  }
+  checkDownstream(downstream);
+  checkPool(pool, "proxy");
+  const s = settings(options);
   let up: PooledConn;
   try {
     s.signal?.throwIfAborted();
@@ -654,6 +689,53 @@ export interface ProxyServer extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/**
+ * Checks serveProxy's `listen`: `true` for a listener (`accept` and
+ * `close` methods), `false` for an address to listen on.
+ */
+function isListener(listen: unknown): boolean {
+  const where = "serve proxy";
+  if (typeof listen !== "object" || listen === null) {
+    throw new TypeError(
+      `Cannot ${where}: listen must be { hostname?, port } or a listener, received ${
+        describe(listen)
+      }`,
+    );
+  }
+  const l = listen as Partial<Record<string, unknown>>;
+  if ("accept" in l) {
+    if (typeof l.accept !== "function" || typeof l.close !== "function") {
+      throw new TypeError(
+        `Cannot ${where}: listen must be a listener with accept and close methods, received ${
+          describe(listen)
+        }`,
+      );
+    }
+    return true;
+  }
+  const { hostname = "127.0.0.1", port } = l;
+  if (typeof hostname !== "string") {
+    throw new TypeError(
+      `Cannot ${where}: listen.hostname must be a string, received ${
+        describe(hostname)
+      }`,
+    );
+  }
+  if (typeof port !== "number") {
+    throw new TypeError(
+      `Cannot ${where}: listen.port must be a number, received ${
+        describe(port)
+      }`,
+    );
+  }
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(
+      `Cannot ${where}: listen.port must be an integer from 0 to 65535, received ${port}`,
+    );
+  }
+  return false;
+}
+
 /** An accept that failed because the listener is closed. */
 function listenerClosed(error: unknown): boolean {
   return error instanceof Deno.errors.BadResource ||
@@ -692,13 +774,19 @@ function listenerClosed(error: unknown): boolean {
  * await served;
  * ```
  *
- * @param listen Where to listen (`port: 0`: a free port), or a listener
- *   the server takes over: its `close()` closes it.
- * @param pool Where upstreams come from.
+ * Arguments are checked first: a wrong one throws before anything is
+ * done (no listener is opened, a given one is left open and untouched).
+ *
+ * @param listen Where to listen, `{ hostname?, port }` (`hostname` default
+ *   `"127.0.0.1"`; `port: 0`: a free port), or a listener (with `accept`
+ *   and `close` methods) the server takes over: its `close()` closes it.
+ * @param pool Where upstreams come from: a {@linkcode TcpPool}.
  * @param options A session's options, plus `onError`.
  * @returns The server: `addr`, `stats`, `close()`, `await using`.
- * @throws {TypeError} If an option has the wrong type (a given listener is
- *   then left open).
+ * @throws {TypeError} If `listen` is neither an address nor a listener,
+ *   `pool` is not a TcpPool, or an option has the wrong type.
+ * @throws {RangeError} If `listen.port` is not an integer from 0 to 65535,
+ *   or a duration is out of range.
  */
 export function serveProxy(
   listen: { hostname?: string; port: number } | ProxyListener,
@@ -713,10 +801,11 @@ export function serveProxy(
       }`,
     );
   }
+  const given = isListener(listen);
+  checkPool(pool, "serve proxy");
   settings(options); // checks the options now, not per session
-  const listener: ProxyListener = "accept" in listen &&
-      typeof listen.accept === "function"
-    ? listen
+  const listener: ProxyListener = given
+    ? listen as ProxyListener
     : Deno.listen({
       hostname: (listen as { hostname?: string }).hostname ?? "127.0.0.1",
       port: (listen as { port: number }).port,
