@@ -99,7 +99,7 @@ export interface IoOptions {
   /**
    * How long the call may take, in milliseconds. When it runs out after the
    * call started, the connection is closed (it is out of step) and the call
-   * rejects with a {@linkcode TimeoutError}.
+   * rejects with a {@linkcode TimeoutError}. `0` or `Infinity`: no limit.
    *
    * @default {Infinity}
    */
@@ -480,7 +480,8 @@ export function limits(what: string, options: IoOptions | undefined): Limits {
   }
   const long = tooLong(what, "timeout", timeout);
   if (long !== undefined) throw long;
-  return { signal, timeout };
+  // 0, like Infinity, is no limit.
+  return { signal, timeout: timeout || Infinity };
 }
 
 const NO_LIMITS: Limits = { signal: undefined, timeout: Infinity };

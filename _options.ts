@@ -50,7 +50,8 @@ export interface LeakReport<T> {
 
 /**
  * Options for {@linkcode Pool}. Durations are in milliseconds (finite ones
- * at most 2^31 − 1, the timers' limit); `Infinity` means "never".
+ * at most 2^31 − 1, the timers' limit); for every timeout, `0` and
+ * `Infinity` both mean no limit.
  *
  * @typeParam T The resource type.
  */
@@ -117,13 +118,15 @@ export interface PoolOptions<T> {
   /**
    * How long a borrow waits before rejecting with
    * {@linkcode PoolTimeoutError}; a borrow's own `timeout` overrides it.
+   * `0` or `Infinity`: no limit.
    *
    * @default {30_000}
    */
   acquireTimeout?: number | undefined;
   /**
    * How long a dial (and a `validate` or heartbeat ping) may take: its signal
-   * aborts then, and a dial that has not resolved counts as failed.
+   * aborts then, and a dial that has not resolved counts as failed. `0` or
+   * `Infinity`: no limit.
    *
    * @default {10_000}
    */
@@ -184,7 +187,7 @@ export interface BorrowOptions {
   signal?: AbortSignal | undefined;
   /**
    * How long to wait, in milliseconds, before rejecting with
-   * {@linkcode PoolTimeoutError}.
+   * {@linkcode PoolTimeoutError}. `0` or `Infinity`: no limit.
    *
    * @default {acquireTimeout}
    */
@@ -450,14 +453,15 @@ export function settings<T>(
       }`,
     );
   }
+  // Timeouts: 0 and Infinity both mean no limit (kept as Infinity).
   const acquireTimeout = duration(
     "acquireTimeout",
     o.acquireTimeout ?? 30_000,
-  );
+  ) || Infinity;
   const connectTimeout = duration(
     "connectTimeout",
     o.connectTimeout ?? 10_000,
-  );
+  ) || Infinity;
   const idleTimeout = duration("idleTimeout", o.idleTimeout ?? 60_000) ||
     Infinity;
   const maxLifetime = duration("maxLifetime", o.maxLifetime ?? 1_800_000) ||
@@ -557,9 +561,10 @@ export function borrowTimeout(
       `Cannot borrow: fresh must be a boolean, received ${describe(fresh)}`,
     );
   }
+  // 0, like Infinity, is no limit.
   return options?.timeout === undefined
     ? acquireTimeout
-    : duration("timeout", options.timeout, "borrow");
+    : duration("timeout", options.timeout, "borrow") || Infinity;
 }
 
 /** Checks `close(options)`; returns `force`. */

@@ -683,7 +683,8 @@ export class Pool<T> implements AsyncDisposable {
    * ```
    *
    * @param options A signal that cancels the wait, a `timeout` in
-   *   milliseconds (default `acquireTimeout`), `fresh`.
+   *   milliseconds (default `acquireTimeout`; `0` or `Infinity`: no limit),
+   *   `fresh`.
    * @returns A lease on the resource.
    * @throws {TypeError} If `options`, `signal`, `timeout` or `fresh` has the
    *   wrong type (nothing is borrowed).

@@ -122,7 +122,8 @@ export interface ProxyOptions {
    */
   idleTimeout?: number | undefined;
   /**
-   * How long to wait for an upstream, in ms (the borrow's `timeout`).
+   * How long to wait for an upstream, in ms (the borrow's `timeout`); `0` or
+   * `Infinity`: no limit (the pool's `acquireTimeout` does not apply).
    *
    * @default {the pool's acquireTimeout}
    */
@@ -139,7 +140,10 @@ export interface ProxyOptions {
   /**
    * With `reuse`: after the client's half-close, how long the upstream must
    * stay quiet, in ms, counted from the last byte delivered to the client,
-   * before the session ends.
+   * before the session ends. Not a timeout: `0` ends the session as soon as
+   * the last byte the upstream sent was delivered (at the next turn of the
+   * event loop); `Infinity`: the drain never ends it (the upstream's close
+   * or `idleTimeout` does, and the upstream is then not reused).
    *
    * @default {100}
    */
@@ -169,7 +173,8 @@ const BUFFER = 64 * 1024;
 
 function noop(): void {}
 
-function duration(name: string, value: unknown, fallback: number): number {
+/** A duration option, checked: a number of ms ≥ 0 (finite ones ≤ 2^31 − 1). */
+function milliseconds(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number") {
     throw new TypeError(
@@ -185,7 +190,12 @@ function duration(name: string, value: unknown, fallback: number): number {
   }
   const long = tooLong("proxy", name, value);
   if (long !== undefined) throw long;
-  return value === 0 ? Infinity : value;
+  return value;
+}
+
+/** A timeout option: 0, like Infinity, is no limit (Infinity returned). */
+function duration(name: string, value: unknown, fallback: number): number {
+  return milliseconds(name, value, fallback) || Infinity;
 }
 
 type Reset = (conn: PooledConn, signal: AbortSignal) => unknown;
@@ -193,6 +203,7 @@ type Reset = (conn: PooledConn, signal: AbortSignal) => unknown;
 interface Settings {
   signal: AbortSignal | undefined;
   idle: number;
+  /** The borrow's timeout (undefined: the pool's acquireTimeout). */
   connect: number | undefined;
   reuse: boolean;
   reset: Reset | undefined;
@@ -244,15 +255,14 @@ function settings(options: ProxyOptions | undefined): Settings {
       }`,
     );
   }
-  const connect = o.connectTimeout === undefined
-    ? undefined
-    : duration("connectTimeout", o.connectTimeout, 0);
   return {
     signal: o.signal,
     idle: duration("idleTimeout", o.idleTimeout, 60_000),
-    connect: connect === Infinity ? undefined : connect,
+    connect: o.connectTimeout === undefined
+      ? undefined
+      : duration("connectTimeout", o.connectTimeout, 0),
     ...reuseSettings(o.reuse),
-    drain: Math.min(duration("drainTime", o.drainTime, 100), 60_000),
+    drain: milliseconds("drainTime", o.drainTime, 100),
   };
 }
 
@@ -470,6 +480,8 @@ class Session {
    */
   #armDrain(): void {
     clearTimeout(this.#drainTimer);
+    this.#drainTimer = undefined;
+    if (this.#s.drain === Infinity) return;
     this.#drainTimer = setTimeout(this.#drained, this.#s.drain);
   }
 

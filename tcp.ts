@@ -247,7 +247,8 @@ export interface TcpPoolOptions extends TcpPoolPoolOptions {
 
 /**
  * Options for {@linkcode TcpPool.exchange}: `timeout` bounds the whole call
- * (borrow, dial, write, read, retry).
+ * (borrow, dial, write, read, retry); `0` or `Infinity`: no limit (the wait
+ * for a connection is then bounded by `acquireTimeout` alone).
  *
  * @typeParam R The reply type.
  */
@@ -574,7 +575,8 @@ export class TcpPool implements AsyncDisposable {
    * Borrows a connection: an idle one that is still alive and clean, or a
    * new one.
    *
-   * @param options `signal`, `timeout` (default `acquireTimeout`), `fresh`.
+   * @param options `signal`, `timeout` (default `acquireTimeout`; `0` or
+   *   `Infinity`: no limit), `fresh`.
    * @returns The connection; release it when done.
    * @throws {TypeError} If an option has the wrong type (nothing is
    *   borrowed).
@@ -748,13 +750,20 @@ export class TcpPool implements AsyncDisposable {
       // An idle connection without a promise hop; else borrow and wait.
       let lease = fresh ? undefined : this.#pool.tryBorrow();
       if (lease === undefined) {
+        // The time left, checked here: a borrow's timeout of 0 is no limit.
+        const left = at === Infinity ? Infinity : at - clock.now();
+        if (left <= 0) {
+          throw new TimeoutError(
+            `Cannot ${what}: timed out after ${Math.round(timeout)} ms`,
+            timeout,
+          );
+        }
         try {
           lease = await this.#pool.borrow({
             signal,
             fresh,
-            timeout: at === Infinity
-              ? undefined
-              : Math.max(0, at - clock.now()),
+            // No limit of its own: the wait is the pool's acquireTimeout.
+            timeout: at === Infinity ? undefined : left,
           });
         } catch (error) {
           if (error instanceof PoolTimeoutError && at !== Infinity) {
