@@ -202,6 +202,11 @@ type Reset = (conn: PooledConn, signal: AbortSignal) => unknown;
 
 interface Settings {
   signal: AbortSignal | undefined;
+  /**
+   * serveProxy's reason for ending its sessions on close(): a session
+   * ended with it did not fail (undefined for proxy()).
+   */
+  closing: unknown;
   idle: number;
   /** The borrow's timeout (undefined: the pool's acquireTimeout). */
   connect: number | undefined;
@@ -257,6 +262,7 @@ function settings(options: ProxyOptions | undefined): Settings {
   }
   return {
     signal: o.signal,
+    closing: undefined,
     idle: duration("idleTimeout", o.idleTimeout, 60_000),
     connect: o.connectTimeout === undefined
       ? undefined
@@ -340,6 +346,8 @@ class Session {
   #resetting: Promise<void> | undefined = undefined;
   #resetFailed = false;
   #resetError: unknown = undefined;
+  /** Ended by serveProxy's close() (`Settings.closing`): not a failure. */
+  closed = false;
 
   constructor(down: Downstream, up: PooledConn, s: Settings) {
     this.#down = down;
@@ -368,7 +376,12 @@ class Session {
       signal?.removeEventListener("abort", onAbort);
       this.#stopTimers();
     }
-    if (this.#error !== undefined) throw this.#error;
+    if (this.#error !== undefined) {
+      if (this.#s.closing === undefined || this.#error !== this.#s.closing) {
+        throw this.#error;
+      }
+      this.closed = true;
+    }
     const result: ProxyResult = {
       sent: this.sent,
       received: this.received,
@@ -552,6 +565,11 @@ class Session {
         );
       }
     } catch (error) {
+      if (this.#s.closing !== undefined && error === this.#s.closing) {
+        this.closed = true; // cut by close(): not the reset's failure
+        up.destroy(error);
+        return;
+      }
       this.#resetFailed = true;
       this.#resetError = error;
     } finally {
@@ -617,7 +635,19 @@ export async function proxy(
 ): Promise<ProxyResult> {
   checkDownstream(downstream);
   checkPool(pool, "proxy");
-  const s = settings(options);
+  return await run(downstream, pool, settings(options));
+}
+
+/**
+ * One session, its arguments checked: borrows an upstream and copies.
+ * `started` gets the session once it runs (serveProxy counts its end).
+ */
+async function run(
+  downstream: Downstream,
+  pool: TcpPool,
+  s: Settings,
+  started?: (session: Session) => void,
+): Promise<ProxyResult> {
   let up: PooledConn;
   try {
     s.signal?.throwIfAborted();
@@ -633,7 +663,9 @@ export async function proxy(
     }
     throw error;
   }
-  return await new Session(downstream, up, s).run();
+  const session = new Session(downstream, up, s);
+  started?.(session);
+  return await session.run();
 }
 
 /** Counters of a {@linkcode serveProxy} server. */
@@ -644,6 +676,12 @@ export interface ProxyStats {
   sessions: number;
   /** Sessions that ended with an error (reported to `onError`). */
   errors: number;
+  /**
+   * Sessions ended by {@linkcode ProxyServer.close} (both sides closed, or
+   * the wait for an upstream given up): not errors, never reported to
+   * `onError`; their bytes count in `sent` and `received`.
+   */
+  closed: number;
   /**
    * Failed accepts (reported to `onError` with `null` for the address),
    * after each of which the server waited and went on accepting.
@@ -696,7 +734,9 @@ export interface ProxyServer extends AsyncDisposable {
   readonly stats: ProxyStats;
   /**
    * Stops accepting (closes the listener), ends every session (both sides
-   * closed) and waits for them.
+   * closed) and waits for them. A session it ends did not fail: it is
+   * counted in `stats.closed`, not in `stats.errors`, and not reported to
+   * `onError`.
    */
   close(): Promise<void>;
 }
@@ -815,7 +855,7 @@ export function serveProxy(
   }
   const given = isListener(listen);
   checkPool(pool, "serve proxy");
-  settings(options); // checks the options now, not per session
+  const s = settings(options); // checked now, not per session
   const listener: ProxyListener = given
     ? listen as ProxyListener
     : Deno.listen({
@@ -823,14 +863,17 @@ export function serveProxy(
       port: (listen as { port: number }).port,
     });
   const stop = new AbortController();
-  const signal = options?.signal === undefined
+  // What close() ends sessions with: such an end is not a failure.
+  const closedReason = new Error("Cannot proxy: the proxy server closed");
+  s.closing = closedReason;
+  s.signal = options?.signal === undefined
     ? stop.signal
     : AbortSignal.any([stop.signal, options.signal]);
-  const sessionOptions: ProxyOptions = { ...options, signal };
   const stats: ProxyStats = {
     active: 0,
     sessions: 0,
     errors: 0,
+    closed: 0,
     acceptErrors: 0,
     sent: 0,
     received: 0,
@@ -855,15 +898,21 @@ export function serveProxy(
     }
     stats.active++;
     stats.sessions++;
+    let session: Session | undefined;
     try {
-      const r = await proxy(conn, pool, sessionOptions);
+      const r = await run(conn, pool, s, (started) => session = started);
       stats.sent += r.sent;
       stats.received += r.received;
       if (r.reused) stats.reused++;
       if ("resetError" in r) stats.resetFailures++;
+      if (session?.closed) stats.closed++;
     } catch (error) {
-      stats.errors++;
-      report(error, conn.remoteAddr as Deno.NetAddr);
+      // Given up waiting for an upstream by close(): not a failure either.
+      if (error === closedReason) stats.closed++;
+      else {
+        stats.errors++;
+        report(error, conn.remoteAddr as Deno.NetAddr);
+      }
     } finally {
       stats.active--;
     }
@@ -915,7 +964,7 @@ export function serveProxy(
         // closed already
       }
       await accepting;
-      stop.abort(new Error("Proxy server closed"));
+      stop.abort(closedReason);
       await Promise.all(sessions);
     })();
   return {
