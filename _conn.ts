@@ -21,7 +21,7 @@ import type { Lease } from "./pool.ts";
 import { type Clock, DeadlineHeap, race } from "./_time.ts";
 import { poolHooks } from "./_internal.ts";
 import { type Socket, SocketError } from "./_socket.ts";
-import { describe } from "./_util.ts";
+import { describe, tooLong } from "./_util.ts";
 
 // -- Errors --
 
@@ -99,7 +99,7 @@ export interface IoOptions {
   /**
    * How long the call may take, in milliseconds. When it runs out after the
    * call started, the connection is closed (it is out of step) and the call
-   * rejects with a {@linkcode TimeoutError}.
+   * rejects with a {@linkcode TimeoutError}. `0` or `Infinity`: no limit.
    *
    * @default {Infinity}
    */
@@ -485,7 +485,10 @@ export function limits(what: string, options: IoOptions | undefined): Limits {
       `Cannot ${what}: timeout must be a non-negative number of milliseconds, received ${timeout}`,
     );
   }
-  return { signal, timeout };
+  const long = tooLong(what, "timeout", timeout);
+  if (long !== undefined) throw long;
+  // 0, like Infinity, is no limit.
+  return { signal, timeout: timeout || Infinity };
 }
 
 const NO_LIMITS: Limits = { signal: undefined, timeout: Infinity };

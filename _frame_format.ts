@@ -185,31 +185,45 @@ export function cachedFormat(
   return f;
 }
 
+/**
+ * Checks frame options. `prefix` names them in messages when they are an
+ * option of something else (`"frame."`: `frame.headerSize`).
+ */
 export function format(
   options: FrameOptions | undefined,
   where: string,
+  prefix = "",
 ): Format {
   if (
     options !== undefined && (typeof options !== "object" || options === null)
   ) {
     fail(
       where,
-      `options must be an object, received ${describe(options)}`,
+      `${
+        prefix ? prefix.slice(0, -1) : "options"
+      } must be an object, received ${describe(options)}`,
       TypeError,
     );
   }
   const header = options?.headerSize ?? 4;
+  if (typeof header !== "number") {
+    fail(
+      where,
+      `${prefix}headerSize must be a number, received ${describe(header)}`,
+      TypeError,
+    );
+  }
   if (header !== 1 && header !== 2 && header !== 4 && header !== 8) {
     fail(
       where,
-      `headerSize must be 1, 2, 4 or 8, received ${describe(header)}`,
+      `${prefix}headerSize must be 1, 2, 4 or 8, received ${describe(header)}`,
     );
   }
   const little = options?.littleEndian ?? false;
   if (typeof little !== "boolean") {
     fail(
       where,
-      `littleEndian must be a boolean, received ${describe(little)}`,
+      `${prefix}littleEndian must be a boolean, received ${describe(little)}`,
       TypeError,
     );
   }
@@ -220,12 +234,15 @@ export function format(
   if (typeof max !== "number") {
     fail(
       where,
-      `maxFrameSize must be a number, received ${describe(max)}`,
+      `${prefix}maxFrameSize must be a number, received ${describe(max)}`,
       TypeError,
     );
   }
   if (!Number.isSafeInteger(max) || max < 1) {
-    fail(where, `maxFrameSize must be a positive integer, received ${max}`);
+    fail(
+      where,
+      `${prefix}maxFrameSize must be a positive integer, received ${max}`,
+    );
   }
   return { header, little, max: Math.min(max, expressible) };
 }

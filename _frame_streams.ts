@@ -7,6 +7,7 @@ import {
   DECODER,
   EMPTY,
   encode,
+  fail,
   format,
   type FrameOptions,
   FrameTooLargeError,
@@ -17,6 +18,7 @@ import {
   SLAB_MAX,
   UnexpectedEofError,
 } from "./_frame_format.ts";
+import { describe } from "./_util.ts";
 
 // -- Streams --
 
@@ -93,6 +95,8 @@ export class FrameDecoderStream
    * Makes the stream.
    *
    * @param options `headerSize`, `littleEndian`, `maxFrameSize`.
+   * @throws {TypeError} If an option has the wrong type.
+   * @throws {RangeError} If an option is out of range.
    */
   constructor(options?: FrameOptions) {
     const f = format(options, "create FrameDecoderStream");
@@ -150,6 +154,8 @@ export class FrameEncoderStream
    * Makes the stream.
    *
    * @param options `headerSize`, `littleEndian`, `maxFrameSize`.
+   * @throws {TypeError} If an option has the wrong type.
+   * @throws {RangeError} If an option is out of range.
    */
   constructor(options?: FrameOptions) {
     const f = format(options, "create FrameEncoderStream");
@@ -193,8 +199,19 @@ export class LineDecoderStream extends TransformStream<Uint8Array, string> {
    * Makes the stream.
    *
    * @param options `maxLineLength`.
+   * @throws {TypeError} If `options` or `maxLineLength` has the wrong type.
+   * @throws {RangeError} If `maxLineLength` is not a positive integer.
    */
   constructor(options?: LineDecoderOptions) {
+    if (
+      options !== undefined && (typeof options !== "object" || options === null)
+    ) {
+      fail(
+        "create LineDecoderStream",
+        `options must be an object, received ${describe(options)}`,
+        TypeError,
+      );
+    }
     const max = positive(
       "create LineDecoderStream",
       "maxLineLength",

@@ -6,7 +6,7 @@
 
 import { type Clock, SYSTEM_CLOCK } from "./_time.ts";
 import { type Backoff, DEFAULT_BACKOFF } from "./_state.ts";
-import { describe } from "./_util.ts";
+import { describe, tooLong } from "./_util.ts";
 
 /** What a borrow does when every resource is in use. */
 export type WhenExhausted = "wait" | "fail" | "overflow";
@@ -18,7 +18,8 @@ export type WhenExhausted = "wait" | "fail" | "overflow";
  */
 export interface HeartbeatOptions<T> {
   /**
-   * How long a resource may sit idle before it is pinged, in milliseconds.
+   * How long a resource may sit idle before it is pinged, in milliseconds:
+   * a period, not a timeout, so it must be > 0 (`Infinity`: never pinged).
    */
   interval: number;
   /**
@@ -82,8 +83,9 @@ export interface LeakReport<T> {
 }
 
 /**
- * Options for {@linkcode Pool}. Durations are in milliseconds; `Infinity`
- * means "never".
+ * Options for {@linkcode Pool}. Durations are in milliseconds (finite ones
+ * at most 2^31 − 1, the timers' limit); for every timeout, `0` and
+ * `Infinity` both mean no limit.
  *
  * @typeParam T The resource type.
  */
@@ -150,13 +152,15 @@ export interface PoolOptions<T> {
   /**
    * How long a borrow waits before rejecting with
    * {@linkcode PoolTimeoutError}; a borrow's own `timeout` overrides it.
+   * `0` or `Infinity`: no limit.
    *
    * @default {30_000}
    */
   acquireTimeout?: number | undefined;
   /**
    * How long a dial (and a `validate` or heartbeat ping) may take: its signal
-   * aborts then, and a dial that has not resolved counts as failed.
+   * aborts then, and a dial that has not resolved counts as failed. `0` or
+   * `Infinity`: no limit.
    *
    * @default {10_000}
    */
@@ -242,7 +246,7 @@ export interface BorrowOptions {
   signal?: AbortSignal | undefined;
   /**
    * How long to wait, in milliseconds, before rejecting with
-   * {@linkcode PoolTimeoutError}.
+   * {@linkcode PoolTimeoutError}. `0` or `Infinity`: no limit.
    *
    * @default {acquireTimeout}
    */
@@ -391,6 +395,8 @@ function duration(name: string, value: unknown, where = "create pool"): number {
       `Cannot ${where}: ${name} must be a non-negative number of milliseconds or Infinity, received ${value}`,
     );
   }
+  const long = tooLong(where, name, value);
+  if (long !== undefined) throw long;
   return value;
 }
 
@@ -518,14 +524,15 @@ export function settings<T>(
       }`,
     );
   }
+  // Timeouts: 0 and Infinity both mean no limit (kept as Infinity).
   const acquireTimeout = duration(
     "acquireTimeout",
     o.acquireTimeout ?? 30_000,
-  );
+  ) || Infinity;
   const connectTimeout = duration(
     "connectTimeout",
     o.connectTimeout ?? 10_000,
-  );
+  ) || Infinity;
   const idleTimeout = duration("idleTimeout", o.idleTimeout ?? 60_000) ||
     Infinity;
   const maxLifetime = duration("maxLifetime", o.maxLifetime ?? 1_800_000) ||
@@ -679,7 +686,33 @@ export function borrowTimeout(
       }`,
     );
   }
+  const fresh = options?.fresh;
+  if (fresh !== undefined && typeof fresh !== "boolean") {
+    throw new TypeError(
+      `Cannot borrow: fresh must be a boolean, received ${describe(fresh)}`,
+    );
+  }
+  // 0, like Infinity, is no limit.
   return options?.timeout === undefined
     ? acquireTimeout
-    : duration("timeout", options.timeout, "borrow");
+    : duration("timeout", options.timeout, "borrow") || Infinity;
+}
+
+/** Checks `close(options)`; returns `force`. */
+export function closeForce(options: PoolCloseOptions | undefined): boolean {
+  if (options === undefined) return false;
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `Cannot close pool: options must be an object, received ${
+        describe(options)
+      }`,
+    );
+  }
+  const force = options.force;
+  if (force !== undefined && typeof force !== "boolean") {
+    throw new TypeError(
+      `Cannot close pool: force must be a boolean, received ${describe(force)}`,
+    );
+  }
+  return force === true;
 }

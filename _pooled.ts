@@ -211,22 +211,23 @@ export class PooledConn implements AsyncDisposable, Disposable {
    * @param p The bytes.
    * @param options `timeout`, `signal`, `expectReply`.
    * @returns `p.length`.
-   * @throws {TypeError} If `p` is not a Uint8Array or an option is wrong.
+   * @throws {TypeError} If an argument or option has the wrong type (the
+   *   connection is not touched), or the connection was released.
+   * @throws {RangeError} If `timeout` is negative, NaN, or finite and above
+   *   2^31 − 1.
    * @throws {ConnectionBrokenError} If the connection failed.
    * @throws {TimeoutError} If `timeout` ran out (the connection is closed).
    */
   write(p: Uint8Array, options?: WriteOptions): Promise<number> {
+    let kind: Kind;
     try {
       bytes("write", "p", p);
+      kind = writeKind("write", options);
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#io(
-      "write",
-      options,
-      options?.expectReply === false ? WRITE_NO_REPLY : WRITE,
-      (c) => writeAll(c.sock, p),
-    ).then(() => p.length);
+    return this.#io("write", options, kind, (c) => writeAll(c.sock, p))
+      .then(() => p.length);
   }
 
   /**
@@ -236,6 +237,10 @@ export class PooledConn implements AsyncDisposable, Disposable {
    * @param options `timeout`, `signal`.
    * @returns The number of bytes read, or `null` at EOF (the connection is
    *   then destroyed on release).
+   * @throws {TypeError} If an argument or option has the wrong type (the
+   *   connection is not touched), or the connection was released.
+   * @throws {RangeError} If `timeout` is negative, NaN, or finite and above
+   *   2^31 − 1.
    * @throws {ConnectionBrokenError} If the connection failed.
    * @throws {TimeoutError} If `timeout` ran out (the connection is closed).
    */
@@ -254,7 +259,10 @@ export class PooledConn implements AsyncDisposable, Disposable {
    * @param n How many.
    * @param options `timeout`, `signal`.
    * @returns The bytes, or `null` at EOF before any.
-   * @throws {RangeError} If `n` is not a non-negative integer.
+   * @throws {TypeError} If an argument or option has the wrong type (the
+   *   connection is not touched), or the connection was released.
+   * @throws {RangeError} If `n` is not a non-negative integer, or `timeout`
+   *   is out of range.
    * @throws {UnexpectedEofError} If the stream ended after some of them.
    * @throws {ConnectionBrokenError} If the connection failed.
    * @throws {TimeoutError} If `timeout` ran out (the connection is closed).
@@ -262,7 +270,7 @@ export class PooledConn implements AsyncDisposable, Disposable {
   readExact(n: number, options?: IoOptions): Promise<Uint8Array | null> {
     if (!Number.isSafeInteger(n) || n < 0) {
       return Promise.reject(
-        new RangeError(
+        new (typeof n === "number" ? RangeError : TypeError)(
           `Cannot read exact: n must be a non-negative integer, received ${
             describe(n)
           }`,
@@ -277,6 +285,10 @@ export class PooledConn implements AsyncDisposable, Disposable {
    *
    * @param options `timeout`, `signal`.
    * @returns The line, or `null` at EOF.
+   * @throws {TypeError} If an argument or option has the wrong type (the
+   *   connection is not touched), or the connection was released.
+   * @throws {RangeError} If `timeout` is negative, NaN, or finite and above
+   *   2^31 − 1.
    * @throws {FrameTooLargeError} If the line is longer than 64 KiB.
    * @throws {ConnectionBrokenError} If the connection failed.
    * @throws {TimeoutError} If `timeout` ran out (the connection is closed).
@@ -290,6 +302,10 @@ export class PooledConn implements AsyncDisposable, Disposable {
    *
    * @param options `timeout`, `signal`.
    * @returns Its payload, or `null` at EOF between frames.
+   * @throws {TypeError} If an argument or option has the wrong type (the
+   *   connection is not touched), or the connection was released.
+   * @throws {RangeError} If `timeout` is negative, NaN, or finite and above
+   *   2^31 − 1.
    * @throws {FrameTooLargeError} If the header announces more than
    *   `maxFrameSize`.
    * @throws {UnexpectedEofError} If the stream ended inside the frame.
@@ -305,25 +321,25 @@ export class PooledConn implements AsyncDisposable, Disposable {
    *
    * @param payload The frame's payload.
    * @param options `timeout`, `signal`, `expectReply`.
+   * @throws {TypeError} If an argument or option has the wrong type (the
+   *   connection is not touched), or the connection was released.
    * @throws {RangeError} If the payload exceeds `maxFrameSize` (nothing is
-   *   written and the connection stays usable).
+   *   written and the connection stays usable), or `timeout` is out of
+   *   range.
    * @throws {ConnectionBrokenError} If the connection failed.
    * @throws {TimeoutError} If `timeout` ran out (the connection is closed).
    */
   writeFrame(payload: Uint8Array, options?: WriteOptions): Promise<void> {
     const what = "write frame";
+    let kind: Kind;
     try {
       bytes(what, "payload", payload);
+      kind = writeKind(what, options);
       frameSize(what, this.#live(what).shared, payload);
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#io(
-      what,
-      options,
-      options?.expectReply === false ? WRITE_NO_REPLY : WRITE,
-      (c) => c.writer.write(payload),
-    );
+    return this.#io(what, options, kind, (c) => c.writer.write(payload));
   }
 
   /**
@@ -337,6 +353,10 @@ export class PooledConn implements AsyncDisposable, Disposable {
    * @param read Reads one reply.
    * @param options `timeout`, `signal`, `verify`.
    * @returns What `read` returned.
+   * @throws {TypeError} If an argument or option has the wrong type (the
+   *   connection is not touched), or the connection was released.
+   * @throws {RangeError} If `timeout` is negative, NaN, or finite and above
+   *   2^31 − 1.
    * @throws {ProtocolError} If `verify` rejected the reply, or bytes were
    *   buffered before the request or after the reply.
    * @throws {ConnectionBrokenError} If the connection failed (or the
@@ -358,8 +378,11 @@ export class PooledConn implements AsyncDisposable, Disposable {
    * @param payload The request's payload.
    * @param options `timeout`, `signal`, `verify`.
    * @returns The reply's payload.
+   * @throws {TypeError} If an argument or option has the wrong type (the
+   *   connection is not touched), or the connection was released.
    * @throws {RangeError} If the payload exceeds `maxFrameSize` (nothing is
-   *   written and the connection stays usable).
+   *   written and the connection stays usable), or `timeout` is out of
+   *   range.
    * @throws {ProtocolError} If `verify` rejected the reply, or bytes were
    *   buffered before the request or after the reply.
    * @throws {ConnectionBrokenError} If the connection failed.
@@ -599,6 +622,21 @@ export class PooledConn implements AsyncDisposable, Disposable {
 }
 
 function noop(): void {}
+
+/** A write's kind, from its `expectReply` (checked). */
+function writeKind(what: string, options: WriteOptions | undefined): Kind {
+  const expect = typeof options === "object" && options !== null
+    ? options.expectReply
+    : undefined;
+  if (expect !== undefined && typeof expect !== "boolean") {
+    throw new TypeError(
+      `Cannot ${what}: expectReply must be a boolean, received ${
+        describe(expect)
+      }`,
+    );
+  }
+  return expect === false ? WRITE_NO_REPLY : WRITE;
+}
 
 /**
  * One I/O call on `c`, checked by the conn: under the options' deadline and

@@ -180,6 +180,22 @@ class SelectWaiter {
   }
 }
 
+/**
+ * A TypeError if `options` (given) is not an object or its `signal` is
+ * neither undefined nor an AbortSignal: checked on every call, also when
+ * the call completes at once.
+ */
+function badOptions(options: unknown, where: string): TypeError | undefined {
+  if (typeof options !== "object" || options === null) {
+    return new TypeError(
+      `Cannot ${where}: options must be an object, received ${
+        describe(options)
+      }`,
+    );
+  }
+  return badSignal((options as { signal?: unknown }).signal, where);
+}
+
 /** A TypeError if `signal` is neither undefined nor an AbortSignal. */
 function badSignal(signal: unknown, where: string): TypeError | undefined {
   if (signal === undefined || signal instanceof AbortSignal) return undefined;
@@ -343,10 +359,16 @@ export class Channel<T>
    * @param value The value to send; any value, `undefined` included.
    * @param options An `AbortSignal` that cancels the wait.
    * @returns A promise that resolves once the value is buffered or received.
+   * @throws {TypeError} If `options` is not an object or `signal` not an
+   *   `AbortSignal` (nothing is sent, even when the send could complete).
    * @throws {ChannelClosedError} If the channel is or becomes closed before
    *   the value is taken; `error.value` is the value.
    */
   send(value: T, options?: ChannelSendOptions): Promise<void> {
+    if (options !== undefined) {
+      const bad = badOptions(options, "send");
+      if (bad !== undefined) return Promise.reject(bad);
+    }
     if (this.#closed) return Promise.reject(this.#sendError(value));
     const r = this.#receivers.shift();
     if (r !== null) {
@@ -358,8 +380,6 @@ export class Channel<T>
       return RESOLVED;
     }
     const signal = options?.signal;
-    const bad = badSignal(signal, "send");
-    if (bad !== undefined) return Promise.reject(bad);
     if (signal?.aborted) return Promise.reject(signal.reason);
     const w = new PromiseWaiter(value, null, 0);
     const p = new Promise<void>((resolve, reject) => {
@@ -391,10 +411,16 @@ export class Channel<T>
    *
    * @param options An `AbortSignal` that cancels the wait.
    * @returns A promise of the next value.
+   * @throws {TypeError} If `options` is not an object or `signal` not an
+   *   `AbortSignal` (nothing is received, even when a value is ready).
    * @throws {ChannelClosedError} If the channel is closed and drained (or the
    *   reason given to {@linkcode Channel.close}, if one was).
    */
   receive(options?: ChannelReceiveOptions): Promise<T> {
+    if (options !== undefined) {
+      const bad = badOptions(options, "receive");
+      if (bad !== undefined) return Promise.reject(bad);
+    }
     if (this.#count > 0) return Promise.resolve(this.#take());
     const s = this.#senders.shift();
     if (s !== null) {
@@ -404,8 +430,6 @@ export class Channel<T>
     }
     if (this.#closed) return Promise.reject(this.#receiveError());
     const signal = options?.signal;
-    const bad = badSignal(signal, "receive");
-    if (bad !== undefined) return Promise.reject(bad);
     if (signal?.aborted) return Promise.reject(signal.reason);
     const w = new PromiseWaiter(undefined, null, 0);
     const p = new Promise<T>((resolve, reject) => {
@@ -1007,7 +1031,8 @@ function commitReady(
  * @param options An `AbortSignal` that cancels the wait, and `default`.
  * @returns The chosen case's `{ index, value, ok }`; `index` is `-1` when
  *   `default` is set and no case was ready.
- * @throws {TypeError} If `cases` is not an array of cases.
+ * @throws {TypeError} If `cases` is not an array of cases, or an option
+ *   has the wrong type (no case commits).
  * @throws {ChannelClosedError} If a send case on a closed channel is chosen.
  */
 export function select<const C extends readonly SelectCase[]>(
@@ -1033,7 +1058,8 @@ export function select<const C extends readonly SelectCase[]>(
  * @param cases Receive cases, send cases and `null`s.
  * @param options An `AbortSignal` that cancels the wait.
  * @returns The chosen case's `{ index, value, ok }`.
- * @throws {TypeError} If `cases` is not an array of cases.
+ * @throws {TypeError} If `cases` is not an array of cases, or an option
+ *   has the wrong type (no case commits).
  * @throws {ChannelClosedError} If a send case on a closed channel is chosen.
  */
 export function select<const C extends readonly SelectCase[]>(
@@ -1059,7 +1085,8 @@ export function select<const C extends readonly SelectCase[]>(
  * @param cases Receive cases, send cases and `null`s.
  * @param options An `AbortSignal` that cancels the wait, and `default`.
  * @returns The chosen case's `{ index, value, ok }`, or the default's.
- * @throws {TypeError} If `cases` is not an array of cases.
+ * @throws {TypeError} If `cases` is not an array of cases, or an option
+ *   has the wrong type (no case commits).
  * @throws {ChannelClosedError} If a send case on a closed channel is chosen.
  */
 export function select<const C extends readonly SelectCase[]>(
@@ -1073,8 +1100,18 @@ export function select(
   let ready: number;
   try {
     ready = countReady(cases, "select");
-    const bad = badSignal(options?.signal, "select");
-    if (bad !== undefined) throw bad;
+    if (options !== undefined) {
+      const bad = badOptions(options, "select");
+      if (bad !== undefined) throw bad;
+      const dflt = options.default;
+      if (dflt !== undefined && typeof dflt !== "boolean") {
+        throw new TypeError(
+          `Cannot select: default must be a boolean, received ${
+            describe(dflt)
+          }`,
+        );
+      }
+    }
     if (ready > 0) {
       const k = ready === 1 ? 0 : Math.floor(Math.random() * ready);
       return Promise.resolve(commitReady(cases, k));

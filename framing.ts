@@ -145,6 +145,7 @@ export async function writeFrame(
   payload: Uint8Array,
   options?: FrameOptions,
 ): Promise<void> {
+  checkWriter(writer, "write frame");
   await writeAll(
     writer,
     encode(payload, cachedFormat(options, "write frame"), "write frame"),
@@ -182,6 +183,9 @@ export class FrameWriter {
    *
    * @param writer Where frames go.
    * @param options `headerSize`, `littleEndian`, `maxFrameSize`.
+   * @throws {TypeError} If `writer` has no `write` method, or an option has
+   *   the wrong type.
+   * @throws {RangeError} If an option is out of range.
    */
   constructor(writer: ByteWriter, options?: FrameOptions) {
     if (
@@ -259,6 +263,20 @@ export class FrameWriter {
 
 const REUSE_MAX = 64 * 1024;
 
+/** writeFrame's `writer`, checked as FrameWriter's constructor does. */
+function checkWriter(writer: unknown, where: string): void {
+  if (
+    typeof writer !== "object" || writer === null ||
+    typeof (writer as ByteWriter).write !== "function"
+  ) {
+    fail(
+      where,
+      `writer must have a write method, received ${describe(writer)}`,
+      TypeError,
+    );
+  }
+}
+
 /** Writes all of `bytes`, resuming short writes where they stopped. */
 async function writeAll(writer: ByteWriter, bytes: Uint8Array): Promise<void> {
   let off = 0;
@@ -283,7 +301,7 @@ const LARGE_START = 64 * 1024;
 /** Checks readExact's `n`. */
 function exactCount(n: number): void {
   if (!Number.isSafeInteger(n) || n < 0) {
-    throw new RangeError(
+    throw new (typeof n === "number" ? RangeError : TypeError)(
       `Cannot read exact: n must be a non-negative integer, received ${
         describe(n)
       }`,
@@ -408,6 +426,9 @@ export class FrameReader {
    *
    * @param source What to read from.
    * @param options Frame format, `bufferSize`, `maxLineLength`.
+   * @throws {TypeError} If `source` has no `read` method, or an option has
+   *   the wrong type.
+   * @throws {RangeError} If an option is out of range.
    */
   constructor(source: ByteReader, options?: FrameReaderOptions) {
     const where = "create FrameReader";
@@ -610,6 +631,7 @@ export class FrameReader {
    *
    * @param n How many bytes.
    * @returns The view, or `null` at EOF before the first of them.
+   * @throws {TypeError} If `n` is not a number.
    * @throws {RangeError} If `n` is not a non-negative integer.
    * @throws {UnexpectedEofError} If the stream ends after some of the bytes.
    * @throws What the source throws.
@@ -632,6 +654,7 @@ export class FrameReader {
    *
    * @param n How many bytes.
    * @returns The bytes, or `null` at EOF before the first of them.
+   * @throws {TypeError} If `n` is not a number.
    * @throws {RangeError} If `n` is not a non-negative integer.
    * @throws {UnexpectedEofError} If the stream ends after some of the bytes.
    * @throws What the source throws.
@@ -659,8 +682,17 @@ export class FrameReader {
    *
    * @param p Where to read to.
    * @returns Bytes read, or `null` at EOF.
+   * @throws {TypeError} If `p` is not a Uint8Array (nothing is read).
+   * @throws What the source throws.
    */
   read(p: Uint8Array): Promise<number | null> {
+    if (!(p instanceof Uint8Array)) {
+      return Promise.reject(
+        new TypeError(
+          `Cannot read: p must be a Uint8Array, received ${describe(p)}`,
+        ),
+      );
+    }
     this.#check();
     const have = this.#end - this.#start;
     if (have > 0) {
@@ -857,10 +889,19 @@ export class FrameReader {
    *   `then` of your own on the returned promise, for a watch kept on many
    *   connections. (Handle the returned promise's rejection yourself then.)
    * @returns The read in flight.
+   * @throws {TypeError} If `onSettled` is neither undefined nor a function
+   *   (nothing is read).
    * @throws An earlier failure of this reader (the returned read rejects
    *   with what the source throws).
    */
   prefetch(onSettled?: (failed: boolean) => void): Promise<number | null> {
+    if (onSettled !== undefined && typeof onSettled !== "function") {
+      throw new TypeError(
+        `Cannot prefetch: onSettled must be a function, received ${
+          describe(onSettled)
+        }`,
+      );
+    }
     this.#check();
     if (this.#pending !== null) {
       // One in flight already: `onSettled` hears of it too.

@@ -103,6 +103,7 @@ export type {
 import {
   type BorrowOptions,
   borrowTimeout,
+  closeForce,
   type DestroyedStats,
   FAIL,
   OVERFLOW,
@@ -638,8 +639,9 @@ export class Pool<T> implements AsyncDisposable {
    * @throws {TypeError} If `dial` is not a function, or an option has the
    *   wrong type.
    * @throws {RangeError} If an option is out of range: `max` < 1,
-   *   `maxIdle` > `max`, `minIdle` > `maxIdle`, a negative or NaN duration, an
-   *   unknown `whenExhausted` or `idleOrder`.
+   *   `maxIdle` > `max`, `minIdle` > `maxIdle`, a negative or NaN duration or
+   *   a finite one above 2^31 − 1 ms, `heartbeat.interval` 0, an unknown
+   *   `whenExhausted` or `idleOrder`.
    */
   constructor(
     dial: (signal: AbortSignal) => T | Promise<T>,
@@ -716,9 +718,14 @@ export class Pool<T> implements AsyncDisposable {
    * assert.equal(lease.resource.ok, true);
    * ```
    *
-   * @param options A signal that cancels the wait, and a `timeout` in
-   *   milliseconds (default `acquireTimeout`).
+   * @param options A signal that cancels the wait, a `timeout` in
+   *   milliseconds (default `acquireTimeout`; `0` or `Infinity`: no limit),
+   *   `fresh`.
    * @returns A lease on the resource.
+   * @throws {TypeError} If `options`, `signal`, `timeout` or `fresh` has the
+   *   wrong type (nothing is borrowed).
+   * @throws {RangeError} If `timeout` is negative, NaN, or finite and above
+   *   2^31 − 1.
    * @throws {PoolClosedError} If the pool is or becomes closed.
    * @throws {PoolTimeoutError} If no resource came within the timeout.
    * @throws {PoolExhaustedError} If all are in use and `whenExhausted` is
@@ -807,6 +814,8 @@ export class Pool<T> implements AsyncDisposable {
    * @param fn Uses the resource.
    * @param options As for {@linkcode Pool.borrow}.
    * @returns What `fn` returned.
+   * @throws {TypeError} If `fn` is not a function (nothing is borrowed), or
+   *   an option has the wrong type.
    * @throws {PoolClosedError} See {@linkcode Pool.borrow}, and what `fn`
    *   throws.
    */
@@ -814,6 +823,11 @@ export class Pool<T> implements AsyncDisposable {
     fn: (resource: T) => R | Promise<R>,
     options?: BorrowOptions,
   ): Promise<R> {
+    if (typeof fn !== "function") {
+      throw new TypeError(
+        `Cannot use pool: fn must be a function, received ${describe(fn)}`,
+      );
+    }
     const lease = await this.borrow(options);
     let result: R;
     try {
@@ -981,8 +995,16 @@ export class Pool<T> implements AsyncDisposable {
    *
    * @param options `force: true` closes resources in use at once.
    * @returns A promise that resolves when every resource is closed.
+   * @throws {TypeError} If `options` or `force` has the wrong type (the
+   *   pool is left as it was).
    */
   close(options?: PoolCloseOptions): Promise<void> {
+    let force: boolean;
+    try {
+      force = closeForce(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (!this.#closed) {
       this.#closed = true;
       this.#drained = Promise.withResolvers();
@@ -1002,7 +1024,7 @@ export class Pool<T> implements AsyncDisposable {
       const reason = new PoolClosedError("Cannot dial: the pool is closed");
       this.#dialer.abandonAll(reason);
     }
-    if (options?.force) {
+    if (force) {
       for (const entry of this.#entries.items.slice()) {
         if (entry.state === BUSY) {
           this.#settle(entry, entry.gen, true, "closed");

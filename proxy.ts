@@ -61,8 +61,8 @@
 
 import { TimeoutError } from "./_errors.ts";
 import { connHooks } from "./_conn.ts";
-import type { PooledConn, TcpPool } from "./tcp.ts";
-import { describe } from "./_util.ts";
+import { type PooledConn, TcpPool } from "./tcp.ts";
+import { describe, tooLong } from "./_util.ts";
 
 /**
  * `reuse` with the protocol's help: what runs on an upstream before it goes
@@ -122,7 +122,8 @@ export interface ProxyOptions {
    */
   idleTimeout?: number | undefined;
   /**
-   * How long to wait for an upstream, in ms (the borrow's `timeout`).
+   * How long to wait for an upstream, in ms (the borrow's `timeout`); `0` or
+   * `Infinity`: no limit (the pool's `acquireTimeout` does not apply).
    *
    * @default {the pool's acquireTimeout}
    */
@@ -139,7 +140,10 @@ export interface ProxyOptions {
   /**
    * With `reuse`: after the client's half-close, how long the upstream must
    * stay quiet, in ms, counted from the last byte delivered to the client,
-   * before the session ends.
+   * before the session ends. Not a timeout: `0` ends the session as soon as
+   * the last byte the upstream sent was delivered (at the next turn of the
+   * event loop); `Infinity`: the drain never ends it (the upstream's close
+   * or `idleTimeout` does, and the upstream is then not reused).
    *
    * @default {100}
    */
@@ -169,7 +173,8 @@ const BUFFER = 64 * 1024;
 
 function noop(): void {}
 
-function duration(name: string, value: unknown, fallback: number): number {
+/** A duration option, checked: a number of ms ≥ 0 (finite ones ≤ 2^31 − 1). */
+function milliseconds(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number") {
     throw new TypeError(
@@ -183,14 +188,27 @@ function duration(name: string, value: unknown, fallback: number): number {
       `Cannot proxy: ${name} must be a non-negative number of milliseconds, received ${value}`,
     );
   }
-  return value === 0 ? Infinity : value;
+  const long = tooLong("proxy", name, value);
+  if (long !== undefined) throw long;
+  return value;
+}
+
+/** A timeout option: 0, like Infinity, is no limit (Infinity returned). */
+function duration(name: string, value: unknown, fallback: number): number {
+  return milliseconds(name, value, fallback) || Infinity;
 }
 
 type Reset = (conn: PooledConn, signal: AbortSignal) => unknown;
 
 interface Settings {
   signal: AbortSignal | undefined;
+  /**
+   * serveProxy's reason for ending its sessions on close(): a session
+   * ended with it did not fail (undefined for proxy()).
+   */
+  closing: unknown;
   idle: number;
+  /** The borrow's timeout (undefined: the pool's acquireTimeout). */
   connect: number | undefined;
   reuse: boolean;
   reset: Reset | undefined;
@@ -242,16 +260,45 @@ function settings(options: ProxyOptions | undefined): Settings {
       }`,
     );
   }
-  const connect = o.connectTimeout === undefined
-    ? undefined
-    : duration("connectTimeout", o.connectTimeout, 0);
   return {
     signal: o.signal,
+    closing: undefined,
     idle: duration("idleTimeout", o.idleTimeout, 60_000),
-    connect: connect === Infinity ? undefined : connect,
+    connect: o.connectTimeout === undefined
+      ? undefined
+      : duration("connectTimeout", o.connectTimeout, 0),
     ...reuseSettings(o.reuse),
-    drain: Math.min(duration("drainTime", o.drainTime, 100), 60_000),
+    drain: milliseconds("drainTime", o.drainTime, 100),
   };
+}
+
+/** Checks proxy()'s `downstream`: a connection (what Deno.listen yields). */
+function checkDownstream(downstream: unknown): void {
+  const d = downstream as Partial<Record<string, unknown>> | null;
+  if (
+    typeof d !== "object" || d === null ||
+    typeof d.read !== "function" || typeof d.write !== "function" ||
+    typeof d.closeWrite !== "function" || typeof d.close !== "function"
+  ) {
+    throw new TypeError(
+      `Cannot proxy: downstream must be a connection (with read, write, closeWrite and close methods), received ${
+        describe(downstream)
+      }`,
+    );
+  }
+}
+
+/**
+ * Checks `pool`: a TcpPool, by `instanceof` (the proxy reads its
+ * connections through their internals, so an object that only looks like
+ * one would fail mid-session).
+ */
+function checkPool(pool: unknown, where: string): void {
+  if (!(pool instanceof TcpPool)) {
+    throw new TypeError(
+      `Cannot ${where}: pool must be a TcpPool, received ${describe(pool)}`,
+    );
+  }
 }
 
 /**
@@ -299,6 +346,8 @@ class Session {
   #resetting: Promise<void> | undefined = undefined;
   #resetFailed = false;
   #resetError: unknown = undefined;
+  /** Ended by serveProxy's close() (`Settings.closing`): not a failure. */
+  closed = false;
 
   constructor(down: Downstream, up: PooledConn, s: Settings) {
     this.#down = down;
@@ -327,7 +376,12 @@ class Session {
       signal?.removeEventListener("abort", onAbort);
       this.#stopTimers();
     }
-    if (this.#error !== undefined) throw this.#error;
+    if (this.#error !== undefined) {
+      if (this.#s.closing === undefined || this.#error !== this.#s.closing) {
+        throw this.#error;
+      }
+      this.closed = true;
+    }
     const result: ProxyResult = {
       sent: this.sent,
       received: this.received,
@@ -439,6 +493,8 @@ class Session {
    */
   #armDrain(): void {
     clearTimeout(this.#drainTimer);
+    this.#drainTimer = undefined;
+    if (this.#s.drain === Infinity) return;
     this.#drainTimer = setTimeout(this.#drained, this.#s.drain);
   }
 
@@ -509,6 +565,11 @@ class Session {
         );
       }
     } catch (error) {
+      if (this.#s.closing !== undefined && error === this.#s.closing) {
+        this.closed = true; // cut by close(): not the reset's failure
+        up.destroy(error);
+        return;
+      }
       this.#resetFailed = true;
       this.#resetError = error;
     } finally {
@@ -544,14 +605,22 @@ class Session {
  * session idles past `idleTimeout`), then closes the client and destroys the
  * upstream (or, with `reuse` and a clean end, resets it and gives it back).
  *
- * @param downstream The client's connection; it is closed on return.
- * @param pool Where upstreams come from.
+ * Arguments are checked first: a wrong one throws before anything is done
+ * (nothing is borrowed, and `downstream` is left open: it is still the
+ * caller's).
+ *
+ * @param downstream The client's connection (anything with `read`, `write`,
+ *   `closeWrite` and `close`, as a `Deno.Conn`); it is closed on return.
+ * @param pool Where upstreams come from: a {@linkcode TcpPool} (checked with
+ *   `instanceof`: the proxy reads its connections' internals).
  * @param options `signal`, `idleTimeout`, `connectTimeout`, `reuse`,
  *   `drainTime`.
  * @returns Bytes sent and received, whether the upstream was reused, and
  *   why its reset failed, if it did.
- * @throws {TypeError} If an option has the wrong type.
- * @throws {RangeError} If a duration is negative or NaN.
+ * @throws {TypeError} If `downstream` is not a connection, `pool` not a
+ *   TcpPool, or an option has the wrong type.
+ * @throws {RangeError} If a duration is negative, NaN, or finite and above
+ *   2^31 − 1.
  * @throws {DialError} If no upstream could be dialed (the client is closed).
  * @throws {TimeoutError} If the session idled past `idleTimeout`, or no
  *   upstream came within `connectTimeout`.
@@ -564,13 +633,21 @@ export async function proxy(
   pool: TcpPool,
   options?: ProxyOptions,
 ): Promise<ProxyResult> {
-  let s: Settings;
-  try {
-    s = settings(options);
-  } catch (error) {
-    downstream.close();
-    throw error;
-  }
+  checkDownstream(downstream);
+  checkPool(pool, "proxy");
+  return await run(downstream, pool, settings(options));
+}
+
+/**
+ * One session, its arguments checked: borrows an upstream and copies.
+ * `started` gets the session once it runs (serveProxy counts its end).
+ */
+async function run(
+  downstream: Downstream,
+  pool: TcpPool,
+  s: Settings,
+  started?: (session: Session) => void,
+): Promise<ProxyResult> {
   let up: PooledConn;
   try {
     s.signal?.throwIfAborted();
@@ -586,7 +663,9 @@ export async function proxy(
     }
     throw error;
   }
-  return await new Session(downstream, up, s).run();
+  const session = new Session(downstream, up, s);
+  started?.(session);
+  return await session.run();
 }
 
 /** Counters of a {@linkcode serveProxy} server. */
@@ -597,6 +676,12 @@ export interface ProxyStats {
   sessions: number;
   /** Sessions that ended with an error (reported to `onError`). */
   errors: number;
+  /**
+   * Sessions ended by {@linkcode ProxyServer.close} (both sides closed, or
+   * the wait for an upstream given up): not errors, never reported to
+   * `onError`; their bytes count in `sent` and `received`.
+   */
+  closed: number;
   /**
    * Failed accepts (reported to `onError` with `null` for the address),
    * after each of which the server waited and went on accepting.
@@ -649,9 +734,58 @@ export interface ProxyServer extends AsyncDisposable {
   readonly stats: ProxyStats;
   /**
    * Stops accepting (closes the listener), ends every session (both sides
-   * closed) and waits for them.
+   * closed) and waits for them. A session it ends did not fail: it is
+   * counted in `stats.closed`, not in `stats.errors`, and not reported to
+   * `onError`.
    */
   close(): Promise<void>;
+}
+
+/**
+ * Checks serveProxy's `listen`: `true` for a listener (`accept` and
+ * `close` methods), `false` for an address to listen on.
+ */
+function isListener(listen: unknown): boolean {
+  const where = "serve proxy";
+  if (typeof listen !== "object" || listen === null) {
+    throw new TypeError(
+      `Cannot ${where}: listen must be { hostname?, port } or a listener, received ${
+        describe(listen)
+      }`,
+    );
+  }
+  const l = listen as Partial<Record<string, unknown>>;
+  if ("accept" in l) {
+    if (typeof l.accept !== "function" || typeof l.close !== "function") {
+      throw new TypeError(
+        `Cannot ${where}: listen must be a listener with accept and close methods, received ${
+          describe(listen)
+        }`,
+      );
+    }
+    return true;
+  }
+  const { hostname = "127.0.0.1", port } = l;
+  if (typeof hostname !== "string") {
+    throw new TypeError(
+      `Cannot ${where}: listen.hostname must be a string, received ${
+        describe(hostname)
+      }`,
+    );
+  }
+  if (typeof port !== "number") {
+    throw new TypeError(
+      `Cannot ${where}: listen.port must be a number, received ${
+        describe(port)
+      }`,
+    );
+  }
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(
+      `Cannot ${where}: listen.port must be an integer from 0 to 65535, received ${port}`,
+    );
+  }
+  return false;
 }
 
 /** An accept that failed because the listener is closed. */
@@ -692,13 +826,19 @@ function listenerClosed(error: unknown): boolean {
  * await served;
  * ```
  *
- * @param listen Where to listen (`port: 0`: a free port), or a listener
- *   the server takes over: its `close()` closes it.
- * @param pool Where upstreams come from.
+ * Arguments are checked first: a wrong one throws before anything is
+ * done (no listener is opened, a given one is left open and untouched).
+ *
+ * @param listen Where to listen, `{ hostname?, port }` (`hostname` default
+ *   `"127.0.0.1"`; `port: 0`: a free port), or a listener (with `accept`
+ *   and `close` methods) the server takes over: its `close()` closes it.
+ * @param pool Where upstreams come from: a {@linkcode TcpPool}.
  * @param options A session's options, plus `onError`.
  * @returns The server: `addr`, `stats`, `close()`, `await using`.
- * @throws {TypeError} If an option has the wrong type (a given listener is
- *   then left open).
+ * @throws {TypeError} If `listen` is neither an address nor a listener,
+ *   `pool` is not a TcpPool, or an option has the wrong type.
+ * @throws {RangeError} If `listen.port` is not an integer from 0 to 65535,
+ *   or a duration is out of range.
  */
 export function serveProxy(
   listen: { hostname?: string; port: number } | ProxyListener,
@@ -713,23 +853,27 @@ export function serveProxy(
       }`,
     );
   }
-  settings(options); // checks the options now, not per session
-  const listener: ProxyListener = "accept" in listen &&
-      typeof listen.accept === "function"
-    ? listen
+  const given = isListener(listen);
+  checkPool(pool, "serve proxy");
+  const s = settings(options); // checked now, not per session
+  const listener: ProxyListener = given
+    ? listen as ProxyListener
     : Deno.listen({
       hostname: (listen as { hostname?: string }).hostname ?? "127.0.0.1",
       port: (listen as { port: number }).port,
     });
   const stop = new AbortController();
-  const signal = options?.signal === undefined
+  // What close() ends sessions with: such an end is not a failure.
+  const closedReason = new Error("Cannot proxy: the proxy server closed");
+  s.closing = closedReason;
+  s.signal = options?.signal === undefined
     ? stop.signal
     : AbortSignal.any([stop.signal, options.signal]);
-  const sessionOptions: ProxyOptions = { ...options, signal };
   const stats: ProxyStats = {
     active: 0,
     sessions: 0,
     errors: 0,
+    closed: 0,
     acceptErrors: 0,
     sent: 0,
     received: 0,
@@ -754,15 +898,21 @@ export function serveProxy(
     }
     stats.active++;
     stats.sessions++;
+    let session: Session | undefined;
     try {
-      const r = await proxy(conn, pool, sessionOptions);
+      const r = await run(conn, pool, s, (started) => session = started);
       stats.sent += r.sent;
       stats.received += r.received;
       if (r.reused) stats.reused++;
       if ("resetError" in r) stats.resetFailures++;
+      if (session?.closed) stats.closed++;
     } catch (error) {
-      stats.errors++;
-      report(error, conn.remoteAddr as Deno.NetAddr);
+      // Given up waiting for an upstream by close(): not a failure either.
+      if (error === closedReason) stats.closed++;
+      else {
+        stats.errors++;
+        report(error, conn.remoteAddr as Deno.NetAddr);
+      }
     } finally {
       stats.active--;
     }
@@ -814,7 +964,7 @@ export function serveProxy(
         // closed already
       }
       await accepting;
-      stop.abort(new Error("Proxy server closed"));
+      stop.abort(closedReason);
       await Promise.all(sessions);
     })();
   return {

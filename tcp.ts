@@ -62,12 +62,12 @@
  * @module
  */
 
-import {
-  type FrameOptions,
-  type FrameReader,
-  type FrameReaderOptions,
-  FrameWriter,
+import type {
+  FrameOptions,
+  FrameReader,
+  FrameReaderOptions,
 } from "./framing.ts";
+import { format } from "./_frame_format.ts";
 import {
   type BorrowOptions,
   type ConnectivityState,
@@ -83,6 +83,7 @@ import {
   TimeoutError,
 } from "./pool.ts";
 import { SYSTEM_CLOCK } from "./_time.ts";
+import { closeForce } from "./_options.ts";
 import { poolHooks } from "./_internal.ts";
 import {
   connectTcp,
@@ -250,7 +251,8 @@ export interface TcpPoolOptions extends TcpPoolPoolOptions {
 
 /**
  * Options for {@linkcode TcpPool.exchange}: `timeout` bounds the whole call
- * (borrow, dial, write, read, retry).
+ * (borrow, dial, write, read, retry); `0` or `Infinity`: no limit (the wait
+ * for a connection is then bounded by `acquireTimeout` alone).
  *
  * @typeParam R The reply type.
  */
@@ -342,12 +344,42 @@ function tlsSettings(tls: unknown): TlsSettings | null {
       );
     }
   }
+  for (const name of ["cert", "key"] as const) {
+    const v = t[name];
+    if (v !== undefined && typeof v !== "string") {
+      throw new TypeError(
+        `Cannot create pool: tls.${name} must be a PEM string, received ${
+          describe(v)
+        }`,
+      );
+    }
+  }
   if ((t.cert === undefined) !== (t.key === undefined)) {
     throw new TypeError(
       "Cannot create pool: tls.cert and tls.key must be given together",
     );
   }
+  const unsafe = t.unsafelyDisableHostnameVerification;
+  if (unsafe !== undefined && typeof unsafe !== "boolean") {
+    throw new TypeError(
+      `Cannot create pool: tls.unsafelyDisableHostnameVerification must be a boolean, received ${
+        describe(unsafe)
+      }`,
+    );
+  }
   return t;
+}
+
+/** A boolean option of TcpPool's. */
+function flag(name: string, value: unknown): boolean {
+  if (typeof value !== "boolean") {
+    throw new TypeError(
+      `Cannot create pool: ${name} must be a boolean, received ${
+        describe(value)
+      }`,
+    );
+  }
+  return value;
 }
 
 /** What a leak report shows of a connection. */
@@ -403,8 +435,8 @@ export class TcpPool implements AsyncDisposable {
    *
    * @param options Where to connect, and pool options.
    * @throws {TypeError} If an option has the wrong type.
-   * @throws {RangeError} If an option is out of range (`port`,
-   *   `readBufferSize`, `frame`, and the pool's options).
+   * @throws {RangeError} If an option is out of range (`hostname` empty,
+   *   `port`, `readBufferSize`, `frame`, and the pool's options).
    */
   constructor(options: TcpPoolOptions) {
     if (typeof options !== "object" || options === null) {
@@ -428,7 +460,7 @@ export class TcpPool implements AsyncDisposable {
       ...poolOptions
     } = options;
     if (typeof hostname !== "string" || hostname === "") {
-      throw new TypeError(
+      throw new (hostname === "" ? RangeError : TypeError)(
         `Cannot create pool: hostname must be a non-empty string, received ${
           describe(hostname)
         }`,
@@ -439,13 +471,15 @@ export class TcpPool implements AsyncDisposable {
       typeof readBufferSize !== "number" || !Number.isInteger(readBufferSize) ||
       readBufferSize < 1
     ) {
-      throw new RangeError(
+      throw new (typeof readBufferSize === "number" ? RangeError : TypeError)(
         `Cannot create pool: readBufferSize must be a positive integer, received ${
           describe(readBufferSize)
         }`,
       );
     }
     const tlsOptions = tlsSettings(tls);
+    flag("noDelay", noDelay);
+    flag("keepAlive", keepAlive);
     if (onLeak !== undefined && typeof onLeak !== "function") {
       throw new TypeError(
         `Cannot create pool: onLeak must be a function, received ${
@@ -455,8 +489,7 @@ export class TcpPool implements AsyncDisposable {
     }
     if (
       heartbeat !== undefined &&
-      (typeof heartbeat !== "object" || heartbeat === null ||
-        typeof heartbeat.ping !== "function")
+      (typeof heartbeat !== "object" || heartbeat === null)
     ) {
       throw new TypeError(
         `Cannot create pool: heartbeat must be { interval, ping }, received ${
@@ -464,9 +497,15 @@ export class TcpPool implements AsyncDisposable {
         }`,
       );
     }
+    if (heartbeat !== undefined && typeof heartbeat.ping !== "function") {
+      throw new TypeError(
+        `Cannot create pool: heartbeat.ping must be a function, received ${
+          describe(heartbeat.ping)
+        }`,
+      );
+    }
     // Validates frame options now rather than at the first dial.
-    const maxFrame = new FrameWriter({ write: () => Promise.resolve(0) }, frame)
-      .maxFrameSize;
+    const maxFrame = format(frame, "create pool", "frame.").max;
     this.#hostname = hostname;
     this.#port = p;
     if (typeof idleWatch !== "boolean") {
@@ -540,8 +579,12 @@ export class TcpPool implements AsyncDisposable {
    * Borrows a connection: an idle one that is still alive and clean, or a
    * new one.
    *
-   * @param options `signal`, `timeout` (default `acquireTimeout`), `fresh`.
+   * @param options `signal`, `timeout` (default `acquireTimeout`; `0` or
+   *   `Infinity`: no limit), `fresh`.
    * @returns The connection; release it when done.
+   * @throws {TypeError} If an option has the wrong type (nothing is
+   *   borrowed).
+   * @throws {RangeError} If `timeout` is out of range.
    * @throws {PoolTimeoutError} If none came within the timeout.
    * @throws {DialError} If the dial made for this borrow failed.
    * @throws {PoolClosedError} If the pool is or becomes closed.
@@ -633,6 +676,9 @@ export class TcpPool implements AsyncDisposable {
    * @param read Reads one reply from the connection's reader.
    * @param options `timeout`, `signal`, `idempotent`, `verify`.
    * @returns What `read` returned.
+   * @throws {TypeError} If an argument or option has the wrong type
+   *   (nothing is borrowed or sent).
+   * @throws {RangeError} If `timeout` is out of range.
    * @throws {TimeoutError} If `timeout` ran out.
    * @throws {ConnectionBrokenError} If the connection failed.
    * @throws {ProtocolError} If the reply failed `verify` or was followed by
@@ -657,7 +703,10 @@ export class TcpPool implements AsyncDisposable {
    * @param options `timeout` (for the whole call), `signal`, `idempotent`,
    *   `verify`.
    * @returns The response's payload.
-   * @throws {RangeError} If the payload exceeds `maxFrameSize`.
+   * @throws {TypeError} If an argument or option has the wrong type
+   *   (nothing is borrowed or sent).
+   * @throws {RangeError} If the payload exceeds `maxFrameSize`, or `timeout`
+   *   is out of range.
    * @throws {TimeoutError} If `timeout` ran out.
    * @throws {ConnectionBrokenError} If the connection failed.
    * @throws {ProtocolError} If the reply failed `verify` or was followed by
@@ -687,9 +736,17 @@ export class TcpPool implements AsyncDisposable {
       options,
       this.#shared,
     );
+    const idempotent = options?.idempotent;
+    if (idempotent !== undefined && typeof idempotent !== "boolean") {
+      throw new TypeError(
+        `Cannot ${what}: idempotent must be a boolean, received ${
+          describe(idempotent)
+        }`,
+      );
+    }
     // An aborted signal wins over an idle connection: nothing is sent.
     signal?.throwIfAborted();
-    const retry = options?.idempotent !== false;
+    const retry = idempotent !== false;
     const clock = this.#shared.clock;
     const at = timeout === Infinity ? Infinity : clock.now() + timeout;
     let fresh = false;
@@ -697,13 +754,20 @@ export class TcpPool implements AsyncDisposable {
       // An idle connection without a promise hop; else borrow and wait.
       let lease = fresh ? undefined : this.#pool.tryBorrow();
       if (lease === undefined) {
+        // The time left, checked here: a borrow's timeout of 0 is no limit.
+        const left = at === Infinity ? Infinity : at - clock.now();
+        if (left <= 0) {
+          throw new TimeoutError(
+            `Cannot ${what}: timed out after ${Math.round(timeout)} ms`,
+            timeout,
+          );
+        }
         try {
           lease = await this.#pool.borrow({
             signal,
             fresh,
-            timeout: at === Infinity
-              ? undefined
-              : Math.max(0, at - clock.now()),
+            // No limit of its own: the wait is the pool's acquireTimeout.
+            timeout: at === Infinity ? undefined : left,
           });
         } catch (error) {
           if (error instanceof PoolTimeoutError && at !== Infinity) {
@@ -834,8 +898,11 @@ export class TcpPool implements AsyncDisposable {
    *
    * @param options `force`.
    * @returns When every connection is closed.
+   * @throws {TypeError} If `options` or `force` has the wrong type (the
+   *   pool is left as it was).
    */
   async close(options?: PoolCloseOptions): Promise<void> {
+    closeForce(options); // before anything is closed
     this.#shared.poolClosed = true;
     await this.#pool.close(options);
     // Connects the pool gave up on: each closes what it lands (bounded: a

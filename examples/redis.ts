@@ -62,7 +62,10 @@ export class RedisError extends Error {
 
 /** Options of one command. */
 export interface CommandOptions {
-  /** Bounds the whole command (wait, dial, write, read, retry), in ms. */
+  /**
+   * Bounds the whole command (wait, dial, write, read, retry), in ms; `0`
+   * or `Infinity`: no limit.
+   */
   timeout?: number;
   signal?: AbortSignal;
   /**
@@ -470,6 +473,9 @@ export type RedisOptions = Omit<TcpPoolOptions, "port" | "frame"> & {
   pipeline?: boolean;
 };
 
+/** The longest finite timeout the runtime's timers take, in ms (2^31 − 1). */
+const MAX_DELAY = 2_147_483_647;
+
 /** Most commands in one batch, and most characters (at least one command). */
 const BATCH_COMMANDS = 256;
 const BATCH_TEXT = 64 * 1024;
@@ -575,6 +581,11 @@ function commandOptions(options: unknown): {
       `Cannot send command: timeout must be ≥ 0 ms, received ${timeout}`,
     );
   }
+  if (timeout > MAX_DELAY && timeout !== Infinity) {
+    throw new RangeError(
+      `Cannot send command: timeout must be at most ${MAX_DELAY} ms or Infinity, received ${timeout}`,
+    );
+  }
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError(
       "Cannot send command: signal must be an AbortSignal",
@@ -585,7 +596,8 @@ function commandOptions(options: unknown): {
       `Cannot send command: idempotent must be a boolean, received ${typeof idempotent}`,
     );
   }
-  return { timeout, signal, idempotent };
+  // 0, like Infinity, is no limit.
+  return { timeout: timeout || Infinity, signal, idempotent };
 }
 
 /**
@@ -681,7 +693,8 @@ export abstract class RedisCommands {
 /** Options of {@linkcode RedisClient.session}. */
 export interface SessionOptions {
   /**
-   * How long to wait for a connection, in milliseconds.
+   * How long to wait for a connection, in milliseconds; `0` or `Infinity`:
+   * no limit.
    *
    * @default {the pool's acquireTimeout}
    */
@@ -691,6 +704,7 @@ export interface SessionOptions {
   /**
    * How long the `RESET` that cleans the connection after the callback may
    * take, in milliseconds; past it the connection is destroyed instead.
+   * `0` or `Infinity`: no limit.
    *
    * @default {1000}
    */
@@ -709,7 +723,7 @@ export interface SubscribeOptions {
   capacity?: number | undefined;
   /**
    * Bounds the wait for a connection and the server's confirmations, in
-   * milliseconds.
+   * milliseconds; `0` or `Infinity`: no limit.
    *
    * @default {the pool's acquireTimeout for the connection; no bound on the confirmations}
    */
@@ -744,7 +758,13 @@ function durationOption(
       `Cannot ${what}: ${name} must be ≥ 0 ms, received ${value}`,
     );
   }
-  return value;
+  if (value > MAX_DELAY && value !== Infinity) {
+    throw new RangeError(
+      `Cannot ${what}: ${name} must be at most ${MAX_DELAY} ms or Infinity, received ${value}`,
+    );
+  }
+  // Every duration option here is a timeout: 0, like Infinity, is no limit.
+  return value || Infinity;
 }
 
 function signalOption(what: string, value: unknown): AbortSignal | undefined {
@@ -934,9 +954,11 @@ export class RedisClient extends RedisCommands implements AsyncDisposable {
         }
         return replies;
       };
-      // Retried below, command by command, not as a batch.
+      // Retried below, command by command, not as a batch. Every live
+      // command's deadline is after `now` (expired ones were failed above),
+      // so the time left is > 0: a 0 here would mean no limit.
       const options = {
-        timeout: at === Infinity ? Infinity : Math.max(0, at - now),
+        timeout: at === Infinity ? Infinity : at - now,
         idempotent: false,
       };
       if (fresh) {

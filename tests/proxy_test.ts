@@ -559,3 +559,73 @@ Deno.test({
     }
   },
 });
+
+Deno.test("serveProxy().close(): the sessions it ends are not errors: counted in stats.closed, never reported to onError, their bytes counted", async () => {
+  await using upstream = echoUpstream();
+  await using pool = new TcpPool({ port: upstream.port, max: 2 });
+  const errors: unknown[] = [];
+  const server = serveProxy({ port: 0 }, pool, {
+    onError: (e) => errors.push(e),
+  });
+  const port = server.addr.port;
+  // Two live sessions that moved 5 bytes each way, and a third that waits
+  // for an upstream (both are in use).
+  const clients: Deno.Conn[] = [];
+  const buf = new Uint8Array(16);
+  for (let i = 0; i < 2; i++) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    clients.push(conn);
+    await conn.write(new TextEncoder().encode("hello"));
+    let got = 0;
+    while (got < 5) got += (await conn.read(buf.subarray(got)))!;
+  }
+  clients.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+  await until("a session waits", () => pool.stats.waiting === 1);
+  await server.close();
+  for (const conn of clients) {
+    assert.equal(await conn.read(buf), null, "the client was closed");
+    conn.close();
+  }
+  assert.deepEqual(errors, []);
+  const { sessions, closed, errors: failed, active, sent, received } =
+    server.stats;
+  assert.deepEqual(
+    { sessions, closed, failed, active, sent, received },
+    { sessions: 3, closed: 3, failed: 0, active: 0, sent: 10, received: 10 },
+  );
+  // Every used upstream is closed (a dial started for the waiting session
+  // may land idle in the pool).
+  assert.equal(pool.stats.inUse, 0);
+  await until("used upstreams closed", () => upstream.open === pool.stats.open);
+});
+
+Deno.test("serveProxy({ reuse: { reset } }).close() during a reset: the session is closed, not a reset failure", async () => {
+  await using upstream = echoUpstream();
+  await using pool = new TcpPool({ port: upstream.port });
+  const errors: unknown[] = [];
+  let resetting = false;
+  const server = serveProxy({ port: 0 }, pool, {
+    drainTime: 10,
+    reuse: {
+      // Never settles on its own: only its signal ends it.
+      reset: (_conn, signal) =>
+        new Promise((_, reject) => {
+          resetting = true;
+          signal.addEventListener("abort", () => reject(signal.reason));
+        }),
+      timeout: Infinity,
+    },
+    onError: (e) => errors.push(e),
+  });
+  const reply = session(server, new TextEncoder().encode("hi"));
+  await until("the reset runs", () => resetting);
+  assert.equal(new TextDecoder().decode(await reply), "hi");
+  await server.close();
+  assert.deepEqual(errors, []);
+  const { closed, resetFailures, reused, errors: failed } = server.stats;
+  assert.deepEqual(
+    { closed, resetFailures, reused, failed },
+    { closed: 1, resetFailures: 0, reused: 0, failed: 0 },
+  );
+  assert.equal(pool.stats.open, 0, "the upstream was destroyed");
+});

@@ -1096,7 +1096,11 @@ Deno.test("new TcpPool() rejects bad options naming the option and value", () =>
       /maxFrameSize must be a positive integer, received -1/,
     ],
     [{ port: 1, onLeak: 5 }, TypeError, /onLeak must be a function/],
-    [{ port: 1, heartbeat: { interval: 10 } }, TypeError, /heartbeat must be/],
+    [
+      { port: 1, heartbeat: { interval: 10 } },
+      TypeError,
+      /heartbeat.ping must be a function, received undefined/,
+    ],
     [
       { port: 1, heartbeat: { interval: -1, ping: () => true } },
       RangeError,
