@@ -413,6 +413,24 @@ Deno.test("arguments: Pool's constructor and options", async (t) => {
     })),
     badOption("clock", {}, TypeError),
     badOption("name", 5, TypeError),
+    badOption("failFast", "yes", TypeError),
+    ...BAD_COUNTS.map(([v, e]) => badOption("maxWaiting", v, e)),
+    badOption("backoff", "x", TypeError),
+    ...([
+      ["initial", "50", TypeError],
+      ["initial", 0, RangeError],
+      ["initial", Infinity, RangeError],
+      ["multiplier", 0.5, RangeError],
+      ["jitter", 1.5, RangeError],
+      ["jitter", -0.1, RangeError],
+      ["max", 10, RangeError], // below initial (50)
+      ["max", "2000", TypeError],
+    ] as const).map(([field, v, e]) => ({
+      ...badOption(`backoff.${field}`, v, e),
+      call: `new Pool(dial, { backoff: { ${field}: ${shown(v)} } })`,
+      run: ({ dial }: PoolCtx) =>
+        new Pool(dial, { minIdle: 1, backoff: { [field]: v } as never }),
+    })),
   ];
   await walk(t, poolFixture, rows);
 });
@@ -446,6 +464,27 @@ Deno.test("arguments: Pool's methods", async (t) => {
       value: "yes",
       error: TypeError,
       run: ({ pool }) => pool.borrow({ fresh: "yes" as never }),
+    },
+    {
+      call: 'borrow({ failFast: "yes" })',
+      name: "failFast",
+      value: "yes",
+      error: TypeError,
+      run: ({ pool }) => pool.borrow({ failFast: "yes" as never }),
+    },
+    {
+      call: 'on("change", fn)',
+      name: "type",
+      value: "change",
+      error: TypeError,
+      run: ({ pool }) => pool.on("change" as never, () => {}),
+    },
+    {
+      call: 'on("statechange", "x")',
+      name: "listener",
+      value: "x",
+      error: TypeError,
+      run: ({ pool }) => pool.on("statechange", "x" as never),
     },
     {
       call: 'use("x")',
