@@ -494,9 +494,12 @@ Deno.test({
   ignore: !HAVE_PRLIMIT,
   fn: async () => {
     await using upstream = echoUpstream();
+    // The child starts with the usual limit (a cold start, its module
+    // cache empty, opens more files than 40), and is held to 40 once it
+    // listens: `prlimit --pid` below.
     const child = new Deno.Command("prlimit", {
       args: [
-        "--nofile=40:40",
+        "--nofile=1024:1024",
         Deno.execPath(),
         "run",
         "--allow-net=127.0.0.1",
@@ -523,6 +526,10 @@ Deno.test({
     let exited = false;
     try {
       const port = Number(await line());
+      const limited = await new Deno.Command("prlimit", {
+        args: ["--pid", String(child.pid), "--nofile=40:40"],
+      }).output();
+      assert.ok(limited.success, "prlimit --pid");
       const payload = randomBytes(100, 60);
       const burst = await Promise.all(
         Array.from({ length: 60 }, () => clientWithin(port, payload, 5_000)),
