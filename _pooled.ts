@@ -159,13 +159,16 @@ export class PooledConn implements AsyncDisposable, Disposable {
     return this.#conn().unusable;
   }
 
-  /** The local address (its port identifies the connection). */
-  get localAddr(): Deno.NetAddr {
+  /**
+   * The local address: a `Deno.NetAddr` (its port identifies the
+   * connection), or a `Deno.UnixAddr` for a pool over a Unix socket.
+   */
+  get localAddr(): Deno.Addr {
     return this.#conn().sock.localAddr;
   }
 
-  /** The server's address. */
-  get remoteAddr(): Deno.NetAddr {
+  /** The server's address (a `Deno.UnixAddr` for a Unix socket). */
+  get remoteAddr(): Deno.Addr {
     return this.#conn().sock.remoteAddr;
   }
 

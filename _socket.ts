@@ -48,8 +48,8 @@ import { isIP } from "node:net";
 
 /** What a pooled connection needs from its socket. */
 export interface Socket {
-  readonly localAddr: Deno.NetAddr;
-  readonly remoteAddr: Deno.NetAddr;
+  readonly localAddr: Deno.Addr;
+  readonly remoteAddr: Deno.Addr;
   read(p: Uint8Array): Promise<number | null>;
   write(p: Uint8Array): Promise<number>;
   /** Closes the write side (a FIN to the peer); reads go on. */
@@ -113,10 +113,38 @@ export function connectTcp(
   signal: AbortSignal,
   inFlight: Set<Promise<void>>,
 ): Promise<Deno.TcpConn> {
+  return raced(
+    (cancel) => Deno.connect({ hostname, port, signal: cancel }),
+    signal,
+    inFlight,
+  );
+}
+
+/** {@linkcode connectTcp} for a Unix domain socket at `path`. */
+export function connectUnix(
+  path: string,
+  signal: AbortSignal,
+  inFlight: Set<Promise<void>>,
+): Promise<Deno.UnixConn> {
+  // A local connect: it succeeds or fails at once (Deno takes no signal
+  // for it); raced all the same, so an abort is answered at once.
+  return raced(
+    () => Deno.connect({ transport: "unix", path }),
+    signal,
+    inFlight,
+  );
+}
+
+/** A connect raced against `signal` (see {@linkcode connectTcp}). */
+function raced<C extends Deno.Conn>(
+  connect: (cancel: AbortSignal) => Promise<C>,
+  signal: AbortSignal,
+  inFlight: Set<Promise<void>>,
+): Promise<C> {
   signal.throwIfAborted();
   const cancel = new AbortController();
-  const connecting = Deno.connect({ hostname, port, signal: cancel.signal });
-  const { promise, resolve, reject } = Promise.withResolvers<Deno.TcpConn>();
+  const connecting = connect(cancel.signal);
+  const { promise, resolve, reject } = Promise.withResolvers<C>();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const onAbort = () => {
     reject(signal.reason);

@@ -84,9 +84,10 @@ import {
 } from "./pool.ts";
 import { SYSTEM_CLOCK } from "./_time.ts";
 import { closeForce } from "./_options.ts";
-import { poolHooks } from "./_internal.ts";
+import { poolHooks, tcpHooks } from "./_internal.ts";
 import {
   connectTcp,
+  connectUnix,
   dialTls,
   type Socket,
   type TlsSettings,
@@ -138,9 +139,9 @@ export type TcpPoolPoolOptions = Pick<
 /** What a leak report or a heartbeat tells about a connection. */
 export interface TcpConnInfo {
   /** The local address (its port identifies the connection). */
-  localAddr: Deno.NetAddr;
+  localAddr: Deno.Addr;
   /** The server's address. */
-  remoteAddr: Deno.NetAddr;
+  remoteAddr: Deno.Addr;
 }
 
 /** Pings for idle connections: see {@linkcode TcpPoolOptions.heartbeat}. */
@@ -190,8 +191,14 @@ export interface TcpPoolOptions extends TcpPoolPoolOptions {
    * @default {"127.0.0.1"}
    */
   hostname?: string | undefined;
-  /** The server's port. */
-  port: number;
+  /** The server's port (required unless `path` is given). */
+  port?: number | undefined;
+  /**
+   * A Unix domain socket to connect to instead of `hostname:port` (Deno
+   * needs read and write permission for it). Not with `tls`, `hostname` or
+   * `port`; `noDelay` and `keepAlive` do not apply.
+   */
+  path?: string | undefined;
   /**
    * Connect with TLS: `true`, or {@linkcode TcpTlsOptions}. Certificates
    * are verified; the handshake is part of the dial, bounded by
@@ -411,7 +418,7 @@ function info(c: Connection): TcpConnInfo {
  *   const ports = new Set<number>();
  *   for (let i = 0; i < 3; i++) {
  *     await using conn = await pool.borrow();
- *     ports.add(conn.localAddr.port);
+ *     ports.add((conn.localAddr as Deno.NetAddr).port);
  *     await conn.request(new Uint8Array([i]));
  *   }
  *   assert.equal(ports.size, 1); // one connection, reused
@@ -425,10 +432,15 @@ export class TcpPool implements AsyncDisposable {
   readonly #shared: Shared;
   readonly #hostname: string;
   readonly #port: number;
+  readonly #path: string | undefined;
   #retries = 0;
   #stale = 0;
   /** TCP connects not settled yet, given up ones included (close waits). */
   readonly #connecting = new Set<Promise<void>>();
+
+  static {
+    tcpHooks.inner = (pool) => (pool as TcpPool).#pool;
+  }
 
   /**
    * Makes a pool; it dials lazily (or in the background for `minIdle`).
@@ -447,8 +459,9 @@ export class TcpPool implements AsyncDisposable {
       );
     }
     const {
-      hostname = "127.0.0.1",
+      hostname: rawHostname,
       port: rawPort,
+      path,
       tls = false,
       noDelay = true,
       keepAlive = true,
@@ -459,6 +472,37 @@ export class TcpPool implements AsyncDisposable {
       onLeak,
       ...poolOptions
     } = options;
+    if (path !== undefined) {
+      if (typeof path !== "string" || path === "") {
+        throw new (path === "" ? RangeError : TypeError)(
+          `Cannot create pool: path must be a non-empty string, received ${
+            describe(path)
+          }`,
+        );
+      }
+      for (
+        const [name, value] of [["hostname", rawHostname], [
+          "port",
+          rawPort,
+        ]] as const
+      ) {
+        if (value !== undefined) {
+          throw new TypeError(
+            `Cannot create pool: ${name} cannot be given with path (a Unix socket), received ${
+              describe(value)
+            }`,
+          );
+        }
+      }
+      if (tls !== false) {
+        throw new TypeError(
+          `Cannot create pool: tls cannot be given with path (a Unix socket), received ${
+            describe(tls)
+          }`,
+        );
+      }
+    }
+    const hostname = rawHostname ?? "127.0.0.1";
     if (typeof hostname !== "string" || hostname === "") {
       throw new (hostname === "" ? RangeError : TypeError)(
         `Cannot create pool: hostname must be a non-empty string, received ${
@@ -466,7 +510,7 @@ export class TcpPool implements AsyncDisposable {
         }`,
       );
     }
-    const p = port(rawPort);
+    const p = path === undefined ? port(rawPort) : 0;
     if (
       typeof readBufferSize !== "number" || !Number.isInteger(readBufferSize) ||
       readBufferSize < 1
@@ -508,6 +552,7 @@ export class TcpPool implements AsyncDisposable {
     const maxFrame = format(frame, "create pool", "frame.").max;
     this.#hostname = hostname;
     this.#port = p;
+    this.#path = path;
     if (typeof idleWatch !== "boolean") {
       throw new TypeError(
         `Cannot create pool: idleWatch must be a boolean, received ${
@@ -526,7 +571,9 @@ export class TcpPool implements AsyncDisposable {
     };
     const dial = async (signal: AbortSignal): Promise<Connection> => {
       let sock: Socket;
-      if (tlsOptions === null) {
+      if (path !== undefined) {
+        sock = await connectUnix(path, signal, this.#connecting);
+      } else if (tlsOptions === null) {
         const tcp = await connectTcp(hostname, p, signal, this.#connecting);
         try {
           if (noDelay) tcp.setNoDelay(true);
@@ -569,8 +616,12 @@ export class TcpPool implements AsyncDisposable {
     });
   }
 
-  /** `hostname:port` of the server (`[host]:port` for IPv6). */
+  /**
+   * `hostname:port` of the server (`[host]:port` for IPv6), or `unix:path`
+   * for a Unix socket; it names the pool in `DialError` messages.
+   */
   get address(): string {
+    if (this.#path !== undefined) return `unix:${this.#path}`;
     const h = this.#hostname;
     return `${h.includes(":") ? `[${h}]` : h}:${this.#port}`;
   }

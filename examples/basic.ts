@@ -27,9 +27,9 @@ console.log(`echo server on 127.0.0.1:${listener.addr.port}`);
       timeout: 1_000,
     });
     console.log(
-      `request ${i}: local port ${conn.localAddr.port}, reused: ${conn.reused}, reply: ${
-        decoder.decode(reply)
-      }`,
+      `request ${i}: local port ${
+        (conn.localAddr as Deno.NetAddr).port
+      }, reused: ${conn.reused}, reply: ${decoder.decode(reply)}`,
     );
   }
   const { open, dials, borrows } = pool.stats;

@@ -462,7 +462,10 @@ function integer(text: string): number {
   return n;
 }
 
-/** Options of a {@linkcode RedisClient}: TcpPool's, `port` defaulting to 6379. */
+/**
+ * Options of a {@linkcode RedisClient}: TcpPool's, `port` defaulting to 6379
+ * (or `path` for redis-server's `unixsocket`).
+ */
 export type RedisOptions = Omit<TcpPoolOptions, "port" | "frame"> & {
   port?: number;
   /**
@@ -812,7 +815,11 @@ export class RedisClient extends RedisCommands implements AsyncDisposable {
         `Cannot create RedisClient: pipeline must be a boolean, received ${typeof pipeline}`,
       );
     }
-    this.pool = new TcpPool({ ...rest, port: options.port ?? 6379 });
+    this.pool = new TcpPool(
+      rest.path === undefined
+        ? { ...rest, port: options.port ?? 6379 }
+        : { ...rest, port: options.port },
+    );
     this.#pipeline = pipeline;
     this.#slots = this.pool.stats.max;
   }

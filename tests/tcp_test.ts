@@ -30,6 +30,11 @@ import {
 
 // -- Helpers --
 
+/** A TCP address's port (a pool's conns over TCP have `Deno.NetAddr`s). */
+function portOf(addr: Deno.Addr): number {
+  return (addr as Deno.NetAddr).port;
+}
+
 /** A request payload: a 4-byte big-endian id, then `body`. */
 function payload(id: number, body: Uint8Array | string = ""): Uint8Array {
   const bytes = typeof body === "string"
@@ -77,9 +82,9 @@ Deno.test("TcpPool reuses one connection for sequential requests (same local por
   const ports = new Set<number>();
   for (let id = 1; id <= 20; id++) {
     await using conn = await pool.borrow();
-    ports.add(conn.localAddr.port);
+    ports.add(portOf(conn.localAddr));
     assert.equal(conn.reused, id > 1);
-    assert.equal(conn.remoteAddr.port, server.port);
+    assert.equal(portOf(conn.remoteAddr), server.port);
     const response = await conn.request(payload(id, "hello"));
     assert.equal(idOf(response), id);
   }
@@ -219,11 +224,11 @@ Deno.test("PooledConn.request() rejects with the signal's reason and poisons the
   controller.abort(reason);
   await assert.rejects(pending, (e) => e === reason);
   assert.equal(conn.broken, true);
-  const port = conn.localAddr.port;
+  const port = portOf(conn.localAddr);
   conn.release();
   server.setMode("echo");
   await using next = await pool.borrow();
-  assert.notEqual(next.localAddr.port, port);
+  assert.notEqual(portOf(next.localAddr), port);
   assert.equal(idOf(await next.request(payload(2))), 2);
 });
 
@@ -245,7 +250,7 @@ Deno.test("TcpPool: stray bytes on an idle connection destroy it", async () => {
   let port: number;
   {
     await using conn = await pool.borrow();
-    port = conn.localAddr.port;
+    port = portOf(conn.localAddr);
     await conn.request(payload(1));
   }
   server.setMode({ strayBytesWhenIdleAfter: 20 });
@@ -253,7 +258,7 @@ Deno.test("TcpPool: stray bytes on an idle connection destroy it", async () => {
   await until(() => pool.stats.destroyed.evicted === 1, "eviction");
   server.setMode("echo");
   await using conn = await pool.borrow();
-  assert.notEqual(conn.localAddr.port, port);
+  assert.notEqual(portOf(conn.localAddr), port);
   assert.equal(idOf(await conn.request(payload(2))), 2);
 });
 
@@ -261,7 +266,7 @@ Deno.test("TcpPool: a connection released with unread bytes is dirty and destroy
   await using server = startFaultServer();
   await using pool = new TcpPool({ port: server.port, max: 2 });
   const conn = await pool.borrow();
-  const port = conn.localAddr.port;
+  const port = portOf(conn.localAddr);
   await conn.writeFrame(payload(1));
   await conn.writeFrame(payload(2));
   assert.equal(idOf((await conn.readFrame())!), 1);
@@ -269,7 +274,7 @@ Deno.test("TcpPool: a connection released with unread bytes is dirty and destroy
   conn.release();
   assert.equal(pool.stats.open, 0);
   await using next = await pool.borrow();
-  assert.notEqual(next.localAddr.port, port);
+  assert.notEqual(portOf(next.localAddr), port);
   assert.equal(idOf(await next.request(payload(3))), 3);
 });
 
@@ -491,18 +496,18 @@ Deno.test("PooledConn: write({ expectReply: false }) leaves the connection reusa
   let port: number;
   {
     await using conn = await pool.borrow();
-    port = conn.localAddr.port;
+    port = portOf(conn.localAddr);
     await conn.write(enc(""), { expectReply: false });
   }
   {
     await using conn = await pool.borrow();
-    assert.equal(conn.localAddr.port, port, "pooled, not destroyed");
+    assert.equal(portOf(conn.localAddr), port, "pooled, not destroyed");
     await conn.write(enc("a\n"));
     assert.equal(await conn.readLine(), "a");
   }
   {
     await using conn = await pool.borrow();
-    assert.equal(conn.localAddr.port, port, "answered: clean again");
+    assert.equal(portOf(conn.localAddr), port, "answered: clean again");
   }
   assert.equal(pool.stats.destroyed.dirty, 0);
 });
@@ -634,7 +639,7 @@ Deno.test("PooledConn: bad arguments throw before any I/O and leave a healthy co
     frame: { maxFrameSize: 16 },
   });
   await using conn = await pool.borrow();
-  const port = conn.localAddr.port;
+  const port = portOf(conn.localAddr);
   await assert.rejects(
     conn.writeFrame(new Uint8Array(17)),
     /RangeError: Cannot write frame: payload length 17 exceeds maxFrameSize 16/,
@@ -672,7 +677,7 @@ Deno.test("PooledConn: bad arguments throw before any I/O and leave a healthy co
   assert.equal(idOf(await conn.request(payload(7))), 7);
   conn.release();
   await using again = await pool.borrow();
-  assert.equal(again.localAddr.port, port);
+  assert.equal(portOf(again.localAddr), port);
   assert.equal(pool.stats.destroyed.broken, 0);
   assert.equal(pool.stats.destroyed.dirty, 0);
 });
@@ -1004,12 +1009,12 @@ Deno.test("TcpPool heartbeat: pings idle connections; a failed ping destroys one
   let port: number;
   {
     await using conn = await pool.borrow();
-    port = conn.localAddr.port;
+    port = portOf(conn.localAddr);
   }
   await until(() => pings >= 2, "two pings");
   {
     await using conn = await pool.borrow();
-    assert.equal(conn.localAddr.port, port, "still the same connection");
+    assert.equal(portOf(conn.localAddr), port, "still the same connection");
   }
   fail = true;
   await until(() => pool.stats.destroyed.heartbeat >= 1, "a failed ping");
@@ -1026,8 +1031,8 @@ Deno.test("TcpPool onLeak: reports a connection held past leakTimeout, with its 
   });
   const conn = await pool.borrow();
   await until(() => reports.length === 1, "a leak report");
-  assert.equal(reports[0]!.localAddr.port, conn.localAddr.port);
-  assert.equal(reports[0]!.remoteAddr.port, server.port);
+  assert.equal(portOf(reports[0]!.localAddr), portOf(conn.localAddr));
+  assert.equal(portOf(reports[0]!.remoteAddr), server.port);
   conn.release();
 });
 
