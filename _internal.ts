@@ -64,6 +64,27 @@ export type Offered = typeof LENT | typeof IDLED | typeof FULL;
 /** What {@linkcode internals.poll} returns when nothing is ready. */
 export const NONE: unique symbol = Symbol("none");
 
+/**
+ * A capacity shared by several pools (a TcpAgent's `maxTotal`): a pool asks
+ * it for a place before it dials a counted resource and gives the place back
+ * when that resource is gone. Passed to a Pool in its options under the
+ * symbol {@linkcode GATE} (not public API).
+ */
+export interface Gate {
+  /**
+   * A place for one more resource of `pool`, or `false`: then `pool` is
+   * woken ({@linkcode poolHooks.wake}) when one may be free.
+   */
+  take(pool: object): boolean;
+  /** A resource of `pool` is gone: its place is free. */
+  give(pool: object): void;
+  /** `pool` put a resource in its idle set (it may be given up for another). */
+  idled(pool: object): void;
+}
+
+/** The option key under which a Pool takes a {@linkcode Gate}. */
+export const GATE: unique symbol = Symbol("chanpool.gate");
+
 /** Hooks into `Lease`, for `tcp.ts`; bound when pool.ts loads. */
 export const poolHooks: {
   /**
@@ -76,7 +97,27 @@ export const poolHooks: {
    * (to a waiting borrower), so it is not idle.
    */
   release: (lease: object) => boolean;
+  /** Idle resources of a pool, for a gate choosing one to close. */
+  idleCount: (pool: object) => number;
+  /** Borrows waiting in a pool. */
+  waitingCount: (pool: object) => number;
+  /** Closes a pool's longest-idle resource (for its gate); whether it did. */
+  evictIdle: (pool: object) => boolean;
+  /** A place may be free at the pool's gate: dial for its waiters. */
+  wake: (pool: object) => void;
 } = {
   destroyAs: notLoaded("pool.ts"),
   release: notLoaded("pool.ts"),
+  idleCount: notLoaded("pool.ts"),
+  waitingCount: notLoaded("pool.ts"),
+  evictIdle: notLoaded("pool.ts"),
+  wake: notLoaded("pool.ts"),
+};
+
+/** Hooks into `TcpPool`, for the agent; bound when tcp.ts loads. */
+export const tcpHooks: {
+  /** The `Pool` a TcpPool keeps its connections in. */
+  inner: (pool: object) => object;
+} = {
+  inner: notLoaded("tcp.ts"),
 };

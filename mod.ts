@@ -22,3 +22,4 @@ export * from "./pool.ts";
 export * from "./framing.ts";
 export * from "./tcp.ts";
 export * from "./proxy.ts";
+export * from "./agent.ts";

@@ -56,7 +56,7 @@
 
 import { setImmediate } from "node:timers";
 import { Channel } from "./channel.ts";
-import { internals, poolHooks } from "./_internal.ts";
+import { GATE, type Gate, internals, poolHooks } from "./_internal.ts";
 import { type ChannelWaiter, leave } from "./_waiter.ts";
 import type { LinkedQueue } from "./_queue.ts";
 import {
@@ -557,6 +557,9 @@ export class Pool<T> implements AsyncDisposable {
   readonly #named: string;
   readonly #failFast: boolean;
   readonly #maxWaiting: number;
+  // A capacity shared with other pools (a TcpAgent's maxTotal), or null: a
+  // place there is taken with every slot here, and given back with it.
+  readonly #gate: Gate | null;
   // Whether the pool can make resources, and when it may dial while it
   // cannot (_state.ts); `statechange` listeners hear of every change.
   readonly #state: Connectivity;
@@ -670,6 +673,7 @@ export class Pool<T> implements AsyncDisposable {
     this.#named = o.named;
     this.#failFast = o.failFast;
     this.#maxWaiting = o.maxWaiting;
+    this.#gate = (options as { [GATE]?: Gate })[GATE] ?? null;
     this.#state = new Connectivity(clock, o.backoff, (event) => {
       for (const listener of this.#listeners) {
         try {
@@ -1096,10 +1100,7 @@ export class Pool<T> implements AsyncDisposable {
     }
     if (options?.fresh && !failing) {
       if (this.#slots.size >= this.#max) this.#evictOldestIdle();
-      if (this.#slots.size < this.#max) {
-        this.#slots.trySend(undefined);
-        return this.#lendFresh(signal, timeout);
-      }
+      if (this.#takeSlot()) return this.#lendFresh(signal, timeout);
     }
     if (this.#slots.size >= this.#max) {
       if (this.#whenExhausted === FAIL) throw new PoolExhaustedError(this.#max);
@@ -1239,7 +1240,7 @@ export class Pool<T> implements AsyncDisposable {
     this.#dialer.run(timeout, signal, (failed, value) => {
       this.#dialing--;
       if (failed) {
-        this.#slots.tryReceive();
+        this.#giveSlot();
         this.#fill();
         this.#checkDrained();
         return reject(value);
@@ -1335,10 +1336,13 @@ export class Pool<T> implements AsyncDisposable {
     entry.idleSince = now;
     const where = this.#idle.offer(entry);
     if (where === FULL) this.#destroy(entry, "surplus");
-    else if (where === IDLED && this.#idleCheck !== Infinity) {
-      // When it next needs attention; the alarm is usually armed earlier.
-      const due = Math.min(entry.expiresAt, now + this.#idleCheck);
-      if (due < this.#hk.at) this.#armHousekeeping(due);
+    else if (where === IDLED) {
+      if (this.#idleCheck !== Infinity) {
+        // When it next needs attention; the alarm is usually armed earlier.
+        const due = Math.min(entry.expiresAt, now + this.#idleCheck);
+        if (due < this.#hk.at) this.#armHousekeeping(due);
+      }
+      this.#gate?.idled(this);
     }
   }
 
@@ -1349,7 +1353,7 @@ export class Pool<T> implements AsyncDisposable {
     this.#entries.remove(entry);
     this.#destroyed[reason] = (this.#destroyed[reason] ?? 0) + 1;
     this.#closeResource(entry.resource, entry.reason);
-    this.#slots.tryReceive();
+    this.#giveSlot();
     if (this.#slots.size === 0) this.#state.empty();
     this.#fill();
     this.#checkDrained();
@@ -1389,9 +1393,26 @@ export class Pool<T> implements AsyncDisposable {
         if (from !== Infinity) this.#armHousekeeping(from);
         break;
       }
-      if (!this.#slots.trySend(undefined)) break;
+      if (!this.#takeSlot()) break;
       this.#startDial();
     }
+  }
+
+  /**
+   * Takes a slot for a resource about to be dialed: one of this pool's
+   * (max) and, with a gate, one of the shared capacity's.
+   */
+  #takeSlot(): boolean {
+    if (this.#slots.size >= this.#max) return false;
+    if (this.#gate !== null && !this.#gate.take(this)) return false;
+    this.#slots.trySend(undefined);
+    return true;
+  }
+
+  /** Gives a slot back (its resource is gone, or its dial failed). */
+  #giveSlot(): void {
+    this.#slots.tryReceive();
+    this.#gate?.give(this);
   }
 
   #idleDeficit(): boolean {
@@ -1469,7 +1490,7 @@ export class Pool<T> implements AsyncDisposable {
    */
   #dialFailed(error: unknown, seq: number): void {
     this.#dialing--;
-    this.#slots.tryReceive();
+    this.#giveSlot();
     if (!this.#closed) {
       if (this.#inUse + this.#checking + this.#dialing === 0) {
         const channel = this.#idle.channel;
@@ -1558,5 +1579,14 @@ export class Pool<T> implements AsyncDisposable {
       return state.failing ? { cause: state.lastError } : undefined;
     };
     waiterDue = (pool, waiter) => pool.#waiterDue(waiter);
+    poolHooks.idleCount = (pool) => (pool as Pool<unknown>).#idle.size;
+    poolHooks.waitingCount = (pool) => (pool as Pool<unknown>).#waiting;
+    poolHooks.evictIdle = (pool) => {
+      const p = pool as Pool<unknown>;
+      const before = p.#slots.size;
+      p.#evictOldestIdle();
+      return p.#slots.size < before;
+    };
+    poolHooks.wake = (pool) => (pool as Pool<unknown>).#fill();
   }
 }

@@ -58,6 +58,7 @@ const TABLES: { section: string; column: string; types: string[] }[] = [
     column: "option",
     types: ["ProxyOptions", "ServeProxyOptions"],
   },
+  { section: "Many servers", column: "option", types: ["TcpAgentOptions"] },
 ];
 
 // -- The public API, from deno doc --
