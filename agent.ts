@@ -117,7 +117,7 @@ export interface TcpAgentStats {
   capEvictions: number;
   /** Pools made (one per address, again after a drop). */
   poolsCreated: number;
-  /** Pools dropped after `idleTimeout` without use. */
+  /** Pools dropped after `idleTimeout` without use, or by `drop`. */
   poolsDropped: number;
 }
 
@@ -461,6 +461,38 @@ export class TcpAgent implements AsyncDisposable {
       poolsCreated: this.#poolsCreated,
       poolsDropped: this.#poolsDropped,
     };
+  }
+
+  /**
+   * Closes `address`'s pool (as {@linkcode TcpPool.close}: idle connections
+   * at once, those in use when released; borrows waiting for one reject
+   * with {@linkcode PoolClosedError}) and forgets it: the address's next
+   * use makes a new pool. Counted in `stats.poolsDropped`.
+   *
+   * @param address The address.
+   * @returns When its pool is closed; at once if it has none.
+   * @throws {TypeError} If the address is malformed.
+   */
+  drop(address: TcpAddress): Promise<void> {
+    let name: string;
+    try {
+      name = addressKey(address, "drop address");
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const key = this.#keys.get(name);
+    if (key === undefined) return Promise.resolve();
+    this.#keys.delete(name);
+    this.#unlistIdle(key);
+    if (key.wanting) {
+      key.wanting = false;
+      this.#wanting = this.#wanting.filter((k) => k !== key);
+    }
+    this.#poolsDropped++;
+    const closing = key.pool.close();
+    this.#closing.add(closing);
+    closing.finally(() => this.#closing.delete(closing));
+    return closing;
   }
 
   /** The addresses that have a pool now. */

@@ -210,3 +210,23 @@ Deno.test("TcpAgent: bad addresses and options are TypeError/RangeError naming t
   await agent.close();
   await assert.rejects(agent.request({ port: 1 }, one), PoolClosedError);
 });
+
+Deno.test("TcpAgent.drop closes an address's pool (waiters reject, a held connection closes on release) and its next use makes a new one", async () => {
+  await using servers = echoServers(1);
+  const address = `127.0.0.1:${servers.ports[0]}`;
+  await using agent = new TcpAgent({ maxPerHost: 1 });
+  const held = await agent.borrow(address);
+  const waiting = agent.borrow(address, { timeout: 5_000 });
+  const old = agent.pool(address);
+  const dropped = agent.drop(address);
+  await assert.rejects(waiting, PoolClosedError);
+  assert.deepEqual(agent.keys(), []);
+  assert.equal(agent.stats.open, 1, "the held connection, until released");
+  held.release();
+  await dropped;
+  assert.equal(old.closed, true);
+  assert.deepEqual([agent.stats.open, agent.stats.poolsDropped], [0, 1]);
+  assert.notEqual(agent.pool(address), old, "a new pool on its next use");
+  await agent.drop("127.0.0.1:1"); // no pool: nothing to do
+  await assert.rejects(agent.drop("nonsense"), TypeError);
+});
