@@ -23,3 +23,4 @@ export * from "./framing.ts";
 export * from "./tcp.ts";
 export * from "./proxy.ts";
 export * from "./agent.ts";
+export * from "./cluster.ts";

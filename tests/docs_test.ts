@@ -59,6 +59,21 @@ const TABLES: { section: string; column: string; types: string[] }[] = [
     types: ["ProxyOptions", "ServeProxyOptions"],
   },
   { section: "Many servers", column: "option", types: ["TcpAgentOptions"] },
+  {
+    section: "Many servers",
+    column: "cluster option",
+    types: ["TcpClusterOptions"],
+  },
+  {
+    section: "Many servers",
+    column: "cluster call option",
+    types: [
+      "TcpClusterExchangeOptions",
+      "TcpClusterRequestOptions",
+      "TcpClusterBorrowOptions",
+      "TcpClusterCallOptions",
+    ],
+  },
 ];
 
 // -- The public API, from deno doc --
