@@ -62,6 +62,7 @@
 import { TimeoutError } from "./_errors.ts";
 import { connHooks } from "./_conn.ts";
 import { type PooledConn, TcpPool } from "./tcp.ts";
+import { TcpCluster } from "./cluster.ts";
 import { describe, tooLong } from "./_util.ts";
 
 /**
@@ -289,14 +290,17 @@ function checkDownstream(downstream: unknown): void {
 }
 
 /**
- * Checks `pool`: a TcpPool, by `instanceof` (the proxy reads its
- * connections through their internals, so an object that only looks like
- * one would fail mid-session).
+ * Checks `pool`: a TcpPool or a TcpCluster (whose borrow lends a TcpPool's
+ * connection), by `instanceof` (the proxy reads its connections through
+ * their internals, so an object that only looks like one would fail
+ * mid-session).
  */
 function checkPool(pool: unknown, where: string): void {
-  if (!(pool instanceof TcpPool)) {
+  if (!(pool instanceof TcpPool) && !(pool instanceof TcpCluster)) {
     throw new TypeError(
-      `Cannot ${where}: pool must be a TcpPool, received ${describe(pool)}`,
+      `Cannot ${where}: pool must be a TcpPool or a TcpCluster, received ${
+        describe(pool)
+      }`,
     );
   }
 }
@@ -611,14 +615,15 @@ class Session {
  *
  * @param downstream The client's connection (anything with `read`, `write`,
  *   `closeWrite` and `close`, as a `Deno.Conn`); it is closed on return.
- * @param pool Where upstreams come from: a {@linkcode TcpPool} (checked with
- *   `instanceof`: the proxy reads its connections' internals).
+ * @param pool Where upstreams come from: a {@linkcode TcpPool}, or a
+ *   {@linkcode TcpCluster} (each session borrows from a host it picks;
+ *   checked with `instanceof`: the proxy reads its connections' internals).
  * @param options `signal`, `idleTimeout`, `connectTimeout`, `reuse`,
  *   `drainTime`.
  * @returns Bytes sent and received, whether the upstream was reused, and
  *   why its reset failed, if it did.
- * @throws {TypeError} If `downstream` is not a connection, `pool` not a
- *   TcpPool, or an option has the wrong type.
+ * @throws {TypeError} If `downstream` is not a connection, `pool` neither
+ *   a TcpPool nor a TcpCluster, or an option has the wrong type.
  * @throws {RangeError} If a duration is negative, NaN, or finite and above
  *   2^31 − 1.
  * @throws {DialError} If no upstream could be dialed (the client is closed).
@@ -630,7 +635,7 @@ class Session {
  */
 export async function proxy(
   downstream: Downstream,
-  pool: TcpPool,
+  pool: TcpPool | TcpCluster,
   options?: ProxyOptions,
 ): Promise<ProxyResult> {
   checkDownstream(downstream);
@@ -644,7 +649,7 @@ export async function proxy(
  */
 async function run(
   downstream: Downstream,
-  pool: TcpPool,
+  pool: TcpPool | TcpCluster,
   s: Settings,
   started?: (session: Session) => void,
 ): Promise<ProxyResult> {
@@ -832,17 +837,19 @@ function listenerClosed(error: unknown): boolean {
  * @param listen Where to listen, `{ hostname?, port }` (`hostname` default
  *   `"127.0.0.1"`; `port: 0`: a free port), or a listener (with `accept`
  *   and `close` methods) the server takes over: its `close()` closes it.
- * @param pool Where upstreams come from: a {@linkcode TcpPool}.
+ * @param pool Where upstreams come from: a {@linkcode TcpPool}, or a
+ *   {@linkcode TcpCluster}.
  * @param options A session's options, plus `onError`.
  * @returns The server: `addr`, `stats`, `close()`, `await using`.
  * @throws {TypeError} If `listen` is neither an address nor a listener,
- *   `pool` is not a TcpPool, or an option has the wrong type.
+ *   `pool` is neither a TcpPool nor a TcpCluster, or an option has the
+ *   wrong type.
  * @throws {RangeError} If `listen.port` is not an integer from 0 to 65535,
  *   or a duration is out of range.
  */
 export function serveProxy(
   listen: { hostname?: string; port: number } | ProxyListener,
-  pool: TcpPool,
+  pool: TcpPool | TcpCluster,
   options?: ServeProxyOptions,
 ): ProxyServer {
   const onError = options?.onError;

@@ -11,6 +11,7 @@ import {
   type FrameReader,
   PoolClosedError,
   ProtocolError,
+  serveProxy,
   TcpCluster,
   type TcpClusterEvent,
   TimeoutError,
@@ -766,6 +767,37 @@ Deno.test("TcpCluster: a hosts function that fails at first: calls reject with D
     await cluster.exchange(WHICH, (r) => r.readLine(), { timeout: 1_000 }),
     String(servers.ports[0]),
   );
+});
+
+// -- serveProxy --
+
+Deno.test("serveProxy over a TcpCluster: sessions spread over its hosts, a host that is gone is skipped", async () => {
+  await using servers = portServers(3);
+  const dead = await freePort();
+  await using cluster = new TcpCluster({
+    hosts: [...servers.ports.map((port) => ({ port })), { port: dead }],
+  });
+  const errors: unknown[] = [];
+  await using server = serveProxy({ hostname: "127.0.0.1", port: 0 }, cluster, {
+    onError: (e) => errors.push(e),
+  });
+  const seen = new Map<string, number>();
+  for (let i = 0; i < 60; i++) {
+    const client = await Deno.connect({ port: server.addr.port });
+    await client.write(WHICH);
+    await client.closeWrite();
+    const text = (await new Response(client.readable).text()).trim();
+    seen.set(text, (seen.get(text) ?? 0) + 1);
+  }
+  console.log(`proxy over a cluster: sessions per host ${[...seen.values()]}`);
+  assert.deepEqual(errors, []);
+  assert.deepEqual(
+    [...seen.keys()].sort(),
+    servers.ports.map(String).sort(),
+  );
+  const gone = cluster.hosts.find((h) => h.address === `127.0.0.1:${dead}`)!;
+  assert.equal(gone.ejected, true);
+  await until(() => cluster.hosts.every((h) => h.inFlight === 0), "released");
 });
 
 // -- Arguments --
