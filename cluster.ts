@@ -65,6 +65,7 @@ import {
   type PoolCloseOptions,
   PoolExhaustedError,
   PoolTimeoutError,
+  TimeoutError,
 } from "./pool.ts";
 import {
   ConnectionBrokenError,
@@ -842,14 +843,19 @@ export class TcpCluster implements AsyncDisposable {
     read: ReadReply<R> | null,
     options: TcpClusterExchangeOptions<R> | undefined,
   ): Promise<R> {
-    await this.#ready(call);
     const at = call.timeout === Infinity
       ? Infinity
       : this.#clock.now() + call.timeout;
+    let first = options;
+    if (this.#closed || this.#hosts.length === 0) {
+      await this.#ready(call, at);
+      first = this.#left(call, at, options);
+    }
+    call.signal?.throwIfAborted();
     this.#calls++;
     const host = this.#pick(call, undefined)!;
     try {
-      return await this.#try(host, payload, read, options);
+      return await this.#try(host, payload, read, first);
     } catch (error) {
       const next = this.#retryOn(call, host, error);
       if (next === undefined) throw error;
@@ -893,14 +899,19 @@ export class TcpCluster implements AsyncDisposable {
     call: Call,
     options: TcpClusterBorrowOptions | undefined,
   ): Promise<PooledConn> {
-    await this.#ready(call);
     const at = call.timeout === Infinity
       ? Infinity
       : this.#clock.now() + call.timeout;
+    let first = options;
+    if (this.#closed || this.#hosts.length === 0) {
+      await this.#ready(call, at);
+      first = this.#left(call, at, options);
+    }
+    call.signal?.throwIfAborted();
     this.#calls++;
     const host = this.#pick(call, undefined)!;
     try {
-      return await this.#borrowOn(host, options);
+      return await this.#borrowOn(host, first);
     } catch (error) {
       const next = this.#retryOn(call, host, error);
       if (next === undefined) throw error;
@@ -950,15 +961,39 @@ export class TcpCluster implements AsyncDisposable {
     return conn;
   }
 
-  /** Before a call's first pick: open, with hosts, not aborted. */
-  async #ready(call: Call): Promise<void> {
+  /**
+   * `options` with what is left of the call's `timeout` after it waited
+   * for the hosts; a TimeoutError if nothing is.
+   */
+  #left<O extends { timeout?: number | undefined }>(
+    call: Call,
+    at: number,
+    options: O | undefined,
+  ): O | undefined {
+    if (at === Infinity) return options;
+    const left = at - this.#clock.now();
+    if (left <= 0) {
+      throw new TimeoutError(
+        `Cannot ${call.what}: timed out after ${
+          Math.round(call.timeout)
+        } ms (waiting for the hosts)`,
+        call.timeout,
+      );
+    }
+    return { ...options, timeout: left } as O;
+  }
+
+  /** Before a call's first pick: open, with hosts (a hosts function ran). */
+  async #ready(call: Call, at: number): Promise<void> {
     if (this.#closed) {
       throw new PoolClosedError(`Cannot ${call.what}: the cluster is closed`);
     }
     if (this.#hosts.length === 0) {
       // A hosts function that has not delivered a list yet.
       if (this.#refreshing === null) this.#refreshSoon();
-      await this.#refreshing?.catch(noop);
+      if (this.#refreshing !== null) {
+        await this.#within(this.#refreshing, call, at);
+      }
       if (this.#closed) {
         throw new PoolClosedError(`Cannot ${call.what}: the cluster is closed`);
       }
@@ -976,7 +1011,44 @@ export class TcpCluster implements AsyncDisposable {
         );
       }
     }
-    call.signal?.throwIfAborted();
+  }
+
+  /**
+   * Waits for `work` to settle (its outcome is not the caller's), within
+   * the call's deadline and signal.
+   */
+  #within(work: Promise<unknown>, call: Call, at: number): Promise<void> {
+    const signal = call.signal;
+    if (at === Infinity && signal === undefined) {
+      return work.then(noop, noop);
+    }
+    return new Promise<void>((resolve, reject) => {
+      let timer: unknown = undefined;
+      const end = (error?: unknown) => {
+        if (timer !== undefined) this.#clock.clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const onAbort = () => end(signal!.reason);
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (at !== Infinity) {
+        timer = this.#clock.setTimeout(
+          () =>
+            end(
+              new TimeoutError(
+                `Cannot ${call.what}: timed out after ${
+                  Math.round(call.timeout)
+                } ms (waiting for the hosts)`,
+                call.timeout,
+              ),
+            ),
+          Math.max(0, at - this.#clock.now()),
+        );
+      }
+      work.then(() => end(), () => end());
+    });
   }
 
   /**

@@ -39,6 +39,18 @@ async function until(
   }
 }
 
+/** `work`, or a rejection if it has not settled within `ms`. */
+function settlesWithin<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`not settled within ${ms} ms`)),
+      ms,
+    );
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
 /** A RESP command. */
 function command(...args: string[]): Uint8Array {
   let out = `*${args.length}\r\n`;
@@ -768,6 +780,36 @@ Deno.test("TcpCluster: close({ force: true }) also closes a removed host's conne
   await closing;
   await assert.rejects(held.write(WHICH), PoolClosedError);
   held.release();
+});
+
+Deno.test("TcpCluster: a call waiting for a hosts function's first list keeps its own timeout and signal", async () => {
+  await using servers = portServers(1);
+  let deliver = () => {};
+  const delivered = new Promise<void>((r) => deliver = r);
+  await using cluster = new TcpCluster({
+    hosts: async () => {
+      await delivered;
+      return [{ port: servers.ports[0]! }];
+    },
+    refreshInterval: 0,
+  });
+  const ask = (options: { timeout?: number; signal?: AbortSignal }) =>
+    cluster.exchange(WHICH, (r) => r.readLine(), options);
+  const start = performance.now();
+  await assert.rejects(settlesWithin(ask({ timeout: 100 }), 2_000), (e) => {
+    assert.ok(e instanceof TimeoutError, String(e));
+    assert.match(e.message, /waiting for the hosts/);
+    return true;
+  });
+  const took = performance.now() - start;
+  const reason = new Error("caller gave up");
+  const aborting = ask({ signal: AbortSignal.abort(reason) });
+  await assert.rejects(aborting, (e) => e === reason);
+  const waiting = ask({ timeout: 5_000 });
+  deliver();
+  assert.equal(await waiting, String(servers.ports[0]));
+  assert.ok(took >= 90 && took < 1_000, `${took} ms`);
+  assert.equal(cluster.stats.calls, 1, "only the last one was sent");
 });
 
 Deno.test("TcpCluster: a hosts function that fails at first: calls reject with DialError (its error as cause) until a run succeeds", async () => {
