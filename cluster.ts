@@ -1015,24 +1015,25 @@ export class TcpCluster implements AsyncDisposable {
 
   /**
    * Waits for `work` to settle (its outcome is not the caller's), within
-   * the call's deadline and signal.
+   * the call's deadline and signal; the cluster's close ends the wait too.
    */
   #within(work: Promise<unknown>, call: Call, at: number): Promise<void> {
     const signal = call.signal;
-    if (at === Infinity && signal === undefined) {
-      return work.then(noop, noop);
-    }
+    const stop = this.#stop.signal;
     return new Promise<void>((resolve, reject) => {
       let timer: unknown = undefined;
       const end = (error?: unknown) => {
         if (timer !== undefined) this.#clock.clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
+        stop.removeEventListener("abort", onStop);
         if (error === undefined) resolve();
         else reject(error);
       };
       const onAbort = () => end(signal!.reason);
+      const onStop = () => end();
       if (signal?.aborted) return onAbort();
       signal?.addEventListener("abort", onAbort, { once: true });
+      stop.addEventListener("abort", onStop, { once: true });
       if (at !== Infinity) {
         timer = this.#clock.setTimeout(
           () =>

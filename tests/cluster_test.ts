@@ -812,6 +812,16 @@ Deno.test("TcpCluster: a call waiting for a hosts function's first list keeps it
   assert.equal(cluster.stats.calls, 1, "only the last one was sent");
 });
 
+Deno.test("TcpCluster: close() ends the wait of calls for a hosts function that never settles", async () => {
+  const cluster = new TcpCluster({
+    hosts: () => new Promise<never>(() => {}), // ignores its signal
+    refreshInterval: 0,
+  });
+  const waiting = settlesWithin(cluster.request(new Uint8Array(1)), 2_000);
+  await cluster.close();
+  await assert.rejects(waiting, PoolClosedError);
+});
+
 Deno.test("TcpCluster: a hosts function that fails at first: calls reject with DialError (its error as cause) until a run succeeds", async () => {
   await using servers = portServers(1);
   let fail = true;
