@@ -116,7 +116,9 @@ export interface ProxyOptions {
    * slowloris guard. A byte counts as moved when it is read from either
    * side and when a write of it to either side completes, so a client that
    * reads a long reply slowly keeps its session, and one that stops
-   * reading is cut. `0` or `Infinity`: never.
+   * reading is cut: after at least this long without a byte moved, and at
+   * most an eighth longer (the clock ticks 8 times per idleTimeout). `0`
+   * or `Infinity`: never.
    *
    * @default {60_000}
    */
@@ -172,6 +174,15 @@ export type Downstream = Deno.Conn;
 const BUFFER = 64 * 1024;
 
 function noop(): void {}
+
+/**
+ * How many ticks the idle clock makes per idleTimeout: 8 (a session is cut
+ * after 1 to 1.125 times idleTimeout of quiet), fewer for timeouts under
+ * 40 ms, so that a tick is not shorter than 5 ms.
+ */
+function idleTicks(idle: number): number {
+  return Math.max(1, Math.min(8, Math.floor(idle / 5)));
+}
 
 /** A duration option, checked: a number of ms ≥ 0 (finite ones ≤ 2^31 − 1). */
 function milliseconds(name: string, value: unknown, fallback: number): number {
@@ -338,7 +349,10 @@ class Session {
   #upstreamDone = false;
   /** A write to the client is in flight: the drain clock must not run. */
   #delivering = false;
-  #last = 0;
+  /** Bytes moved since the idle clock's last tick. */
+  #moved = false;
+  /** Ticks in a row that saw no byte move. */
+  #quiet = 0;
   readonly #done = Promise.withResolvers<void>();
   /** Ended on the drain: the upstream's last read was left pending. */
   #parked = false;
@@ -361,7 +375,7 @@ class Session {
     // Aborted while the borrow resolved: end before moving a byte.
     if (signal?.aborted) this.#fail(signal.reason);
     else signal?.addEventListener("abort", onAbort, { once: true });
-    this.#touch();
+    this.#armIdle();
     const toUpstream = this.#clientToUpstream();
     const toClient = this.#upstreamToClient();
     try {
@@ -391,23 +405,37 @@ class Session {
     return result;
   }
 
-  /** Bytes moved: the idle clock restarts (a timer re-armed at most every 1/4). */
-  #touch(): void {
-    if (this.#s.idle === Infinity || this.#ended) return;
-    const now = performance.now();
-    if (this.#idleTimer !== undefined && now - this.#last < this.#s.idle / 4) {
-      return;
-    }
-    this.#last = now;
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = setTimeout(() => {
-      this.#fail(
-        new TimeoutError(
-          `Proxy session idle for ${Math.round(this.#s.idle)} ms`,
-          this.#s.idle,
-        ),
-      );
-    }, this.#s.idle);
+  /**
+   * Starts the idle clock. Moving bytes costs the copy loops one field
+   * write (`#moved`), no clock read and no timer: a tick every
+   * idleTimeout / idleTicks(idleTimeout) looks at it, and the session is
+   * cut after that many ticks in a row that saw nothing move, so after at
+   * least idleTimeout of quiet and at most one tick more.
+   */
+  #armIdle(): void {
+    const idle = this.#s.idle;
+    if (idle === Infinity || this.#ended) return;
+    const ticks = idleTicks(idle);
+    const every = idle / ticks;
+    const tick = () => {
+      this.#idleTimer = undefined;
+      if (this.#ended) return;
+      if (this.#moved) {
+        this.#moved = false;
+        this.#quiet = 0;
+      } else if (++this.#quiet >= ticks) {
+        this.#fail(
+          new TimeoutError(
+            `Proxy session idle for ${Math.round(idle)} ms`,
+            idle,
+          ),
+        );
+        return;
+      }
+      // Re-armed from the tick itself: ticks are never closer than `every`.
+      this.#idleTimer = setTimeout(tick, every);
+    };
+    this.#idleTimer = setTimeout(tick, every);
   }
 
   #stopTimers(): void {
@@ -423,10 +451,10 @@ class Session {
         const n = await this.#down.read(buf);
         if (this.#ended) return;
         if (n === null) break;
-        this.#touch();
+        this.#moved = true;
         await this.#up.write(buf.subarray(0, n));
         this.sent += n;
-        this.#touch();
+        this.#moved = true;
       }
       if (this.#ended) return;
       this.#clientDone = true;
@@ -462,7 +490,7 @@ class Session {
         clearTimeout(this.#drainTimer);
         this.#drainTimer = undefined;
         if (chunk === null) break;
-        this.#touch();
+        this.#moved = true;
         this.#delivering = true;
         await this.#deliver(chunk);
         this.#delivering = false;
@@ -483,7 +511,7 @@ class Session {
     let off = 0;
     while (off < p.length) {
       off += await this.#down.write(off === 0 ? p : p.subarray(off));
-      this.#touch();
+      this.#moved = true;
     }
   }
 

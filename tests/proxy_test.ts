@@ -222,6 +222,49 @@ Deno.test("proxy: a slowloris client is cut by idleTimeout", async () => {
   assert.ok(errors[0] instanceof TimeoutError, String(errors[0]));
 });
 
+Deno.test("proxy: idleTimeout counts from the last byte moved, not from when its timer was last armed", async () => {
+  await using upstream = echoUpstream();
+  await using pool = new TcpPool({ port: upstream.port, max: 4 });
+  const idle = 200;
+  const errors: unknown[] = [];
+  await using proxy = serveProxy({ port: 0 }, pool, {
+    idleTimeout: idle,
+    onError: (e) => errors.push(e),
+  });
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: proxy.addr.port,
+  });
+  const buf = new Uint8Array(16);
+  // One byte starts the session, a second one moves an eighth of
+  // idleTimeout later (the old clock re-armed at most every quarter, so it
+  // ignored that one and cut after three quarters of quiet); then nothing.
+  await conn.write(new Uint8Array([1]));
+  assert.equal(await conn.read(buf), 1);
+  await sleep(idle / 8);
+  await conn.write(new Uint8Array([2]));
+  assert.equal(await conn.read(buf), 1);
+  const last = performance.now();
+  let more = 0;
+  try {
+    let n;
+    while ((n = await conn.read(buf)) !== null) more += n;
+  } catch {
+    // reset
+  }
+  const quiet = performance.now() - last;
+  conn.close();
+  assert.equal(more, 0);
+  // 5 ms of slack for the timer's rounding; the cut may come a tick late.
+  assert.ok(
+    quiet >= idle - 5 && quiet < 5 * idle,
+    `cut after ${Math.round(quiet)} ms of quiet (idleTimeout ${idle} ms)`,
+  );
+  await until("the session ended", () => proxy.stats.active === 0);
+  assert.equal(errors.length, 1);
+  assert.ok(errors[0] instanceof TimeoutError, String(errors[0]));
+});
+
 Deno.test("proxy: upstream down gives the session a DialError and closes the client; service resumes when it is back", async () => {
   const first = echoUpstream();
   const port = first.port;
