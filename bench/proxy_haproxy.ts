@@ -140,25 +140,25 @@ function haproxyConfig(port: number, upstream: number): string {
 }
 
 /**
- * Process CPU time (user + system) in ms, from /proc (read with `cat`:
+ * Process CPU time in ms, user and system, from /proc (read with `cat`:
  * Deno grants /proc only with --allow-all); NaN where unreadable.
  */
-function cpuMs(pid: number): number {
+function cpuMs(pid: number): { user: number; system: number } {
   try {
     const out = new Deno.Command("cat", {
       args: [`/proc/${pid}/stat`],
       stdout: "piped",
       stderr: "null",
     }).outputSync();
-    if (!out.success) return NaN;
+    if (!out.success) return { user: NaN, system: NaN };
     const stat = new TextDecoder().decode(out.stdout);
     // the fields after the command name, which is in parentheses
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     // utime, stime: fields 14 and 15 of proc_pid_stat(5), in clock ticks
     // (USER_HZ, 100 on Linux)
-    return (Number(fields[11]) + Number(fields[12])) * 10;
+    return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 };
   } catch {
-    return NaN;
+    return { user: NaN, system: NaN };
   }
 }
 
@@ -177,6 +177,8 @@ interface Run {
   both: number;
   /** The proxy's CPU time per request, in µs (NaN: /proc unreadable). */
   cpu: number;
+  /** Of which in user space (the rest is the kernel's: syscalls, TCP). */
+  user: number;
 }
 
 async function benchmark(
@@ -201,7 +203,10 @@ async function benchmark(
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const cpu = (cpuMs(c.pid) - before) * 1_000 / (2 * requests);
+  const after = cpuMs(c.pid);
+  const perRequest = (ms: number) => ms * 1_000 / (2 * requests);
+  const user = perRequest(after.user - before.user);
+  const cpu = user + perRequest(after.system - before.system);
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success) {
     throw new Error(
@@ -223,7 +228,7 @@ async function benchmark(
     return value;
   };
   const set = rps("SET"), get = rps("GET");
-  return { set, get, both: 2 / (1 / set + 1 / get), cpu };
+  return { set, get, both: 2 / (1 / set + 1 / get), cpu, user };
 }
 
 function median(xs: number[]): number {
@@ -333,7 +338,7 @@ async function main(): Promise<void> {
           : ` = ${pct(run.both / hap.both)}`;
         return `${c.name} ${k(run.set)} set / ${k(run.get)} get / ${
           k(run.both)
-        } both${ratio} (cpu ${us(run.cpu)}/req)`;
+        } both${ratio} (cpu ${us(run.cpu)}/req, user ${us(run.user)})`;
       });
       console.log(`round ${r + 1}: ${row.join("; ")}`);
     }
@@ -347,7 +352,9 @@ async function main(): Promise<void> {
         } rps` +
           ` (set ${k(median(mine.map((x) => x.set)))}, get ${
             k(median(mine.map((x) => x.get)))
-          }), cpu ${us(median(mine.map((x) => x.cpu)))}/req` +
+          }), cpu ${us(median(mine.map((x) => x.cpu)))}/req (user ${
+            us(median(mine.map((x) => x.user)))
+          })` +
           (c.name === "haproxy"
             ? ""
             : `; of haproxy per round: ${
