@@ -446,20 +446,22 @@ class Session {
 
   async #clientToUpstream(): Promise<void> {
     const buf = new Uint8Array(BUFFER);
+    const down = this.#down;
+    const up = this.#up;
     try {
       while (!this.#ended) {
-        const n = await this.#down.read(buf);
+        const n = await down.read(buf);
         if (this.#ended) return;
         if (n === null) break;
         this.#moved = true;
-        await this.#up.write(buf.subarray(0, n));
+        await connHooks.push(up, n === BUFFER ? buf : buf.subarray(0, n));
         this.sent += n;
         this.#moved = true;
       }
       if (this.#ended) return;
       this.#clientDone = true;
       if (!this.#s.reuse) {
-        await this.#up.closeWrite();
+        await up.closeWrite();
         this.#maybeEnd();
       } else if (this.#upstreamDone) this.#maybeEnd();
       else if (!this.#delivering) this.#armDrain();
@@ -476,42 +478,44 @@ class Session {
     // reader's buffer, for the reset or the idle watch to see).
     const reuse = this.#s.reuse;
     const buf = reuse ? null : new Uint8Array(BUFFER);
+    const down = this.#down;
+    const up = this.#up;
     try {
       while (!this.#ended) {
         let chunk: Uint8Array | null;
-        if (buf === null) chunk = await connHooks.pull(this.#up);
+        if (buf === null) chunk = await connHooks.pull(up);
         else {
-          const n = await connHooks.pullInto(this.#up, buf);
-          chunk = n === null ? null : buf.subarray(0, n);
+          const n = await connHooks.pullInto(up, buf);
+          chunk = n === null ? null : n === BUFFER ? buf : buf.subarray(0, n);
         }
         if (this.#ended) return;
         // The upstream spoke: it is not quiet. The drain clock starts again
         // once these bytes are delivered.
-        clearTimeout(this.#drainTimer);
-        this.#drainTimer = undefined;
+        if (this.#drainTimer !== undefined) {
+          clearTimeout(this.#drainTimer);
+          this.#drainTimer = undefined;
+        }
         if (chunk === null) break;
         this.#moved = true;
         this.#delivering = true;
-        await this.#deliver(chunk);
+        // All of it to the client; each completed write is progress.
+        const length = chunk.length;
+        let off = await down.write(chunk);
+        this.#moved = true;
+        while (off < length) {
+          off += await down.write(chunk.subarray(off));
+          this.#moved = true;
+        }
         this.#delivering = false;
-        this.received += chunk.length;
+        this.received += length;
         if (reuse && this.#clientDone && !this.#ended) this.#armDrain();
       }
       if (this.#ended) return;
       this.#upstreamDone = true;
-      await this.#down.closeWrite();
+      await down.closeWrite();
       this.#maybeEnd();
     } catch (error) {
       this.#fail(error);
-    }
-  }
-
-  /** Writes all of `p` to the client; each completed write is progress. */
-  async #deliver(p: Uint8Array): Promise<void> {
-    let off = 0;
-    while (off < p.length) {
-      off += await this.#down.write(off === 0 ? p : p.subarray(off));
-      this.#moved = true;
     }
   }
 
