@@ -173,6 +173,24 @@ export type Downstream = Deno.Conn;
 
 const BUFFER = 64 * 1024;
 
+/**
+ * Copy buffers of ended sessions, for the next ones to take: a session's
+ * setup then allocates (and zeroes) no 64 KiB, and leaves no garbage. At
+ * most SPARES are kept (2 MiB). A buffer comes back only once its copy loop
+ * has returned, when no read or write of it is pending; a session only
+ * ever sends the bytes it read into it, never what an earlier one left.
+ */
+const spares: Uint8Array[] = [];
+const SPARES = 32;
+
+function takeBuffer(): Uint8Array {
+  return spares.pop() ?? new Uint8Array(BUFFER);
+}
+
+function giveBuffer(buf: Uint8Array): void {
+  if (spares.length < SPARES) spares.push(buf);
+}
+
 function noop(): void {}
 
 /**
@@ -445,7 +463,7 @@ class Session {
   }
 
   async #clientToUpstream(): Promise<void> {
-    const buf = new Uint8Array(BUFFER);
+    const buf = takeBuffer();
     const down = this.#down;
     const up = this.#up;
     try {
@@ -468,6 +486,8 @@ class Session {
       // (else the drain clock starts when that write completes)
     } catch (error) {
       this.#fail(error);
+    } finally {
+      giveBuffer(buf);
     }
   }
 
@@ -477,7 +497,7 @@ class Session {
     // read left pending at the end loses nothing (its bytes land in the
     // reader's buffer, for the reset or the idle watch to see).
     const reuse = this.#s.reuse;
-    const buf = reuse ? null : new Uint8Array(BUFFER);
+    const buf = reuse ? null : takeBuffer();
     const down = this.#down;
     const up = this.#up;
     try {
@@ -516,6 +536,8 @@ class Session {
       this.#maybeEnd();
     } catch (error) {
       this.#fail(error);
+    } finally {
+      if (buf !== null) giveBuffer(buf);
     }
   }
 
