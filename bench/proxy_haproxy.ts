@@ -30,9 +30,10 @@
 //   PROXY_BENCH_REQUESTS  requests per test, -n (default 100000)
 //   PROXY_BENCH_PLAIN=1   adds a plain Deno copy loop (no chanpool) as a
 //                         third proxy: the floor of a proxy on Deno's TCP API
-//   PROXY_BENCH_BASELINE  path of another chanpool tree (e.g. a git worktree
-//                         of an older commit): its serveProxy runs as one
-//                         more proxy, to compare two versions in one run
+//   PROXY_BENCH_BASELINE  paths of other chanpool trees, separated by `:`
+//                         (e.g. `git archive` of older commits): each one's
+//                         serveProxy runs as one more proxy, named by its
+//                         directory, to compare versions in one run
 //   PROXY_BENCH_PROF      a directory: the chanpool proxy runs with
 //                         --cpu-prof and writes its profile there
 //
@@ -65,9 +66,17 @@ function envNumber(name: string, fallback: number): number {
   return n;
 }
 
-/** One RESP command on a new connection; resolves with the reply's text. */
+/**
+ * One RESP command on a new connection; resolves with the reply's text
+ * (empty if none came within a second: the connection is then closed).
+ */
 async function command(port: number, ...args: string[]): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const timer = setTimeout(() => {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }, 1_000);
   try {
     const enc = new TextEncoder();
     let out = `*${args.length}\r\n`;
@@ -77,7 +86,10 @@ async function command(port: number, ...args: string[]): Promise<string> {
     const n = await conn.read(buf);
     return n === null ? "" : new TextDecoder().decode(buf.subarray(0, n));
   } finally {
-    conn.close();
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch { /* closed by the timer */ }
   }
 }
 
@@ -202,6 +214,8 @@ async function benchmark(
     ],
     stdout: "piped",
     stderr: "piped",
+    // a proxy that stops answering fails the run instead of hanging it
+    signal: AbortSignal.timeout(600_000),
   }).output();
   const after = cpuMs(c.pid);
   const perRequest = (ms: number) => ms * 1_000 / (2 * requests);
@@ -304,11 +318,11 @@ async function main(): Promise<void> {
     if (Deno.env.get("PROXY_BENCH_PLAIN") === "1") {
       contenders.push(await start("plain loop", ["--plain"], []));
     }
-    if (baseline !== undefined && baseline !== "") {
-      const root = await Deno.realPath(baseline);
+    for (const path of (baseline ?? "").split(":").filter((p) => p !== "")) {
+      const root = await Deno.realPath(path);
       contenders.push(
         await start(
-          "baseline",
+          root.slice(root.lastIndexOf("/") + 1),
           [`--module=file://${root}/mod.ts`],
           [`--allow-read=${root}`],
         ),
