@@ -750,8 +750,31 @@ export async function pullInto(
 }
 
 /**
+ * Writes all of `p` to `c`, as PooledConn.write does (a reply is then due;
+ * a failure is classified by `fault`), without its per-call argument and
+ * option checks and its promise hops: the proxy's path to the upstream,
+ * once per chunk, with a buffer of its own.
+ */
+export async function pushAll(c: Connection, p: Uint8Array): Promise<void> {
+  const received = c.reader.received;
+  const sock = c.sock;
+  c.writing = true;
+  try {
+    let off = await sock.write(p);
+    while (off < p.length) off += await sock.write(p.subarray(off));
+    c.unanswered = true;
+  } catch (error) {
+    throw fault(c, error, "write", received);
+  } finally {
+    c.writing = false;
+  }
+}
+
+/**
  * Hooks into PooledConn for proxy.ts (bound in PooledConn's static block):
- * the next chunk from the server (see pullChunk), and `stopPull`: gives up a pending pullChunk read (it stays the reader's
+ * the next chunk from the server (see pullChunk), a read into the caller's
+ * buffer (see pullInto), a write of all of a buffer (see pushAll), and
+ * `stopPull`: gives up a pending pullChunk read (it stays the reader's
  * prefetch, so its bytes land in the buffer; the pullChunk call resolves
  * `null`), so that an exchange may run next, and says whether release would
  * now give the connection back (alive, lease held, clean, no EOF).
@@ -759,10 +782,12 @@ export async function pullInto(
 export const connHooks: {
   pull: (conn: object) => Promise<Uint8Array | null>;
   pullInto: (conn: object, buf: Uint8Array) => Promise<number | null>;
+  push: (conn: object, p: Uint8Array) => Promise<void>;
   stopPull: (conn: object) => boolean;
 } = {
   pull: () => Promise.reject(new Error("tcp.ts is not loaded")),
   pullInto: () => Promise.reject(new Error("tcp.ts is not loaded")),
+  push: () => Promise.reject(new Error("tcp.ts is not loaded")),
   stopPull: () => {
     throw new Error("tcp.ts is not loaded");
   },

@@ -21,6 +21,7 @@ import {
   ProtocolError,
   pullChunk,
   pullInto,
+  pushAll,
   raceOn,
   type ReadReply,
   REQUEST,
@@ -108,6 +109,8 @@ export class PooledConn implements AsyncDisposable, Disposable {
     connHooks.pull = (conn) => pullChunk((conn as PooledConn).#live("read"));
     connHooks.pullInto = (conn, buf) =>
       pullInto((conn as PooledConn).#live("read"), buf);
+    connHooks.push = (conn, p) =>
+      pushAll((conn as PooledConn).#live("write"), p);
     connHooks.stopPull = (pooled) => {
       const conn = pooled as PooledConn;
       const c = conn.#c;

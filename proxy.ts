@@ -117,7 +117,9 @@ export interface ProxyOptions {
    * slowloris guard. A byte counts as moved when it is read from either
    * side and when a write of it to either side completes, so a client that
    * reads a long reply slowly keeps its session, and one that stops
-   * reading is cut. `0` or `Infinity`: never.
+   * reading is cut: after at least this long without a byte moved, and at
+   * most an eighth longer (the clock ticks 8 times per idleTimeout). `0`
+   * or `Infinity`: never.
    *
    * @default {60_000}
    */
@@ -172,7 +174,34 @@ export type Downstream = Deno.Conn;
 
 const BUFFER = 64 * 1024;
 
+/**
+ * Copy buffers of ended sessions, for the next ones to take: a session's
+ * setup then allocates (and zeroes) no 64 KiB, and leaves no garbage. At
+ * most SPARES are kept (2 MiB). A buffer comes back only once its copy loop
+ * has returned, when no read or write of it is pending; a session only
+ * ever sends the bytes it read into it, never what an earlier one left.
+ */
+const spares: Uint8Array[] = [];
+const SPARES = 32;
+
+function takeBuffer(): Uint8Array {
+  return spares.pop() ?? new Uint8Array(BUFFER);
+}
+
+function giveBuffer(buf: Uint8Array): void {
+  if (spares.length < SPARES) spares.push(buf);
+}
+
 function noop(): void {}
+
+/**
+ * How many ticks the idle clock makes per idleTimeout: 8 (a session is cut
+ * after 1 to 1.125 times idleTimeout of quiet), fewer for timeouts under
+ * 40 ms, so that a tick is not shorter than 5 ms.
+ */
+function idleTicks(idle: number): number {
+  return Math.max(1, Math.min(8, Math.floor(idle / 5)));
+}
 
 /** A duration option, checked: a number of ms ≥ 0 (finite ones ≤ 2^31 − 1). */
 function milliseconds(name: string, value: unknown, fallback: number): number {
@@ -342,7 +371,10 @@ class Session {
   #upstreamDone = false;
   /** A write to the client is in flight: the drain clock must not run. */
   #delivering = false;
-  #last = 0;
+  /** Bytes moved since the idle clock's last tick. */
+  #moved = false;
+  /** Ticks in a row that saw no byte move. */
+  #quiet = 0;
   readonly #done = Promise.withResolvers<void>();
   /** Ended on the drain: the upstream's last read was left pending. */
   #parked = false;
@@ -365,7 +397,7 @@ class Session {
     // Aborted while the borrow resolved: end before moving a byte.
     if (signal?.aborted) this.#fail(signal.reason);
     else signal?.addEventListener("abort", onAbort, { once: true });
-    this.#touch();
+    this.#armIdle();
     const toUpstream = this.#clientToUpstream();
     const toClient = this.#upstreamToClient();
     try {
@@ -395,23 +427,37 @@ class Session {
     return result;
   }
 
-  /** Bytes moved: the idle clock restarts (a timer re-armed at most every 1/4). */
-  #touch(): void {
-    if (this.#s.idle === Infinity || this.#ended) return;
-    const now = performance.now();
-    if (this.#idleTimer !== undefined && now - this.#last < this.#s.idle / 4) {
-      return;
-    }
-    this.#last = now;
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = setTimeout(() => {
-      this.#fail(
-        new TimeoutError(
-          `Proxy session idle for ${Math.round(this.#s.idle)} ms`,
-          this.#s.idle,
-        ),
-      );
-    }, this.#s.idle);
+  /**
+   * Starts the idle clock. Moving bytes costs the copy loops one field
+   * write (`#moved`), no clock read and no timer: a tick every
+   * idleTimeout / idleTicks(idleTimeout) looks at it, and the session is
+   * cut after that many ticks in a row that saw nothing move, so after at
+   * least idleTimeout of quiet and at most one tick more.
+   */
+  #armIdle(): void {
+    const idle = this.#s.idle;
+    if (idle === Infinity || this.#ended) return;
+    const ticks = idleTicks(idle);
+    const every = idle / ticks;
+    const tick = () => {
+      this.#idleTimer = undefined;
+      if (this.#ended) return;
+      if (this.#moved) {
+        this.#moved = false;
+        this.#quiet = 0;
+      } else if (++this.#quiet >= ticks) {
+        this.#fail(
+          new TimeoutError(
+            `Proxy session idle for ${Math.round(idle)} ms`,
+            idle,
+          ),
+        );
+        return;
+      }
+      // Re-armed from the tick itself: ticks are never closer than `every`.
+      this.#idleTimer = setTimeout(tick, every);
+    };
+    this.#idleTimer = setTimeout(tick, every);
   }
 
   #stopTimers(): void {
@@ -421,27 +467,31 @@ class Session {
   }
 
   async #clientToUpstream(): Promise<void> {
-    const buf = new Uint8Array(BUFFER);
+    const buf = takeBuffer();
+    const down = this.#down;
+    const up = this.#up;
     try {
       while (!this.#ended) {
-        const n = await this.#down.read(buf);
+        const n = await down.read(buf);
         if (this.#ended) return;
         if (n === null) break;
-        this.#touch();
-        await this.#up.write(buf.subarray(0, n));
+        this.#moved = true;
+        await connHooks.push(up, n === BUFFER ? buf : buf.subarray(0, n));
         this.sent += n;
-        this.#touch();
+        this.#moved = true;
       }
       if (this.#ended) return;
       this.#clientDone = true;
       if (!this.#s.reuse) {
-        await this.#up.closeWrite();
+        await up.closeWrite();
         this.#maybeEnd();
       } else if (this.#upstreamDone) this.#maybeEnd();
       else if (!this.#delivering) this.#armDrain();
       // (else the drain clock starts when that write completes)
     } catch (error) {
       this.#fail(error);
+    } finally {
+      giveBuffer(buf);
     }
   }
 
@@ -451,43 +501,47 @@ class Session {
     // read left pending at the end loses nothing (its bytes land in the
     // reader's buffer, for the reset or the idle watch to see).
     const reuse = this.#s.reuse;
-    const buf = reuse ? null : new Uint8Array(BUFFER);
+    const buf = reuse ? null : takeBuffer();
+    const down = this.#down;
+    const up = this.#up;
     try {
       while (!this.#ended) {
         let chunk: Uint8Array | null;
-        if (buf === null) chunk = await connHooks.pull(this.#up);
+        if (buf === null) chunk = await connHooks.pull(up);
         else {
-          const n = await connHooks.pullInto(this.#up, buf);
-          chunk = n === null ? null : buf.subarray(0, n);
+          const n = await connHooks.pullInto(up, buf);
+          chunk = n === null ? null : n === BUFFER ? buf : buf.subarray(0, n);
         }
         if (this.#ended) return;
         // The upstream spoke: it is not quiet. The drain clock starts again
         // once these bytes are delivered.
-        clearTimeout(this.#drainTimer);
-        this.#drainTimer = undefined;
+        if (this.#drainTimer !== undefined) {
+          clearTimeout(this.#drainTimer);
+          this.#drainTimer = undefined;
+        }
         if (chunk === null) break;
-        this.#touch();
+        this.#moved = true;
         this.#delivering = true;
-        await this.#deliver(chunk);
+        // All of it to the client; each completed write is progress.
+        const length = chunk.length;
+        let off = await down.write(chunk);
+        this.#moved = true;
+        while (off < length) {
+          off += await down.write(chunk.subarray(off));
+          this.#moved = true;
+        }
         this.#delivering = false;
-        this.received += chunk.length;
+        this.received += length;
         if (reuse && this.#clientDone && !this.#ended) this.#armDrain();
       }
       if (this.#ended) return;
       this.#upstreamDone = true;
-      await this.#down.closeWrite();
+      await down.closeWrite();
       this.#maybeEnd();
     } catch (error) {
       this.#fail(error);
-    }
-  }
-
-  /** Writes all of `p` to the client; each completed write is progress. */
-  async #deliver(p: Uint8Array): Promise<void> {
-    let off = 0;
-    while (off < p.length) {
-      off += await this.#down.write(off === 0 ? p : p.subarray(off));
-      this.#touch();
+    } finally {
+      if (buf !== null) giveBuffer(buf);
     }
   }
 

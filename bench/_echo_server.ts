@@ -87,16 +87,18 @@ export function spawnEchoServer(): Promise<EchoServerProcess> {
 
 /**
  * Starts the script at `url` (with `args`) as a child Deno process with
- * `--allow-net=127.0.0.1`, and resolves once it printed `{"port":N}`; it
- * exits when its stdin closes (see this file's `main`).
+ * `--allow-net=127.0.0.1` (plus `flags` for `deno run`), and resolves once
+ * it printed `{"port":N}`; it exits when its stdin closes (see this file's
+ * `main`).
  */
 export async function spawnServer(
   url: string,
   args: string[] = [],
+  flags: string[] = [],
 ): Promise<EchoServerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     // a file: URL, so the path works on every platform
-    args: ["run", "--quiet", "--allow-net=127.0.0.1", url, ...args],
+    args: ["run", "--quiet", "--allow-net=127.0.0.1", ...flags, url, ...args],
     stdin: "piped",
     stdout: "piped",
     stderr: "inherit",

@@ -222,6 +222,96 @@ Deno.test("proxy: a slowloris client is cut by idleTimeout", async () => {
   assert.ok(errors[0] instanceof TimeoutError, String(errors[0]));
 });
 
+Deno.test("proxy: idleTimeout counts from the last byte moved, not from when its timer was last armed", async () => {
+  await using upstream = echoUpstream();
+  await using pool = new TcpPool({ port: upstream.port, max: 4 });
+  const idle = 200;
+  const errors: unknown[] = [];
+  await using proxy = serveProxy({ port: 0 }, pool, {
+    idleTimeout: idle,
+    onError: (e) => errors.push(e),
+  });
+  const conn = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: proxy.addr.port,
+  });
+  const buf = new Uint8Array(16);
+  // One byte starts the session, a second one moves an eighth of
+  // idleTimeout later (the old clock re-armed at most every quarter, so it
+  // ignored that one and cut after three quarters of quiet); then nothing.
+  await conn.write(new Uint8Array([1]));
+  assert.equal(await conn.read(buf), 1);
+  await sleep(idle / 8);
+  await conn.write(new Uint8Array([2]));
+  assert.equal(await conn.read(buf), 1);
+  const last = performance.now();
+  let more = 0;
+  try {
+    let n;
+    while ((n = await conn.read(buf)) !== null) more += n;
+  } catch {
+    // reset
+  }
+  const quiet = performance.now() - last;
+  conn.close();
+  assert.equal(more, 0);
+  // 5 ms of slack for the timer's rounding; the cut may come a tick late.
+  assert.ok(
+    quiet >= idle - 5 && quiet < 5 * idle,
+    `cut after ${Math.round(quiet)} ms of quiet (idleTimeout ${idle} ms)`,
+  );
+  await until("the session ended", () => proxy.stats.active === 0);
+  assert.equal(errors.length, 1);
+  assert.ok(errors[0] instanceof TimeoutError, String(errors[0]));
+});
+
+Deno.test("proxy: sessions that end any way hand their copy buffers on; a session that takes one gets only its own bytes", async () => {
+  const seed = 0x19b0;
+  console.log(`seed ${seed}`);
+  const random = mulberry32(seed);
+  await using upstream = echoUpstream(0, { closeProbability: 0.05, seed });
+  await using pool = new TcpPool({ port: upstream.port, max: 8 });
+  await using proxy = serveProxy({ port: 0 }, pool, { onError: () => {} });
+  let whole = 0;
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (next < 240 && !failed) {
+      const i = next++;
+      const size = 1 + Math.floor(random() * 200 * 1024);
+      const payload = randomBytes(size, seed + i);
+      // A quarter of the clients abort mid-stream; the upstream cuts some
+      // sessions short. Whatever comes back must be a prefix of our bytes.
+      const abortAfter = random() < 0.25
+        ? Math.floor(random() * size)
+        : undefined;
+      // Bytes mixed up between sessions can leave one waiting for ever.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const reply = await Promise.race([
+        session(proxy, payload, abortAfter),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`session ${i} did not end in 10 s`)),
+            10_000,
+          );
+        }),
+      ]).finally(() => clearTimeout(timer)).catch((error) => {
+        failed = true;
+        throw error;
+      });
+      // (node:assert's diff of two large arrays would take minutes)
+      const wrong = reply.findIndex((byte, at) => byte !== payload[at]);
+      failed ||= reply.length > size || wrong !== -1;
+      assert.ok(reply.length <= size, `session ${i}: more bytes than sent`);
+      assert.equal(wrong, -1, `session ${i}: byte ${wrong} is not its own`);
+      if (abortAfter === undefined && reply.length === size) whole++;
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  assert.ok(whole > 0, "some sessions came back whole");
+  await until("the sessions ended", () => proxy.stats.active === 0);
+});
+
 Deno.test("proxy: upstream down gives the session a DialError and closes the client; service resumes when it is back", async () => {
   const first = echoUpstream();
   const port = first.port;
