@@ -1,6 +1,6 @@
 // Copyright 2026 the chanpool authors. MIT license.
 // serveProxy in a process of its own, for the EMFILE test in proxy_test.ts
-// (run under `prlimit --nofile=40:40`). Argument: the upstream's port.
+// (its soft limit is lowered to 40 with `prlimit --pid`). Argument: the upstream's port.
 // Prints the proxy's port; once stdin closes, closes the proxy and the
 // pool and prints the proxy's stats as JSON.
 
