@@ -47,20 +47,28 @@ import { describe, tooLong } from "./_util.ts";
 export class ConnectionBrokenError extends Error {
   /** `true` when the connection failed before any byte of the reply. */
   readonly beforeResponse: boolean;
+  /**
+   * `false` when the request was never written (a pipelined call that
+   * could not be placed again); `true` when it was, or may have been, so
+   * the server may have run it.
+   */
+  readonly written: boolean;
 
   /**
    * Makes the error.
    *
    * @param message What failed.
-   * @param options `cause`, and whether no reply byte had arrived.
+   * @param options `cause`, whether no reply byte had arrived, and
+   *   whether the request was written.
    */
   constructor(
     message: string,
-    options?: ErrorOptions & { beforeResponse?: boolean },
+    options?: ErrorOptions & { beforeResponse?: boolean; written?: boolean },
   ) {
     super(message, options);
     this.name = "ConnectionBrokenError";
     this.beforeResponse = options?.beforeResponse ?? false;
+    this.written = options?.written ?? true;
   }
 }
 

@@ -67,7 +67,7 @@ import type {
   FrameReader,
   FrameReaderOptions,
 } from "./framing.ts";
-import { format } from "./_frame_format.ts";
+import { type Format, format } from "./_frame_format.ts";
 import {
   type BorrowOptions,
   type ConnectivityState,
@@ -94,6 +94,7 @@ import {
 } from "./_socket.ts";
 import { describe } from "./_util.ts";
 import {
+  bytes,
   Connection,
   exchangeArgs,
   exchangeOn,
@@ -106,6 +107,83 @@ import {
 
 export { ConnectionBrokenError, ProtocolError } from "./_conn.ts";
 import { endView, pingView, PooledConn } from "./_pooled.ts";
+import { Mux, type MuxSettings } from "./_mux.ts";
+import { encode } from "./_frame_format.ts";
+import { MAX_DELAY } from "./_util.ts";
+
+const EMPTY_PAYLOAD = new Uint8Array(0);
+
+/** `pipeline`, checked; `null` when off. */
+function pipelineSettings(pipeline: unknown): MuxSettings | null {
+  if (pipeline === undefined) return null;
+  const where = "Cannot create pool: pipeline";
+  if (typeof pipeline !== "object" || pipeline === null) {
+    throw new TypeError(
+      `${where} must be an object { match, ... }, received ${
+        describe(pipeline)
+      }`,
+    );
+  }
+  const {
+    match,
+    maxInFlight = 64,
+    maxBatchBytes = 65536,
+    orphanTimeout = 5_000,
+    tagOf,
+    tagLimit = 2 ** 32,
+  } = pipeline as TcpPipelineOptions;
+  if (match !== "fifo" && match !== "tagged") {
+    throw new (typeof match === "string" ? RangeError : TypeError)(
+      `${where}.match must be "fifo" or "tagged", received ${describe(match)}`,
+    );
+  }
+  const int = (name: string, v: unknown, min: number, max: number) => {
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+      throw new (typeof v === "number" ? RangeError : TypeError)(
+        `${where}.${name} must be an integer from ${min} to ${max}, received ${
+          describe(v)
+        }`,
+      );
+    }
+    return v;
+  };
+  int("maxInFlight", maxInFlight, 1, 65536);
+  int("maxBatchBytes", maxBatchBytes, 1, 2 ** 30);
+  int("orphanTimeout", orphanTimeout, 1, MAX_DELAY);
+  if (match === "tagged") {
+    if (typeof tagOf !== "function") {
+      throw new TypeError(
+        `${where}.tagOf must be a function with match "tagged", received ${
+          describe(tagOf)
+        }`,
+      );
+    }
+    int("tagLimit", tagLimit, maxInFlight, 2 ** 32);
+  } else {
+    for (
+      const [name, v] of [["tagOf", tagOf], [
+        "tagLimit",
+        pipeline && (pipeline as TcpPipelineOptions).tagLimit,
+      ]] as const
+    ) {
+      if (v !== undefined) {
+        throw new TypeError(
+          `${where}.${name} is for match "tagged", received ${
+            describe(v)
+          } with match "fifo"`,
+        );
+      }
+    }
+  }
+  return {
+    match,
+    maxInFlight,
+    maxBatchBytes,
+    orphanTimeout,
+    tagOf: tagOf as ((reply: unknown) => number) | undefined,
+    tagLimit,
+  };
+}
 export { PooledConn } from "./_pooled.ts";
 export type {
   ExchangeOptions,
@@ -254,6 +332,65 @@ export interface TcpPoolOptions extends TcpPoolPoolOptions {
    * `console.warn`.
    */
   onLeak?: ((report: LeakReport<TcpConnInfo>) => void) | undefined;
+  /**
+   * Many requests in flight per connection for {@linkcode TcpPool.exchange}
+   * and {@linkcode TcpPool.request}: replies matched in request order
+   * (`"fifo"`) or by a tag the library allocates (`"tagged"`). Off by
+   * default: each call then has its connection to itself.
+   */
+  pipeline?: TcpPipelineOptions | undefined;
+}
+
+/**
+ * Pipelining: how calls share connections and how replies find their
+ * calls. See the README's "Pipelining" section.
+ */
+export interface TcpPipelineOptions {
+  /**
+   * `"fifo"`: the server answers in request order (RESP, memcached text,
+   * HTTP/1.1, SMTP). `"tagged"`: each reply carries the tag of its request
+   * (memcached meta `O`, DNS over TCP, your own RPC); pass the payload as
+   * a function of the tag, and `tagOf`.
+   */
+  match: "fifo" | "tagged";
+  /**
+   * Calls in flight per connection. Past it, calls go to the least-loaded
+   * connection, then to a new one up to `max`, then wait in order.
+   *
+   * @default {64}
+   */
+  maxInFlight?: number | undefined;
+  /**
+   * The calls placed on a connection in one turn of the event loop go out
+   * in one write of up to this many bytes (a larger request goes alone).
+   *
+   * @default {65536}
+   */
+  maxBatchBytes?: number | undefined;
+  /**
+   * How long the reply of a call that timed out or was aborted after its
+   * request was written may still take, in ms. Its place is not reused
+   * before that reply is read (fifo: read and dropped; tagged: its tag
+   * stays taken). Past this, the connection is closed (fifo: every later
+   * reply waits behind it) or, tagged, replaced once its other calls are
+   * answered.
+   *
+   * @default {5000}
+   */
+  orphanTimeout?: number | undefined;
+  /**
+   * `"tagged"` only, and required there: the tag a reply carries, as
+   * returned by the call's `read`. A tag that answers no call in flight is
+   * a `ProtocolError` that closes the connection.
+   */
+  tagOf?: ((reply: unknown) => number) | undefined;
+  /**
+   * `"tagged"` only: tags run from 0 to `tagLimit - 1` per connection (a
+   * protocol with a 16-bit ID passes 65536). At least `maxInFlight`.
+   *
+   * @default {2 ** 32}
+   */
+  tagLimit?: number | undefined;
 }
 
 /**
@@ -274,6 +411,13 @@ export interface PoolExchangeOptions<R> extends ExchangeOptions<R> {
    * @default {true}
    */
   idempotent?: boolean | undefined;
+  /**
+   * With `pipeline`: the call takes a connection of its own, as without
+   * it (a blocking command, a transaction). No effect otherwise.
+   *
+   * @default {false}
+   */
+  exclusive?: boolean | undefined;
 }
 
 /** Options for {@linkcode TcpPool.request}. */
@@ -297,6 +441,22 @@ export interface TcpDestroyedStats extends DestroyedStats {
   unchecked: number;
 }
 
+/** Counts of a {@linkcode TcpPool}'s pipelining (with `pipeline` set). */
+export interface TcpPipelineStats {
+  /** Connections carrying pipelined calls now. */
+  conns: number;
+  /** Calls written or about to be, not answered nor given up. */
+  inFlight: number;
+  /** Calls waiting for a place on a connection. */
+  queued: number;
+  /** Calls given up (timeout, abort) after they were written, ever. */
+  orphans: number;
+  /** Idempotent calls written again after their connection broke, ever. */
+  resent: number;
+  /** Connections closed for their orphans (tagged), ever. */
+  replaced: number;
+}
+
 /** Counts of a {@linkcode TcpPool}: the pool's, plus retries. */
 export interface TcpPoolStats extends PoolStats {
   /** Requests retried on a fresh connection after a stale one failed. */
@@ -309,6 +469,8 @@ export interface TcpPoolStats extends PoolStats {
   stale: number;
   /** Destroyed connections, by reason. */
   destroyed: TcpDestroyedStats;
+  /** With `pipeline` set: its counts. */
+  pipeline?: TcpPipelineStats;
 }
 
 // -- TcpPool --
@@ -430,6 +592,8 @@ function info(c: Connection): TcpConnInfo {
 export class TcpPool implements AsyncDisposable {
   readonly #pool: Pool<Connection>;
   readonly #shared: Shared;
+  readonly #mux: Mux | null = null;
+  readonly #frameFormat: Format;
   readonly #hostname: string;
   readonly #port: number;
   readonly #path: string | undefined;
@@ -470,8 +634,10 @@ export class TcpPool implements AsyncDisposable {
       heartbeat,
       idleWatch = true,
       onLeak,
+      pipeline,
       ...poolOptions
     } = options;
+    const muxSettings = pipelineSettings(pipeline);
     if (path !== undefined) {
       if (typeof path !== "string" || path === "") {
         throw new (path === "" ? RangeError : TypeError)(
@@ -549,7 +715,9 @@ export class TcpPool implements AsyncDisposable {
       );
     }
     // Validates frame options now rather than at the first dial.
-    const maxFrame = format(frame, "create pool", "frame.").max;
+    const frameFormat = format(frame, "create pool", "frame.");
+    const maxFrame = frameFormat.max;
+    this.#frameFormat = frameFormat;
     this.#hostname = hostname;
     this.#port = p;
     this.#path = path;
@@ -614,6 +782,15 @@ export class TcpPool implements AsyncDisposable {
         },
       }),
     });
+    if (muxSettings !== null) {
+      this.#mux = new Mux(
+        this.#pool,
+        shared,
+        muxSettings,
+        (lease) => this.#take(lease),
+        this.#pool.stats.max,
+      );
+    }
   }
 
   /**
@@ -738,7 +915,7 @@ export class TcpPool implements AsyncDisposable {
    * @throws {PoolClosedError} If the pool is or becomes closed.
    */
   exchange<R>(
-    payload: Uint8Array,
+    payload: Uint8Array | ((tag: number) => Uint8Array),
     read: (reader: FrameReader) => Promise<R> | R,
     options?: PoolExchangeOptions<R>,
   ): Promise<R> {
@@ -772,7 +949,82 @@ export class TcpPool implements AsyncDisposable {
     return this.#exchange(...REQUEST, payload, options);
   }
 
-  async #exchange<R>(
+  #exchange<R>(
+    what: string,
+    frame: boolean,
+    read: ReadReply<R>,
+    payload: Uint8Array | ((tag: number) => Uint8Array),
+    options: PoolExchangeOptions<R> | undefined,
+  ): Promise<R> {
+    const exclusive = options?.exclusive;
+    if (exclusive !== undefined && typeof exclusive !== "boolean") {
+      throw new TypeError(
+        `Cannot ${what}: exclusive must be a boolean, received ${
+          describe(exclusive)
+        }`,
+      );
+    }
+    const mux = this.#mux;
+    const tagged = mux !== null && mux.tagged;
+    if (typeof payload === "function") {
+      if (!tagged || exclusive === true) {
+        throw new TypeError(
+          `Cannot ${what}: payload must be a Uint8Array${
+            tagged ? " for an exclusive call" : ""
+          }, received a function (a function of the tag is for pipeline.match "tagged")`,
+        );
+      }
+    } else if (tagged && exclusive !== true) {
+      bytes(what, "payload", payload);
+      throw new TypeError(
+        `Cannot ${what}: payload must be a function (tag) => Uint8Array with pipeline.match "tagged", received a Uint8Array`,
+      );
+    }
+    if (mux !== null && exclusive !== true) {
+      return this.#pipelined(mux, what, frame, read, payload, options);
+    }
+    return this.#exchangeAlone(
+      what,
+      frame,
+      read,
+      payload as Uint8Array,
+      options,
+    );
+  }
+
+  #pipelined<R>(
+    mux: Mux,
+    what: string,
+    frame: boolean,
+    read: ReadReply<R>,
+    payload: Uint8Array | ((tag: number) => Uint8Array),
+    options: PoolExchangeOptions<R> | undefined,
+  ): Promise<R> {
+    const fn = typeof payload === "function";
+    const { verify, signal, timeout } = exchangeArgs(
+      what,
+      fn ? EMPTY_PAYLOAD : payload,
+      frame,
+      read,
+      options,
+      this.#shared,
+    );
+    const idempotent = options?.idempotent;
+    if (idempotent !== undefined && typeof idempotent !== "boolean") {
+      throw new TypeError(
+        `Cannot ${what}: idempotent must be a boolean, received ${
+          describe(idempotent)
+        }`,
+      );
+    }
+    signal?.throwIfAborted();
+    const bytes = frame
+      ? encode(payload as Uint8Array, this.#frameFormat, what)
+      : payload;
+    return mux.call(bytes, read, verify, signal, timeout, idempotent !== false);
+  }
+
+  async #exchangeAlone<R>(
     what: string,
     frame: boolean,
     read: ReadReply<R>,
@@ -899,6 +1151,7 @@ export class TcpPool implements AsyncDisposable {
     const stats = this.#pool.stats;
     return {
       ...stats,
+      ...(this.#mux === null ? {} : { pipeline: this.#mux.stats }),
       retries: this.#retries,
       stale: this.#stale,
       destroyed: {
@@ -955,7 +1208,9 @@ export class TcpPool implements AsyncDisposable {
   async close(options?: PoolCloseOptions): Promise<void> {
     closeForce(options); // before anything is closed
     this.#shared.poolClosed = true;
+    this.#mux?.close();
     await this.#pool.close(options);
+    this.#mux?.stop();
     // Connects the pool gave up on: each closes what it lands (bounded: a
     // connect still pending is cancelled a second after its dial ended).
     while (this.#connecting.size > 0) await Promise.all(this.#connecting);

@@ -1,0 +1,812 @@
+// Copyright 2026 the chanpool authors. MIT license.
+// Mux: many requests in flight per connection for a TcpPool with
+// `pipeline` ("fifo" or "tagged" matching). Internal; tcp.ts drives it.
+
+import { readerHooks } from "./_frame_format.ts";
+import type { Lease, Pool } from "./pool.ts";
+import { PoolClosedError, TimeoutError } from "./_errors.ts";
+import { poolHooks } from "./_internal.ts";
+import type { Deadline } from "./_time.ts";
+import { describe } from "./_util.ts";
+import {
+  type Connection,
+  ConnectionBrokenError,
+  giveBack,
+  ProtocolError,
+  type ReadReply,
+  type Shared,
+} from "./_conn.ts";
+
+/** The checked `pipeline` options of a TcpPool. */
+export interface MuxSettings {
+  match: "fifo" | "tagged";
+  maxInFlight: number;
+  maxBatchBytes: number;
+  orphanTimeout: number;
+  tagOf: ((reply: unknown) => number) | undefined;
+  tagLimit: number;
+}
+
+/** What a call writes: bytes (fifo), or bytes made for its tag (tagged). */
+export type Payload = Uint8Array | ((tag: number) => Uint8Array);
+
+/** Counts of the multiplexer, in `TcpPool.stats.pipeline`. */
+export interface MuxStats {
+  conns: number;
+  inFlight: number;
+  queued: number;
+  orphans: number;
+  resent: number;
+  replaced: number;
+}
+
+const QUEUED = 0;
+const BATCHED = 1;
+const WRITTEN = 2;
+const DONE = 3;
+/** Given up (timed out or aborted) after it was written: its reply is due. */
+const ORPHAN = 4;
+
+// deno-lint-ignore no-explicit-any
+type AnyCall = Call<any>;
+
+/** One pipelined exchange; its own deadline node and abort listener. */
+class Call<R> implements Deadline {
+  at: number;
+  pos = -1;
+  dprev: Deadline | null = null;
+  dnext: Deadline | null = null;
+  state = QUEUED;
+  conn: MuxConn | null = null;
+  tag = -1;
+  /** Bytes of the last write (verify's request). */
+  sent: Uint8Array | null = null;
+  resent = false;
+  readonly mux: Mux;
+  readonly payload: Payload;
+  readonly read: ReadReply<R>;
+  readonly verify: ((request: Uint8Array, reply: R) => unknown) | undefined;
+  readonly signal: AbortSignal | undefined;
+  readonly timeout: number;
+  readonly idempotent: boolean;
+  readonly resolve: (value: R) => void;
+  readonly reject: (reason: unknown) => void;
+
+  constructor(
+    mux: Mux,
+    payload: Payload,
+    read: ReadReply<R>,
+    verify: ((request: Uint8Array, reply: R) => unknown) | undefined,
+    signal: AbortSignal | undefined,
+    timeout: number,
+    at: number,
+    idempotent: boolean,
+    settle: PromiseWithResolvers<R>,
+  ) {
+    this.mux = mux;
+    this.payload = payload;
+    this.read = read;
+    this.verify = verify;
+    this.signal = signal;
+    this.timeout = timeout;
+    this.at = at;
+    this.idempotent = idempotent;
+    this.resolve = settle.resolve;
+    this.reject = settle.reject;
+  }
+
+  /** Its deadline passed: the call's own, or (an orphan) its reply's. */
+  fire(): void {
+    this.pos = -1;
+    if (this.state === ORPHAN) {
+      this.mux.orphanExpired(this);
+      return;
+    }
+    this.mux.giveUp(
+      this,
+      new TimeoutError(
+        `Cannot send request: timed out after ${Math.round(this.timeout)} ms`,
+        this.timeout,
+      ),
+    );
+  }
+
+  /** The signal aborted. */
+  handleEvent(): void {
+    this.mux.giveUp(this, this.signal!.reason);
+  }
+}
+
+/** A connection the multiplexer holds, with the calls it carries. */
+class MuxConn {
+  readonly lease: Lease<Connection>;
+  readonly c: Connection;
+  /** Calls placed here and not answered: batched, written, orphaned. */
+  load = 0;
+  orphans = 0;
+  /** Takes no new calls: given back (or, retiring, closed) once empty. */
+  draining = false;
+  /** Closed, not given back, once empty: orphans held its places. */
+  retire = false;
+  /** An orphan's reply is overdue: closed once only orphans are owed. */
+  expired = false;
+  dead = false;
+  writing = false;
+  reading = false;
+  flushQueued = false;
+  /** Calls placed here, not written yet, in order. */
+  batch: AnyCall[] = [];
+  /** fifo: written calls in write order (from `head`). */
+  fifo: AnyCall[] = [];
+  head = 0;
+  /** tagged: written calls by tag. */
+  readonly tags = new Map<number, AnyCall>();
+  nextTag = 0;
+  /** The read function of the last call written (tagged: any reads any). */
+  lastRead: ReadReply<unknown> | null = null;
+  /** A write buffer, reused while a batch fits. */
+  buf: Uint8Array | null = null;
+
+  constructor(lease: Lease<Connection>) {
+    this.lease = lease;
+    this.c = lease.resource;
+  }
+
+  /** Written calls not answered yet (orphans included). */
+  get owed(): number {
+    return this.fifo.length - this.head + this.tags.size;
+  }
+}
+
+/**
+ * Runs pipelined exchanges over connections borrowed from a pool: each
+ * connection carries up to `maxInFlight` calls; replies are matched in
+ * order ("fifo") or by tag ("tagged").
+ */
+export class Mux {
+  readonly #pool: Pool<Connection>;
+  readonly #shared: Shared;
+  readonly #s: MuxSettings;
+  /** Lends a borrowed lease's connection (false: stale, destroyed). */
+  readonly #take: (lease: Lease<Connection>) => boolean;
+  readonly #conns: MuxConn[] = [];
+  /** Calls waiting for a place, FIFO. */
+  #queue: AnyCall[] = [];
+  #qhead = 0;
+  /** Borrows in flight for the queue. */
+  #borrowing = 0;
+  #closed = false;
+  /** Connections emptied this turn: given back to the pool after it. */
+  #parked: MuxConn[] = [];
+  #parkTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #orphans = 0;
+  #resent = 0;
+  #replaced = 0;
+  #max: number;
+
+  constructor(
+    pool: Pool<Connection>,
+    shared: Shared,
+    settings: MuxSettings,
+    take: (lease: Lease<Connection>) => boolean,
+    max: number,
+  ) {
+    this.#pool = pool;
+    this.#shared = shared;
+    this.#s = settings;
+    this.#take = take;
+    this.#max = max;
+  }
+
+  get tagged(): boolean {
+    return this.#s.match === "tagged";
+  }
+
+  get stats(): MuxStats {
+    let inFlight = 0;
+    for (const m of this.#conns) inFlight += m.load - m.orphans;
+    return {
+      conns: this.#conns.length,
+      inFlight,
+      queued: this.#queue.length - this.#qhead,
+      orphans: this.#orphans,
+      resent: this.#resent,
+      replaced: this.#replaced,
+    };
+  }
+
+  /** Starts a call; the promise settles with its reply or a typed error. */
+  call<R>(
+    payload: Payload,
+    read: ReadReply<R>,
+    verify: ((request: Uint8Array, reply: R) => unknown) | undefined,
+    signal: AbortSignal | undefined,
+    timeout: number,
+    idempotent: boolean,
+  ): Promise<R> {
+    if (this.#closed) {
+      return Promise.reject(
+        new PoolClosedError("Cannot send request: the pool closed"),
+      );
+    }
+    const settle = Promise.withResolvers<R>();
+    const at = timeout === Infinity
+      ? Infinity
+      : this.#shared.clock.now() + timeout;
+    const call = new Call(
+      this,
+      payload,
+      read,
+      verify,
+      signal,
+      timeout,
+      at,
+      idempotent,
+      settle,
+    );
+    if (at !== Infinity) this.#shared.deadlines.add(call);
+    signal?.addEventListener("abort", call, { once: true });
+    this.#assign(call);
+    return settle.promise;
+  }
+
+  /** Places `call` on the least-loaded connection, a new one, or the queue. */
+  #assign(call: AnyCall): void {
+    const m = this.#pick();
+    if (m !== null) {
+      this.#place(m, call);
+      return;
+    }
+    call.state = QUEUED;
+    this.#queue.push(call);
+    this.#grow();
+  }
+
+  /** The least-loaded connection with room, or an idle pooled one. */
+  #pick(): MuxConn | null {
+    let best: MuxConn | null = null;
+    const limit = this.#s.maxInFlight;
+    for (const m of this.#conns) {
+      if (m.draining || m.load >= limit) continue;
+      if (best === null || m.load < best.load) best = m;
+    }
+    if (best !== null && best.load > 0 && this.#conns.length < this.#max) {
+      // Room on a busy one; an idle pooled connection is better still.
+      const idle = this.#idle();
+      if (idle !== null) return idle;
+    }
+    if (best !== null) {
+      if (this.#yield(best)) return this.#pick();
+      return best;
+    }
+    return this.#idle();
+  }
+
+  /** A connection idle in the pool, taken in (never waits or dials). */
+  #idle(): MuxConn | null {
+    while (true) {
+      const lease = this.#pool.tryBorrow();
+      if (lease === undefined) return null;
+      if (this.#take(lease)) return this.#adopt(lease);
+    }
+  }
+
+  /**
+   * Borrowers wait in the pool for a connection this multiplexer holds:
+   * one connection takes no new calls, so it goes back once it empties.
+   * `true` if `m` was the one.
+   */
+  #yield(m: MuxConn): boolean {
+    if (poolHooks.waitingCount(this.#pool) === 0) return false;
+    for (const o of this.#conns) if (o.draining) return false;
+    if (this.#conns.length === 1 && this.#borrowing > 0) return false;
+    m.draining = true;
+    if (m.load === 0) this.#park(m);
+    return true;
+  }
+
+  #adopt(lease: Lease<Connection>): MuxConn {
+    const m = new MuxConn(lease);
+    this.#conns.push(m);
+    return m;
+  }
+
+  /** Borrows connections for the queued calls, up to `max`. */
+  #grow(): void {
+    const queued = this.#queue.length - this.#qhead;
+    while (
+      !this.#closed &&
+      this.#borrowing * this.#s.maxInFlight < queued &&
+      this.#conns.length + this.#borrowing < this.#max
+    ) {
+      this.#borrowing++;
+      this.#borrow();
+    }
+  }
+
+  async #borrow(): Promise<void> {
+    let lease: Lease<Connection>;
+    try {
+      while (true) {
+        lease = await this.#pool.borrow();
+        if (this.#take(lease)) break;
+      }
+    } catch (error) {
+      this.#borrowing--;
+      // No connection to serve the queue: the calls waiting for this one
+      // get why (a DialError, a PoolTimeoutError, PoolClosedError).
+      if (this.#conns.length === 0) this.#failQueue(error);
+      else this.#drain();
+      return;
+    }
+    this.#borrowing--;
+    if (this.#closed) {
+      giveBack(lease.resource, lease);
+      return;
+    }
+    const m = this.#adopt(lease);
+    this.#drain();
+    // Calls that gave up meanwhile left nothing for it: back it goes.
+    if (m.load === 0) this.#park(m);
+  }
+
+  /** Rejects up to one connection's worth of queued calls with `error`. */
+  #failQueue(error: unknown): void {
+    let n = this.#s.maxInFlight;
+    while (n-- > 0) {
+      const call = this.#dequeue();
+      if (call === undefined) break;
+      this.#settle(call);
+      call.reject(error);
+    }
+    this.#grow();
+  }
+
+  #dequeue(): AnyCall | undefined {
+    while (this.#qhead < this.#queue.length) {
+      const call = this.#queue[this.#qhead]!;
+      this.#queue[this.#qhead++] = undefined as unknown as AnyCall;
+      if (this.#qhead > 1024 && this.#qhead * 2 > this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#qhead);
+        this.#qhead = 0;
+      }
+      if (call.state === QUEUED) return call;
+    }
+    return undefined;
+  }
+
+  /** Places queued calls while there is room. */
+  #drain(): void {
+    while (this.#qhead < this.#queue.length) {
+      const m = this.#pick();
+      if (m === null) break;
+      const call = this.#dequeue();
+      if (call === undefined) break;
+      this.#place(m, call);
+    }
+    if (this.#qhead < this.#queue.length) this.#grow();
+  }
+
+  #place(m: MuxConn, call: AnyCall): void {
+    call.state = BATCHED;
+    call.conn = m;
+    m.load++;
+    m.batch.push(call);
+    if (!m.flushQueued && !m.writing) {
+      m.flushQueued = true;
+      queueMicrotask(() => this.#flush(m));
+    }
+  }
+
+  /** Writes what was placed on `m` this turn: one write, up to the cap. */
+  #flush(m: MuxConn): void {
+    m.flushQueued = false;
+    if (m.dead || m.writing || m.batch.length === 0) return;
+    const tagged = this.#s.match === "tagged";
+    const cap = this.#s.maxBatchBytes;
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    let taken = 0;
+    const batch = m.batch;
+    for (; taken < batch.length; taken++) {
+      const call = batch[taken]!;
+      if (call.state !== BATCHED) continue;
+      if (size > 0 && size + this.#bytesOf(call) > cap) break;
+      let bytes: Uint8Array;
+      if (tagged) {
+        const tag = this.#tagFor(m);
+        try {
+          bytes = (call.payload as (tag: number) => Uint8Array)(tag);
+          if (!(bytes instanceof Uint8Array)) {
+            throw new TypeError(
+              `Cannot send request: the payload function must return a Uint8Array, received ${
+                describe(bytes)
+              }`,
+            );
+          }
+        } catch (error) {
+          m.load--;
+          this.#settle(call);
+          call.reject(error);
+          continue;
+        }
+        call.tag = tag;
+        m.tags.set(tag, call);
+      } else {
+        bytes = call.payload as Uint8Array;
+        m.fifo.push(call);
+      }
+      call.sent = bytes;
+      call.state = WRITTEN;
+      m.lastRead = call.read;
+      parts.push(bytes);
+      size += bytes.length;
+    }
+    m.batch = taken === batch.length ? [] : batch.slice(taken);
+    if (parts.length === 0) {
+      if (m.load === 0) this.#park(m);
+      return;
+    }
+    let out: Uint8Array;
+    if (parts.length === 1) {
+      out = parts[0]!;
+    } else {
+      let buf = m.buf;
+      if (buf === null || buf.length < size) {
+        buf = new Uint8Array(Math.max(size, 4096));
+        if (size <= cap) m.buf = buf;
+      }
+      let off = 0;
+      for (const p of parts) {
+        buf.set(p, off);
+        off += p.length;
+      }
+      out = buf.subarray(0, size);
+    }
+    m.writing = true;
+    this.#write(m, out);
+    if (!m.reading) this.#readLoop(m);
+  }
+
+  #bytesOf(call: AnyCall): number {
+    return typeof call.payload === "function" ? 0 : call.payload.length;
+  }
+
+  /** The next tag not in use on `m` (orphans keep theirs until answered). */
+  #tagFor(m: MuxConn): number {
+    const limit = this.#s.tagLimit;
+    let tag = m.nextTag;
+    while (m.tags.has(tag)) tag = tag + 1 === limit ? 0 : tag + 1;
+    m.nextTag = tag + 1 === limit ? 0 : tag + 1;
+    return tag;
+  }
+
+  async #write(m: MuxConn, out: Uint8Array): Promise<void> {
+    try {
+      const sock = m.c.sock;
+      let off = 0;
+      while (off < out.length) {
+        off += await sock.write(off === 0 ? out : out.subarray(off));
+      }
+    } catch (error) {
+      m.writing = false;
+      this.#break(m, error, null);
+      return;
+    }
+    m.writing = false;
+    if (m.dead) return;
+    if (m.batch.length > 0) this.#flush(m);
+  }
+
+  /** Reads replies while calls are owed on `m`; hands each to its call. */
+  async #readLoop(m: MuxConn): Promise<void> {
+    m.reading = true;
+    const reader = m.c.reader;
+    const tagged = this.#s.match === "tagged";
+    let head: AnyCall | null = null;
+    try {
+      while (!m.dead && m.owed > 0) {
+        readerHooks.replyMode(reader, true);
+        let reply: unknown;
+        if (tagged) {
+          head = null;
+          reply = await m.lastRead!(reader);
+        } else {
+          head = m.fifo[m.head]!;
+          reply = await head.read(reader);
+        }
+        if (m.dead) return;
+        if (reply === null && reader.eof) {
+          throw new ConnectionBrokenError(
+            "Cannot send request: the server closed the connection",
+          );
+        }
+        let call: AnyCall;
+        if (tagged) {
+          let tag: unknown;
+          try {
+            tag = this.#s.tagOf!(reply);
+          } catch (error) {
+            throw new ProtocolError(
+              "Cannot send request: pipeline.tagOf threw on a reply",
+              { cause: error },
+            );
+          }
+          const owner = m.tags.get(tag as number);
+          if (owner === undefined) {
+            throw new ProtocolError(
+              `Cannot send request: a reply with tag ${
+                describe(tag)
+              } answers no call in flight`,
+            );
+          }
+          m.tags.delete(tag as number);
+          call = owner;
+        } else {
+          m.fifo[m.head++] = undefined as unknown as AnyCall;
+          if (m.head === m.fifo.length) {
+            m.fifo.length = 0;
+            m.head = 0;
+          }
+          call = head!;
+          head = null;
+        }
+        m.load--;
+        if (call.state === ORPHAN) {
+          this.#unorphan(m, call);
+          continue;
+        }
+        if (call.verify !== undefined) {
+          let ok: unknown;
+          let cause: unknown;
+          try {
+            ok = call.verify(call.sent!, reply);
+          } catch (error) {
+            cause = error;
+          }
+          if (!ok) {
+            this.#settle(call);
+            const error = new ProtocolError(
+              cause === undefined
+                ? `Cannot send request: the reply does not answer the request (verify returned ${
+                  describe(ok)
+                })`
+                : "Cannot send request: verify threw",
+              cause === undefined ? undefined : { cause },
+            );
+            call.reject(error);
+            this.#break(m, error, null);
+            return;
+          }
+        }
+        this.#settle(call);
+        call.resolve(reply);
+        if (m.expired && m.owed === m.orphans) {
+          throw new TimeoutError(
+            `Cannot send request: a reply given up on did not arrive within pipeline.orphanTimeout (${this.#s.orphanTimeout} ms)`,
+            this.#s.orphanTimeout,
+          );
+        }
+      }
+      readerHooks.replyMode(reader, false);
+      if (!m.dead && reader.buffered > 0) {
+        throw new ProtocolError(
+          `Cannot send request: ${reader.buffered} bytes arrived with no call in flight (an unsolicited reply)`,
+        );
+      }
+    } catch (error) {
+      m.reading = false;
+      readerHooks.replyMode(reader, false);
+      if (!m.dead) this.#break(m, error, head);
+      return;
+    }
+    m.reading = false;
+    if (m.dead) return;
+    if (m.load === 0) this.#park(m);
+    else if (m.owed > 0) this.#readLoop(m);
+    if (this.#qhead < this.#queue.length) this.#drain();
+  }
+
+  /** A call is over for good: off the deadline heap and the signal. */
+  #settle(call: AnyCall): void {
+    call.state = DONE;
+    if (call.pos !== -1) this.#shared.deadlines.remove(call);
+    call.signal?.removeEventListener("abort", call);
+  }
+
+  /** A timeout or an abort: the call rejects; a written one's place stays. */
+  giveUp(call: AnyCall, reason: unknown): void {
+    const state = call.state;
+    if (state === DONE || state === ORPHAN) return;
+    if (call.pos !== -1) this.#shared.deadlines.remove(call);
+    call.signal?.removeEventListener("abort", call);
+    if (state === QUEUED) {
+      call.state = DONE; // the queue skips it
+    } else if (state === BATCHED) {
+      // Not written: nothing was sent, its place is free.
+      call.state = DONE;
+      const m = call.conn!;
+      const i = m.batch.indexOf(call);
+      if (i !== -1) m.batch.splice(i, 1);
+      m.load--;
+      if (m.load === 0) this.#park(m);
+    } else {
+      // Written: its reply is still due. It is read and dropped (fifo) or
+      // its tag stays taken (tagged) until it comes, within orphanTimeout.
+      call.state = ORPHAN;
+      const m = call.conn!;
+      m.orphans++;
+      this.#orphans++;
+      call.at = this.#shared.clock.now() + this.#s.orphanTimeout;
+      this.#shared.deadlines.add(call);
+      if (
+        this.#s.match === "tagged" && !m.draining &&
+        m.orphans * 4 > this.#s.maxInFlight
+      ) {
+        // A quarter of its places held by replies that may never come.
+        m.draining = m.retire = true;
+      }
+    }
+    call.reject(reason);
+  }
+
+  #unorphan(m: MuxConn, call: AnyCall): void {
+    call.state = DONE;
+    if (call.pos !== -1) this.#shared.deadlines.remove(call);
+    m.orphans--;
+  }
+
+  /** An orphan's reply did not come within orphanTimeout. */
+  orphanExpired(call: AnyCall): void {
+    const m = call.conn!;
+    if (m.dead) return;
+    const error = new TimeoutError(
+      `Cannot send request: a reply given up on did not arrive within pipeline.orphanTimeout (${this.#s.orphanTimeout} ms)`,
+      this.#s.orphanTimeout,
+    );
+    if (this.#s.match === "fifo" || m.owed === m.orphans) {
+      // fifo: every later reply waits behind it. tagged: nothing else owed.
+      this.#break(m, error, null);
+    } else {
+      // tagged: the calls still answered here finish; then it is replaced.
+      m.draining = m.retire = m.expired = true;
+    }
+  }
+
+  /** `m` has nothing in flight: back to the pool after this turn. */
+  #park(m: MuxConn): void {
+    if (m.dead) return;
+    this.#parked.push(m);
+    if (this.#parkTimer === undefined) {
+      const timer = this.#parkTimer = setTimeout(this.#unpark, 0);
+      Deno.unrefTimer(timer);
+    }
+  }
+
+  readonly #unpark = (): void => {
+    this.#parkTimer = undefined;
+    const parked = this.#parked;
+    this.#parked = [];
+    for (const m of parked) {
+      if (m.dead || m.load > 0) continue;
+      this.#remove(m);
+      if (m.retire) {
+        // Replaced: a fresh connection takes its place when one is needed.
+        this.#replaced++;
+        m.dead = true;
+        m.c.poison(undefined);
+      }
+      m.c.borrowed = true;
+      giveBack(m.c, m.lease);
+    }
+  };
+
+  #remove(m: MuxConn): void {
+    const i = this.#conns.indexOf(m);
+    if (i !== -1) this.#conns.splice(i, 1);
+  }
+
+  /**
+   * `m` failed (EOF, a reset, a parser's error, a reply nobody asked for):
+   * it is closed. Unwritten calls go back to the queue; written ones reject
+   * typed (the one whose reply failed with the error itself), or, when
+   * idempotent, run once more on another connection.
+   */
+  #break(m: MuxConn, error: unknown, head: AnyCall | null): void {
+    if (m.dead) return;
+    m.dead = true;
+    this.#remove(m);
+    const c = m.c;
+    const closed = this.#closed || c.shared.poolClosed;
+    const ours = c.closed && c.closeReason !== undefined;
+    c.poison(error);
+    m.c.borrowed = true;
+    giveBack(c, m.lease);
+    const socket = !(error instanceof ProtocolError) &&
+      !(error instanceof TimeoutError) && head === null;
+    const broken = (written: boolean) =>
+      closed
+        ? new PoolClosedError("Cannot send request: the pool closed", {
+          cause: error,
+        })
+        : ours
+        ? c.closeReason
+        : new ConnectionBrokenError(
+          `Cannot send request: the connection ${
+            socket ? "broke" : "was closed: another call's reply on it failed"
+          }${written ? " after the request was written" : ""}`,
+          { cause: error, beforeResponse: true, written },
+        );
+    const again: AnyCall[] = [];
+    for (const call of m.batch) {
+      if (call.state !== BATCHED) continue;
+      call.conn = null;
+      again.push(call);
+    }
+    m.batch = [];
+    const written: AnyCall[] = [];
+    for (let i = m.head; i < m.fifo.length; i++) written.push(m.fifo[i]!);
+    for (const call of m.tags.values()) written.push(call);
+    m.fifo = [];
+    m.head = 0;
+    m.tags.clear();
+    m.load = 0;
+    for (const call of written) {
+      if (call.state === ORPHAN) {
+        call.state = DONE;
+        if (call.pos !== -1) this.#shared.deadlines.remove(call);
+        continue;
+      }
+      if (call.state !== WRITTEN) continue;
+      if (call === head) {
+        this.#settle(call);
+        call.reject(error);
+      } else if (!closed && call.idempotent && !call.resent) {
+        call.resent = true;
+        this.#resent++;
+        call.conn = null;
+        again.push(call);
+      } else {
+        this.#settle(call);
+        call.reject(broken(true));
+      }
+    }
+    m.orphans = 0;
+    if (closed) {
+      for (const call of again) {
+        this.#settle(call);
+        call.reject(broken(false));
+      }
+      return;
+    }
+    // Back to the front of the queue, in their order.
+    for (const call of again) call.state = QUEUED;
+    const rest = this.#queue.slice(this.#qhead);
+    this.#queue = again.concat(rest);
+    this.#qhead = 0;
+    this.#drain();
+  }
+
+  /** The pool closes: queued calls reject; in-flight ones finish. */
+  close(): void {
+    this.#closed = true;
+    while (true) {
+      const call = this.#dequeue();
+      if (call === undefined) break;
+      this.#settle(call);
+      call.reject(new PoolClosedError("Cannot send request: the pool closed"));
+    }
+    this.#queue = [];
+    this.#qhead = 0;
+    for (const m of [...this.#conns]) {
+      if (m.load === 0) this.#park(m);
+    }
+  }
+
+  /** After the pool's close: nothing may stay armed. */
+  stop(): void {
+    if (this.#parkTimer !== undefined) clearTimeout(this.#parkTimer);
+    this.#parkTimer = undefined;
+    this.#unpark();
+  }
+}

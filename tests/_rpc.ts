@@ -1,0 +1,217 @@
+// Copyright 2026 the chanpool authors. MIT license.
+// An RPC server for the pipelining tests and benches, on 127.0.0.1, port 0.
+//
+// A request is [u32 length][u32 tag][u32 delay ms][body]; the reply is
+// [u32 length][u32 tag][body], sent `delay` ms later ("tagged": replies in
+// the order their delays run out; "fifo": in request order, each one held
+// until those before it went). Delay 0xffffffff: never answered. A body
+// starting with "KILL" closes the connection at once; "JUNK" answers with
+// the tag plus one (a tag nobody asked for). The client side: `rpc()`
+// encodes a request, `readRpc()` reads a reply.
+
+import { acceptAll, type Served } from "./_servers.ts";
+import type { FrameReader } from "../mod.ts";
+
+export const NEVER = 0xffff_ffff;
+
+export interface RpcReply {
+  tag: number;
+  body: Uint8Array;
+}
+
+export interface RpcServer extends Served {
+  /** Requests read so far. */
+  readonly requests: number;
+  /** Writes `bytes` on every open connection (unsolicited). */
+  inject(bytes: Uint8Array): Promise<void>;
+  /** Closes every open connection (the server stays up). */
+  kill(): void;
+}
+
+/** Encodes a request. */
+export function rpc(tag: number, delay: number, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(12 + body.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, 8 + body.length);
+  view.setUint32(4, tag);
+  view.setUint32(8, delay);
+  out.set(body, 12);
+  return out;
+}
+
+/** Encodes a reply (for a test's own server). */
+export function rpcReply(tag: number, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(8 + body.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, 4 + body.length);
+  view.setUint32(4, tag);
+  out.set(body, 8);
+  return out;
+}
+
+/** Reads one reply (null at EOF before it). */
+export async function readRpc(reader: FrameReader): Promise<RpcReply | null> {
+  const frame = await reader.readFrame();
+  if (frame === null) return null;
+  if (frame.length < 4) throw new Error("short reply");
+  const tag = new DataView(frame.buffer, frame.byteOffset).getUint32(0);
+  return { tag, body: frame.subarray(4) };
+}
+
+export const tagOf = (reply: unknown): number => (reply as RpcReply).tag;
+
+const KILL = [0x4b, 0x49, 0x4c, 0x4c];
+const JUNK = [0x4a, 0x55, 0x4e, 0x4b];
+
+function startsWith(body: Uint8Array, word: number[]): boolean {
+  return body.length >= 4 && word.every((b, i) => body[i] === b);
+}
+
+/** Starts the server; `order` says how replies are ordered. */
+export function startRpcServer(order: "fifo" | "tagged"): RpcServer {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const timers = new Map<number, () => void>();
+  let requests = 0;
+  let closedAll = false;
+  const served = acceptAll(listener, conns, async (conn) => {
+    let buf = new Uint8Array(0);
+    const chunk = new Uint8Array(65536);
+    // fifo: replies wait for those before them.
+    let chain = Promise.resolve();
+    let closed = false;
+    const send = async (bytes: Uint8Array) => {
+      if (closed || closedAll) return;
+      try {
+        let off = 0;
+        while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+      } catch {
+        closed = true;
+      }
+    };
+    const later = (ms: number) =>
+      new Promise<void>((resolve) => {
+        if (ms === 0) return resolve();
+        const t = setTimeout(() => {
+          timers.delete(t);
+          resolve();
+        }, ms);
+        timers.set(t, resolve);
+      });
+    try {
+      while (true) {
+        const n = await conn.read(chunk);
+        if (n === null) break;
+        const next = new Uint8Array(buf.length + n);
+        next.set(buf);
+        next.set(chunk.subarray(0, n), buf.length);
+        buf = next;
+        let off = 0;
+        const out: Uint8Array[] = [];
+        while (buf.length - off >= 4) {
+          const view = new DataView(buf.buffer, buf.byteOffset + off);
+          const len = view.getUint32(0);
+          if (buf.length - off < 4 + len) break;
+          const tag = view.getUint32(4);
+          const delay = view.getUint32(8);
+          const body = buf.slice(off + 12, off + 4 + len);
+          off += 4 + len;
+          requests++;
+          if (startsWith(body, KILL)) {
+            closed = true;
+            conn.close();
+            conns.delete(conn);
+            return;
+          }
+          const reply = rpcReply(startsWith(body, JUNK) ? tag + 1 : tag, body);
+          if (delay === NEVER) continue;
+          if (order === "fifo") {
+            if (delay === 0) {
+              out.push(reply);
+            } else {
+              const flush = out.splice(0);
+              const prev = chain;
+              chain = (async () => {
+                await prev;
+                for (const r of flush) await send(r);
+                await later(delay);
+                await send(reply);
+              })();
+            }
+          } else if (delay === 0) {
+            out.push(reply);
+          } else {
+            later(delay).then(() => send(reply));
+          }
+        }
+        buf = buf.slice(off);
+        if (out.length > 0) {
+          const total = out.reduce((a, r) => a + r.length, 0);
+          const all = new Uint8Array(total);
+          let at = 0;
+          for (const r of out) {
+            all.set(r, at);
+            at += r.length;
+          }
+          if (order === "fifo") {
+            const prev = chain;
+            chain = prev.then(() => send(all));
+          } else {
+            await send(all);
+          }
+        }
+      }
+    } catch {
+      // reset
+    }
+    closed = true;
+    await chain;
+    try {
+      conn.close();
+    } catch {
+      // closed already
+    }
+    conns.delete(conn);
+  }, () => {
+    // Pending replies go nowhere: their waits end now.
+    closedAll = true;
+    for (const [t, resolve] of timers) {
+      clearTimeout(t);
+      resolve();
+    }
+    timers.clear();
+  });
+  return {
+    ...served,
+    get port() {
+      return served.port;
+    },
+    get accepted() {
+      return served.accepted;
+    },
+    get open() {
+      return served.open;
+    },
+    get requests() {
+      return requests;
+    },
+    drained: (ms) => served.drained(ms),
+    stop: () => served.stop(),
+    [Symbol.asyncDispose]: () => served.stop(),
+    async inject(bytes) {
+      await Promise.all(
+        [...conns].map((c) => c.write(bytes).catch(() => 0)),
+      );
+    },
+    kill() {
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch {
+          // closed already
+        }
+      }
+      conns.clear();
+    },
+  };
+}
