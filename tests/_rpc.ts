@@ -71,7 +71,7 @@ function startsWith(body: Uint8Array, word: number[]): boolean {
 export function startRpcServer(order: "fifo" | "tagged"): RpcServer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
-  const timers = new Map<number, () => void>();
+  const timers = new Map<ReturnType<typeof setTimeout>, () => void>();
   let requests = 0;
   let closedAll = false;
   const served = acceptAll(listener, conns, async (conn) => {
