@@ -364,7 +364,7 @@ export class Connection {
 const DENO_ERRORS: ReadonlySet<unknown> = new Set(Object.values(Deno.errors));
 
 /** An error from the socket itself, not from a parser or the caller. */
-function isSocketError(error: unknown): error is Error {
+export function isSocketError(error: unknown): error is Error {
   return error instanceof SocketError ||
     (error instanceof Error && DENO_ERRORS.has(error.constructor));
 }

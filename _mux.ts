@@ -12,6 +12,7 @@ import {
   type Connection,
   ConnectionBrokenError,
   giveBack,
+  isSocketError,
   ProtocolError,
   type ReadReply,
   type Shared,
@@ -518,7 +519,7 @@ export class Mux {
         if (m.dead) return;
         if (reply === null && reader.eof) {
           throw new ConnectionBrokenError(
-            "Cannot send request: the server closed the connection",
+            "the server closed the connection",
           );
         }
         let call: AnyCall;
@@ -597,7 +598,11 @@ export class Mux {
     } catch (error) {
       m.reading = false;
       readerHooks.replyMode(reader, false);
-      if (!m.dead) this.#break(m, error, head);
+      // The call whose reply failed gets the error itself only if its own
+      // parser (or reply) was at fault, not the socket.
+      const own = head !== null && !reader.eof &&
+        !(error instanceof ConnectionBrokenError) && !isSocketError(error);
+      if (!m.dead) this.#break(m, error, own ? head : null);
       return;
     }
     m.reading = false;
@@ -699,6 +704,8 @@ export class Mux {
       m.c.borrowed = true;
       giveBack(m.c, m.lease);
     }
+    // Calls that waited while a connection went to another borrower.
+    if (this.#qhead < this.#queue.length) this.#drain();
   };
 
   #remove(m: MuxConn): void {
@@ -722,8 +729,15 @@ export class Mux {
     c.poison(error);
     m.c.borrowed = true;
     giveBack(c, m.lease);
-    const socket = !(error instanceof ProtocolError) &&
-      !(error instanceof TimeoutError) && head === null;
+    const reason = error instanceof ConnectionBrokenError
+      ? error.message
+      : error instanceof TimeoutError
+      ? "a reply given up on did not come within pipeline.orphanTimeout"
+      : error instanceof ProtocolError
+      ? `another reply on its connection was wrong (${error.message})`
+      : `the connection broke (${
+        (error as Error)?.message ?? describe(error)
+      })`;
     const broken = (written: boolean) =>
       closed
         ? new PoolClosedError("Cannot send request: the pool closed", {
@@ -732,9 +746,11 @@ export class Mux {
         : ours
         ? c.closeReason
         : new ConnectionBrokenError(
-          `Cannot send request: the connection ${
-            socket ? "broke" : "was closed: another call's reply on it failed"
-          }${written ? " after the request was written" : ""}`,
+          `Cannot send request: ${reason}${
+            written
+              ? " (the request was written: the server may have run it)"
+              : ""
+          }`,
           { cause: error, beforeResponse: true, written },
         );
     const again: AnyCall[] = [];

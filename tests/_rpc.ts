@@ -4,7 +4,8 @@
 // A request is [u32 length][u32 tag][u32 delay ms][body]; the reply is
 // [u32 length][u32 tag][body], sent `delay` ms later ("tagged": replies in
 // the order their delays run out; "fifo": in request order, each one held
-// until those before it went). Delay 0xffffffff: never answered. A body
+// until those before it went). Delay 0xffffffff: never answered (fifo:
+// nor is anything after it on that connection). A body
 // starting with "KILL" closes the connection at once; "JUNK" answers with
 // the tag plus one (a tag nobody asked for). The client side: `rpc()`
 // encodes a request, `readRpc()` reads a reply.
@@ -89,15 +90,27 @@ export function startRpcServer(order: "fifo" | "tagged"): RpcServer {
         closed = true;
       }
     };
+    // This connection's pending delays: they end when it does.
+    const mine = new Set<ReturnType<typeof setTimeout>>();
     const later = (ms: number) =>
       new Promise<void>((resolve) => {
         if (ms === 0) return resolve();
         const t = setTimeout(() => {
           timers.delete(t);
+          mine.delete(t);
           resolve();
         }, ms);
         timers.set(t, resolve);
+        mine.add(t);
       });
+    const endDelays = () => {
+      for (const t of mine) {
+        clearTimeout(t);
+        timers.get(t)?.();
+        timers.delete(t);
+      }
+      mine.clear();
+    };
     try {
       while (true) {
         const n = await conn.read(chunk);
@@ -119,13 +132,15 @@ export function startRpcServer(order: "fifo" | "tagged"): RpcServer {
           requests++;
           if (startsWith(body, KILL)) {
             closed = true;
+            endDelays();
             conn.close();
             conns.delete(conn);
             return;
           }
           const reply = rpcReply(startsWith(body, JUNK) ? tag + 1 : tag, body);
-          if (delay === NEVER) continue;
+          if (delay === NEVER && order === "tagged") continue;
           if (order === "fifo") {
+            // In order: a reply never sent holds back every later one.
             if (delay === 0) {
               out.push(reply);
             } else {
@@ -134,7 +149,7 @@ export function startRpcServer(order: "fifo" | "tagged"): RpcServer {
               chain = (async () => {
                 await prev;
                 for (const r of flush) await send(r);
-                await later(delay);
+                await later(delay === NEVER ? 2 ** 31 - 1 : delay);
                 await send(reply);
               })();
             }
@@ -165,6 +180,7 @@ export function startRpcServer(order: "fifo" | "tagged"): RpcServer {
       // reset
     }
     closed = true;
+    endDelays();
     await chain;
     try {
       conn.close();
