@@ -466,15 +466,17 @@ function integer(text: string): number {
  * Options of a {@linkcode RedisClient}: TcpPool's, `port` defaulting to 6379
  * (or `path` for redis-server's `unixsocket`).
  */
-export type RedisOptions = Omit<TcpPoolOptions, "port" | "frame"> & {
-  port?: number;
-  /**
-   * Send commands issued in the same turn of the event loop together, on
-   * one connection (default `true`); `false`: one command per borrowed
-   * connection, each waiting for its reply.
-   */
-  pipeline?: boolean;
-};
+export type RedisOptions =
+  & Omit<TcpPoolOptions, "port" | "frame" | "pipeline">
+  & {
+    port?: number;
+    /**
+     * Send commands issued in the same turn of the event loop together, on
+     * one connection (default `true`); `false`: one command per borrowed
+     * connection, each waiting for its reply.
+     */
+    pipeline?: boolean;
+  };
 
 /** The longest finite timeout the runtime's timers take, in ms (2^31 − 1). */
 const MAX_DELAY = 2_147_483_647;
