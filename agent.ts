@@ -389,14 +389,15 @@ export class TcpAgent implements AsyncDisposable {
    *
    * @typeParam R The reply type.
    * @param address Where to send it.
-   * @param payload The request's bytes.
+   * @param payload The request's bytes (a function of the tag with a
+   *   tagged `pipeline`).
    * @param read Reads one reply.
    * @param options As for {@linkcode TcpPool.exchange}.
    * @returns What `read` returned.
    */
   exchange<R>(
     address: TcpAddress,
-    payload: Uint8Array,
+    payload: Uint8Array | ((tag: number) => Uint8Array),
     read: (reader: FrameReader) => Promise<R> | R,
     options?: PoolExchangeOptions<R>,
   ): Promise<R> {

@@ -684,7 +684,8 @@ export class TcpCluster implements AsyncDisposable {
    * once on another host, within `timeout` (the whole call's).
    *
    * @typeParam R The reply type.
-   * @param payload The request's bytes, written as they are.
+   * @param payload The request's bytes, written as they are (a function of
+   *   the tag with a tagged `pipeline`).
    * @param read Reads one reply from the connection's reader.
    * @param options `timeout`, `signal`, `idempotent`, `verify`, `key`.
    * @returns What `read` returned.
@@ -697,7 +698,7 @@ export class TcpCluster implements AsyncDisposable {
    *   `ProtocolError`, `signal.reason`...
    */
   exchange<R>(
-    payload: Uint8Array,
+    payload: Uint8Array | ((tag: number) => Uint8Array),
     read: (reader: FrameReader) => Promise<R> | R,
     options?: TcpClusterExchangeOptions<R>,
   ): Promise<R> {
@@ -774,7 +775,10 @@ export class TcpCluster implements AsyncDisposable {
     frame: boolean,
   ): Call {
     // borrow: no payload, no read; request: no read (null).
-    if (what !== "borrow") bytes(what, "payload", payload);
+    // A function of the tag is checked by the pool (tagged pipelines only).
+    if (what !== "borrow" && typeof payload !== "function") {
+      bytes(what, "payload", payload);
+    }
     if (what === "exchange" && typeof read !== "function") {
       throw new TypeError(
         `Cannot ${what}: read must be a function, received ${describe(read)}`,
@@ -839,7 +843,7 @@ export class TcpCluster implements AsyncDisposable {
 
   async #call<R>(
     call: Call,
-    payload: Uint8Array,
+    payload: Uint8Array | ((tag: number) => Uint8Array),
     read: ReadReply<R> | null,
     options: TcpClusterExchangeOptions<R> | undefined,
   ): Promise<R> {
@@ -874,7 +878,7 @@ export class TcpCluster implements AsyncDisposable {
   /** One try of a call on `host`. */
   async #try<R>(
     host: Host,
-    payload: Uint8Array,
+    payload: Uint8Array | ((tag: number) => Uint8Array),
     read: ReadReply<R> | null,
     options: TcpClusterExchangeOptions<R> | undefined,
   ): Promise<R> {
@@ -883,7 +887,10 @@ export class TcpCluster implements AsyncDisposable {
     host.calls++;
     try {
       const reply = read === null
-        ? await pool.request(payload, options as TcpClusterRequestOptions)
+        ? await pool.request(
+          payload as Uint8Array,
+          options as TcpClusterRequestOptions,
+        )
         : await pool.exchange(payload, read, options);
       this.#succeeded(host);
       return reply as R;

@@ -900,9 +900,10 @@ export class TcpPool implements AsyncDisposable {
    * ```
    *
    * @typeParam R The reply type.
-   * @param payload The request's bytes, written as they are.
+   * @param payload The request's bytes, written as they are; with
+   *   `pipeline.match` `"tagged"`, a function of the tag that returns them.
    * @param read Reads one reply from the connection's reader.
-   * @param options `timeout`, `signal`, `idempotent`, `verify`.
+   * @param options `timeout`, `signal`, `idempotent`, `verify`, `exclusive`.
    * @returns What `read` returned.
    * @throws {TypeError} If an argument or option has the wrong type
    *   (nothing is borrowed or sent).

@@ -7,6 +7,8 @@ import {
   ConnectionBrokenError,
   PoolClosedError,
   ProtocolError,
+  TcpAgent,
+  TcpCluster,
   TcpPool,
   type TcpPoolOptions,
   TimeoutError,
@@ -618,4 +620,39 @@ Deno.test("pipeline: bad options and arguments are TypeError/RangeError naming t
     assert.equal(text(await good), "good");
   }
   await server.drained(2_000);
+});
+
+Deno.test("pipeline: TcpAgent and TcpCluster give it to their pools; tagged calls go through both", async () => {
+  await using a = startRpcServer("tagged");
+  await using b = startRpcServer("tagged");
+  const pipeline = { match: "tagged", tagOf } as const;
+  {
+    await using agent = new TcpAgent({ pipeline });
+    const replies = await Promise.all(
+      Array.from({ length: 32 }, (_, i) =>
+        agent.exchange(
+          { port: i % 2 === 0 ? a.port : b.port },
+          (tag) => rpc(tag, 32 - i, enc.encode(`g${i}`)),
+          readRpc,
+          { timeout: 2_000 },
+        )),
+    );
+    replies.forEach((r, i) => assert.equal(text(r), `g${i}`));
+    await using cluster = new TcpCluster({
+      hosts: [{ port: a.port }, { port: b.port }],
+      pipeline,
+    });
+    const more = await Promise.all(
+      Array.from({ length: 32 }, (_, i) =>
+        cluster.exchange(
+          (tag) => rpc(tag, 32 - i, enc.encode(`h${i}`)),
+          readRpc,
+          { timeout: 2_000 },
+        )),
+    );
+    more.forEach((r, i) => assert.equal(text(r), `h${i}`));
+  }
+  assert.equal(a.accepted + b.accepted, 4, "one connection per pool");
+  await a.drained(2_000);
+  await b.drained(2_000);
 });
