@@ -264,6 +264,8 @@ export class Connection {
    * retry of a stale connection looks at.
    */
   ended = false;
+  /** When it was made, on the pool's clock (a pipeline's `maxLifetime`). */
+  readonly born: number;
 
   constructor(
     sock: Socket,
@@ -275,6 +277,7 @@ export class Connection {
     this.shared = shared;
     this.writer = new FrameWriter(sock, frame);
     this.reader = new FrameReader(sock, readerOptions);
+    this.born = shared.clock.now();
   }
 
   /** Bytes received and not consumed yet. */

@@ -184,6 +184,7 @@ export class Mux {
   #resent = 0;
   #replaced = 0;
   #max: number;
+  readonly #lifetime: number;
 
   constructor(
     pool: Pool<Connection>,
@@ -191,7 +192,9 @@ export class Mux {
     settings: MuxSettings,
     take: (lease: Lease<Connection>) => boolean,
     max: number,
+    lifetime: number,
   ) {
+    this.#lifetime = lifetime;
     this.#pool = pool;
     this.#shared = shared;
     this.#s = settings;
@@ -277,7 +280,7 @@ export class Mux {
       if (idle !== null) return idle;
     }
     if (best !== null) {
-      if (this.#yield(best)) return this.#pick();
+      if (this.#yield(best) || this.#aged(best)) return this.#pick();
       return best;
     }
     return this.#idle();
@@ -301,6 +304,18 @@ export class Mux {
     if (poolHooks.waitingCount(this.#pool) === 0) return false;
     for (const o of this.#conns) if (o.draining) return false;
     if (this.#conns.length === 1 && this.#borrowing > 0) return false;
+    m.draining = true;
+    if (m.load === 0) this.#park(m);
+    return true;
+  }
+
+  /**
+   * `m` is past `maxLifetime`: it takes no new calls and goes back once
+   * empty, where the pool closes it (a busy pipeline never parks, so the
+   * pool would never see its age). `true` if so.
+   */
+  #aged(m: MuxConn): boolean {
+    if (m.c.born + this.#lifetime > this.#shared.clock.now()) return false;
     m.draining = true;
     if (m.load === 0) this.#park(m);
     return true;

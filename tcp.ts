@@ -789,6 +789,7 @@ export class TcpPool implements AsyncDisposable {
         muxSettings,
         (lease) => this.#take(lease),
         this.#pool.stats.max,
+        (poolOptions.maxLifetime ?? 1_800_000) || Infinity,
       );
     }
   }

@@ -656,3 +656,28 @@ Deno.test("pipeline: TcpAgent and TcpCluster give it to their pools; tagged call
   await a.drained(2_000);
   await b.drained(2_000);
 });
+
+Deno.test("pipeline: a connection kept busy is still replaced at maxLifetime, with no call failing", async () => {
+  await using server = startRpcServer("tagged");
+  {
+    await using pool = taggedPool(server.port, { max: 2, maxLifetime: 150 });
+    let failed = 0;
+    let done = 0;
+    const end = performance.now() + 500;
+    await Promise.all(Array.from({ length: 16 }, async (_, t) => {
+      while (performance.now() < end) {
+        try {
+          assert.equal(text(await tcall(pool, `m${t}`, 1)), `m${t}`);
+          done++;
+        } catch {
+          failed++;
+        }
+      }
+    }));
+    assert.equal(failed, 0);
+    assert.ok(done > 100, `${done} calls`);
+    assert.ok(pool.stats.destroyed.lifetime >= 1, "replaced at maxLifetime");
+    assert.ok(pool.stats.dials >= 2);
+  }
+  await server.drained(2_000);
+});
