@@ -97,6 +97,11 @@ export const poolHooks: {
    * (to a waiting borrower), so it is not idle.
    */
   release: (lease: object) => boolean;
+  /**
+   * The holder of a lease is using it (a pipeline's connection, busy for
+   * as long as calls come): its leak clock starts again at `now`.
+   */
+  renew: (lease: object, now: number) => void;
   /** Idle resources of a pool, for a gate choosing one to close. */
   idleCount: (pool: object) => number;
   /** Borrows waiting in a pool. */
@@ -108,6 +113,7 @@ export const poolHooks: {
 } = {
   destroyAs: notLoaded("pool.ts"),
   release: notLoaded("pool.ts"),
+  renew: notLoaded("pool.ts"),
   idleCount: notLoaded("pool.ts"),
   waitingCount: notLoaded("pool.ts"),
   evictIdle: notLoaded("pool.ts"),

@@ -185,6 +185,7 @@ export class Mux {
   #replaced = 0;
   #max: number;
   readonly #lifetime: number;
+  readonly #leakWatch: boolean;
 
   constructor(
     pool: Pool<Connection>,
@@ -193,8 +194,10 @@ export class Mux {
     take: (lease: Lease<Connection>) => boolean,
     max: number,
     lifetime: number,
+    leakWatch: boolean,
   ) {
     this.#lifetime = lifetime;
+    this.#leakWatch = leakWatch;
     this.#pool = pool;
     this.#shared = shared;
     this.#s = settings;
@@ -480,6 +483,8 @@ export class Mux {
       out = buf.subarray(0, size);
     }
     m.writing = true;
+    // Busy is not leaked: the lease's leak clock restarts with each write.
+    if (this.#leakWatch) poolHooks.renew(m.lease, this.#shared.clock.now());
     this.#write(m, out);
     if (!m.reading) this.#readLoop(m);
   }

@@ -449,6 +449,15 @@ export class Lease<T> implements Disposable, AsyncDisposable {
       (lease as Lease<unknown>).release();
       return entry !== null && entry.state === BUSY;
     };
+    poolHooks.renew = (lease, now) => {
+      const l = lease as Lease<unknown>;
+      const entry = l.#entry;
+      if (entry === null || entry.gen !== l.#gen || entry.state !== BUSY) {
+        return;
+      }
+      entry.borrowedAt = now;
+      entry.leakReported = false;
+    };
   }
 
   /**

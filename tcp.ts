@@ -790,6 +790,7 @@ export class TcpPool implements AsyncDisposable {
         (lease) => this.#take(lease),
         this.#pool.stats.max,
         (poolOptions.maxLifetime ?? 1_800_000) || Infinity,
+        ((poolOptions.leakTimeout ?? 0) || Infinity) !== Infinity,
       );
     }
   }

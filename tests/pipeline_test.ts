@@ -681,3 +681,23 @@ Deno.test("pipeline: a connection kept busy is still replaced at maxLifetime, wi
   }
   await server.drained(2_000);
 });
+
+Deno.test("pipeline: a connection busy with calls for longer than leakTimeout is not reported as leaked", async () => {
+  await using server = startRpcServer("tagged");
+  {
+    const leaks: unknown[] = [];
+    await using pool = taggedPool(server.port, {
+      leakTimeout: 100,
+      onLeak: (report) => leaks.push(report),
+    });
+    const end = performance.now() + 400;
+    await Promise.all(Array.from({ length: 8 }, async (_, t) => {
+      while (performance.now() < end) {
+        assert.equal(text(await tcall(pool, `k${t}`, 2)), `k${t}`);
+      }
+    }));
+    assert.deepEqual(leaks, []);
+    assert.equal(pool.stats.dials, 1, "the same connection all along");
+  }
+  await server.drained(2_000);
+});
