@@ -304,7 +304,8 @@ export class Mux {
    * `true` if `m` was the one.
    */
   #yield(m: MuxConn): boolean {
-    if (poolHooks.waitingCount(this.#pool) === 0) return false;
+    // Our own borrows wait there too: only someone else's wait counts.
+    if (poolHooks.waitingCount(this.#pool) <= this.#borrowing) return false;
     for (const o of this.#conns) if (o.draining) return false;
     if (this.#conns.length === 1 && this.#borrowing > 0) return false;
     m.draining = true;
@@ -460,6 +461,11 @@ export class Mux {
       m.lastRead = call.read;
       parts.push(bytes);
       size += bytes.length;
+      // A tagged request is sized once made: it may end the batch past the cap.
+      if (tagged && size >= cap) {
+        taken++;
+        break;
+      }
     }
     m.batch = taken === batch.length ? [] : batch.slice(taken);
     if (parts.length === 0) {
@@ -489,6 +495,7 @@ export class Mux {
     if (!m.reading) this.#readLoop(m);
   }
 
+  /** Its size when known before it is made (fifo); 0 for a tagged one. */
   #bytesOf(call: AnyCall): number {
     return typeof call.payload === "function" ? 0 : call.payload.length;
   }

@@ -362,7 +362,8 @@ export interface TcpPipelineOptions {
   maxInFlight?: number | undefined;
   /**
    * The calls placed on a connection in one turn of the event loop go out
-   * in one write of up to this many bytes (a larger request goes alone).
+   * in one write of up to this many bytes (a larger request goes alone; a
+   * tagged request is sized once made, so it may take a batch past it).
    *
    * @default {65536}
    */
