@@ -703,3 +703,40 @@ Deno.test("pipeline: a connection busy with calls for longer than leakTimeout is
   }
   await server.drained(2_000);
 });
+
+Deno.test("pipeline: a call whose read throws gets that error; the connection is closed and the others run again", async () => {
+  await using server = startRpcServer("fifo");
+  {
+    await using pool = fifoPool(server.port);
+    const before = outcome(call(pool, "before", 20));
+    const bad = outcome(pool.exchange(rpc(0, 0, enc.encode("bad")), () => {
+      throw new SyntaxError("not a reply I know");
+    }, { timeout: 2_000 }));
+    const after = outcome(call(pool, "after", 0));
+    assert.equal(text((await before) as RpcReply), "before");
+    const error = await bad;
+    assert.ok(error instanceof SyntaxError, String(error));
+    assert.equal(text((await after) as RpcReply), "after");
+    assert.equal(pool.stats.destroyed.broken, 1);
+    assert.equal(pool.stats.pipeline!.resent, 1);
+  }
+  await server.drained(2_000);
+});
+
+Deno.test("pipeline: close({ force: true }) rejects written calls with PoolClosedError at once and closes every socket", async () => {
+  await using server = startRpcServer("tagged");
+  const pool = taggedPool(server.port, { max: 2 });
+  const calls = Array.from(
+    { length: 20 },
+    (_, i) => outcome(tcall(pool, `f${i}`, 5_000)),
+  );
+  await until("written", () => server.requests === 20);
+  const t0 = performance.now();
+  await pool.close({ force: true });
+  for (const p of calls) {
+    const e = await p;
+    assert.ok(e instanceof PoolClosedError, String(e));
+  }
+  assert.ok(performance.now() - t0 < 1_000);
+  await server.drained(2_000);
+});
