@@ -41,6 +41,8 @@ export interface MuxStats {
   replaced: number;
 }
 
+const FRESH = { fresh: true } as const;
+
 const QUEUED = 0;
 const BATCHED = 1;
 const WRITTEN = 2;
@@ -63,6 +65,11 @@ class Call<R> implements Deadline {
   /** Bytes of the last write (verify's request). */
   sent: Uint8Array | null = null;
   resent = false;
+  /**
+   * Sent again: it goes only on a connection dialed for the purpose after
+   * this epoch (the ones held when it broke may have been cut with it).
+   */
+  after = -1;
   readonly mux: Mux;
   readonly payload: Payload;
   readonly read: ReadReply<R>;
@@ -147,10 +154,15 @@ class MuxConn {
   lastRead: ReadReply<unknown> | null = null;
   /** A write buffer, reused while a batch fits. */
   buf: Uint8Array | null = null;
+  /** When it was taken in (Mux's epoch), and whether it was dialed for it. */
+  readonly born: number;
+  readonly fresh: boolean;
 
-  constructor(lease: Lease<Connection>) {
+  constructor(lease: Lease<Connection>, born: number, fresh: boolean) {
     this.lease = lease;
     this.c = lease.resource;
+    this.born = born;
+    this.fresh = fresh;
   }
 
   /** Written calls not answered yet (orphans included). */
@@ -174,8 +186,11 @@ export class Mux {
   /** Calls waiting for a place, FIFO. */
   #queue: AnyCall[] = [];
   #qhead = 0;
-  /** Borrows in flight for the queue. */
+  /** Borrows in flight for the queue (fresh ones among them). */
   #borrowing = 0;
+  #freshBorrowing = 0;
+  /** Counts connections taken in; see Call.after. */
+  #epoch = 0;
   #closed = false;
   /** Connections emptied this turn: given back to the pool after it. */
   #parked: MuxConn[] = [];
@@ -269,14 +284,19 @@ export class Mux {
     this.#grow();
   }
 
-  /** The least-loaded connection with room, or an idle pooled one. */
-  #pick(): MuxConn | null {
+  /**
+   * The least-loaded connection with room, or an idle pooled one; for a
+   * call sent again (`after` ≥ 0), only one dialed for it since.
+   */
+  #pick(after = -1): MuxConn | null {
     let best: MuxConn | null = null;
     const limit = this.#s.maxInFlight;
     for (const m of this.#conns) {
       if (m.draining || m.load >= limit) continue;
+      if (after >= 0 && !(m.fresh && m.born > after)) continue;
       if (best === null || m.load < best.load) best = m;
     }
+    if (after >= 0) return best;
     if (best !== null && best.load > 0 && this.#conns.length < this.#max) {
       // Room on a busy one; an idle pooled connection is better still.
       const idle = this.#idle();
@@ -325,34 +345,55 @@ export class Mux {
     return true;
   }
 
-  #adopt(lease: Lease<Connection>): MuxConn {
-    const m = new MuxConn(lease);
+  #adopt(lease: Lease<Connection>, fresh = false): MuxConn {
+    const m = new MuxConn(lease, ++this.#epoch, fresh);
     this.#conns.push(m);
     return m;
   }
 
   /** Borrows connections for the queued calls, up to `max`. */
   #grow(): void {
+    if (this.#closed) return;
+    // A call sent again waits at the head for a connection of its own:
+    // that borrow goes first.
+    if (
+      this.#freshBorrowing === 0 && (this.#peek()?.after ?? -1) >= 0 &&
+      this.#conns.length + this.#borrowing < this.#max
+    ) {
+      this.#borrowing++;
+      this.#freshBorrowing++;
+      this.#borrow(true);
+    }
     const queued = this.#queue.length - this.#qhead;
     while (
-      !this.#closed &&
       this.#borrowing * this.#s.maxInFlight < queued &&
       this.#conns.length + this.#borrowing < this.#max
     ) {
       this.#borrowing++;
-      this.#borrow();
+      this.#borrow(false);
     }
   }
 
-  async #borrow(): Promise<void> {
+  async #borrow(fresh: boolean): Promise<void> {
     let lease: Lease<Connection>;
     try {
       while (true) {
-        lease = await this.#pool.borrow();
+        lease = await this.#pool.borrow(fresh ? FRESH : undefined);
         if (this.#take(lease)) break;
       }
     } catch (error) {
       this.#borrowing--;
+      if (fresh) {
+        this.#freshBorrowing--;
+        // No connection to send them again on: they fail, typed, rather
+        // than asking again at once.
+        for (let i = this.#qhead; i < this.#queue.length; i++) {
+          const call = this.#queue[i]!;
+          if (call.state !== QUEUED || call.after < 0) continue;
+          this.#settle(call);
+          call.reject(error);
+        }
+      }
       // No connection to serve the queue: the calls waiting for this one
       // get why (a DialError, a PoolTimeoutError, PoolClosedError).
       if (this.#conns.length === 0) this.#failQueue(error);
@@ -360,11 +401,12 @@ export class Mux {
       return;
     }
     this.#borrowing--;
+    if (fresh) this.#freshBorrowing--;
     if (this.#closed) {
       giveBack(lease.resource, lease);
       return;
     }
-    const m = this.#adopt(lease);
+    const m = this.#adopt(lease, fresh);
     this.#drain();
     // Calls that gave up meanwhile left nothing for it: back it goes.
     if (m.load === 0) this.#park(m);
@@ -395,10 +437,21 @@ export class Mux {
     return undefined;
   }
 
+  /** The first queued call, left in the queue. */
+  #peek(): AnyCall | undefined {
+    for (let i = this.#qhead; i < this.#queue.length; i++) {
+      const call = this.#queue[i]!;
+      if (call.state === QUEUED) return call;
+    }
+    return undefined;
+  }
+
   /** Places queued calls while there is room. */
   #drain(): void {
     while (this.#qhead < this.#queue.length) {
-      const m = this.#pick();
+      const next = this.#peek();
+      if (next === undefined) break;
+      const m = this.#pick(next.after);
       if (m === null) break;
       const call = this.#dequeue();
       if (call === undefined) break;
@@ -731,8 +784,9 @@ export class Mux {
       m.c.borrowed = true;
       giveBack(m.c, m.lease);
     }
-    // Calls that waited while a connection went to another borrower.
-    if (this.#qhead < this.#queue.length) this.#drain();
+    // Calls that waited while a connection went to another borrower, or
+    // for a connection of their own (sent again).
+    if (!this.#closed && this.#qhead < this.#queue.length) this.#drain();
   };
 
   #remove(m: MuxConn): void {
@@ -806,6 +860,7 @@ export class Mux {
         call.reject(error);
       } else if (!closed && call.idempotent && !call.resent) {
         call.resent = true;
+        call.after = this.#epoch;
         this.#resent++;
         call.conn = null;
         again.push(call);

@@ -1304,3 +1304,65 @@ Deno.test("PooledConn.readable: cancelling a pending read loses nothing, and rel
   assert.equal(pool.stats.open, 0);
   await server.drained(1_000);
 });
+
+Deno.test("TcpPool pipeline: calls written on connections cut together are sent again once, each on a freshly dialed connection, and succeed", async () => {
+  // A line server that, on cue, closes every connection it holds at once
+  // (as CLIENT KILL or a restart does), with requests read and unanswered.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held = new Set<Deno.Conn>();
+  let cut = false;
+  let accepted = 0;
+  let closed = 0;
+  const serving = (async () => {
+    for await (const conn of listener) {
+      accepted++;
+      held.add(conn);
+      (async () => {
+        const buf = new Uint8Array(4096);
+        try {
+          while (true) {
+            const n = await conn.read(buf);
+            if (n === null) break;
+            if (cut) continue; // read, never answered
+            const lines = new TextDecoder().decode(buf.subarray(0, n));
+            await conn.write(enc(lines.toUpperCase()));
+          }
+        } catch {
+          // closed below
+        } finally {
+          held.delete(conn);
+          try {
+            conn.close();
+          } catch {
+            // closed already
+          }
+          closed++;
+        }
+      })();
+    }
+  })();
+  await using pool = new TcpPool({
+    port: portOf(listener.addr),
+    max: 4,
+    pipeline: { match: "fifo", maxInFlight: 16 },
+  });
+  const line = (s: string) =>
+    pool.exchange(enc(`${s}\n`), (r) => r.readLine(), { timeout: 2_000 });
+  // Four connections in use, then every one of them cut mid-flight.
+  await Promise.all(Array.from({ length: 64 }, (_, i) => line(`w${i}`)));
+  const before = accepted;
+  assert.ok(before >= 2, `${before} connections`);
+  cut = true;
+  const calls = Array.from({ length: 64 }, (_, i) => line(`c${i}`));
+  await sleep(20);
+  cut = false;
+  for (const conn of [...held]) conn.close();
+  const replies = await Promise.all(calls);
+  assert.deepEqual(replies, Array.from({ length: 64 }, (_, i) => `C${i}`));
+  const s = pool.stats.pipeline!;
+  assert.ok(s.resent >= 1, `${s.resent} sent again`);
+  await pool.close();
+  listener.close();
+  await serving.catch(() => {});
+  await until(() => closed === accepted, "every accepted socket closed");
+});
