@@ -4,21 +4,17 @@
 // redis-server is not on the PATH).
 //
 // What the pool gives it: a connection the server closed while idle
-// (`timeout N` in redis.conf) is evicted by the idle watch, or, if it dies
-// just as a command goes out, the command is retried once on a fresh
-// connection when it is idempotent; a command that times out takes its
-// connection with it, so its late reply reaches nobody.
+// (`timeout N` in redis.conf) is evicted by the idle watch; a command cut
+// off by a dead connection is sent again once, on a freshly dialed one,
+// when it is idempotent (IDEMPOTENT, or `idempotent: true`).
 //
-// Pipelining (the default): commands issued in the same turn of the event
-// loop go out together, in one write on one borrowed connection, as one
-// `exchange` whose reader reads their replies in order and hands each to
-// its caller as it arrives. Redis answers in order, so position is
-// identity; a batch that fails (timeout, a dead connection, bytes that are
-// not RESP2) takes its connection with it, so no reply of it can reach a
-// later caller. Up to `max` batches are in flight at once, one per
-// connection, and the commands queued in a turn are spread over the free
-// connections (64 commands and 8 free connections: 8 batches of 8), so
-// replies come back staggered rather than in lockstep rounds.
+// Pipelining (the default): the client's TcpPool runs with
+// `pipeline: { match: "fifo" }`, and each command is one `pool.exchange`:
+// commands issued in the same turn of the event loop go out in one write,
+// many in flight per connection, and Redis answers in order, so position
+// is identity. A command that times out or is aborted after it was written
+// rejects at once; its reply is still read, and dropped, so it never shifts
+// a later caller's. `pipeline: false`: one command per borrowed connection.
 //
 // Shared connections carry everybody's commands, so a command that changes
 // its connection's state (MULTI, SELECT, CLIENT REPLY, SUBSCRIBE...) or
@@ -471,97 +467,15 @@ export type RedisOptions =
   & {
     port?: number;
     /**
-     * Send commands issued in the same turn of the event loop together, on
-     * one connection (default `true`); `false`: one command per borrowed
-     * connection, each waiting for its reply.
+     * Pipeline the commands on the pool's connections (default `true`):
+     * many in flight per connection, replies matched in order; `false`:
+     * one command per borrowed connection, each waiting for its reply.
      */
     pipeline?: boolean;
   };
 
 /** The longest finite timeout the runtime's timers take, in ms (2^31 − 1). */
 const MAX_DELAY = 2_147_483_647;
-
-/** Most commands in one batch, and most characters (at least one command). */
-const BATCH_COMMANDS = 256;
-const BATCH_TEXT = 64 * 1024;
-
-/** One command waiting for its reply, in the queue or in a batch. */
-class Pending {
-  /** The command as RESP2 text (see commandText). */
-  readonly text: string;
-  readonly idempotent: boolean;
-  /** Absolute deadline (performance.now()), Infinity for none. */
-  readonly at: number;
-  readonly timeout: number;
-  readonly signal: AbortSignal | undefined;
-  readonly promise: Promise<Reply>;
-  resolve!: (reply: Reply) => void;
-  reject!: (error: unknown) => void;
-  done = false;
-  retried = false;
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
-
-  constructor(
-    text: string,
-    idempotent: boolean,
-    timeout: number,
-    signal: AbortSignal | undefined,
-  ) {
-    this.text = text;
-    this.idempotent = idempotent;
-    this.timeout = timeout;
-    this.at = timeout === Infinity ? Infinity : performance.now() + timeout;
-    this.signal = signal;
-    this.promise = new Promise((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-    signal?.addEventListener("abort", this, { once: true });
-  }
-
-  /** Its reply came: a RedisError rejects (the connection is fine). */
-  settle(reply: Reply): void {
-    if (!this.#end()) return;
-    if (reply instanceof RedisError) this.reject(reply);
-    else this.resolve(reply);
-  }
-
-  fail(error: unknown): void {
-    if (this.#end()) this.reject(error);
-  }
-
-  /** Its own deadline passed (queued, or in a batch that waits longer). */
-  expire(): void {
-    this.fail(
-      new TimeoutError(
-        `Cannot send command: timed out after ${Math.round(this.timeout)} ms`,
-        this.timeout,
-      ),
-    );
-  }
-
-  /** Its own timer, for a deadline earlier than its batch's. */
-  arm(now: number): void {
-    if (this.timer !== undefined || this.at === Infinity) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.expire();
-    }, Math.max(0, this.at - now));
-  }
-
-  /** The signal aborted: the caller gets its reason; a reply is dropped. */
-  handleEvent(): void {
-    this.fail(this.signal!.reason);
-  }
-
-  #end(): boolean {
-    if (this.done) return false;
-    this.done = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.signal?.removeEventListener("abort", this);
-    return true;
-  }
-}
 
 function commandOptions(options: unknown): {
   timeout: number;
@@ -603,6 +517,22 @@ function commandOptions(options: unknown): {
   }
   // 0, like Infinity, is no limit.
   return { timeout: timeout || Infinity, signal, idempotent };
+}
+
+/** A command's options when none are given. */
+const NO_OPTIONS = {
+  timeout: Infinity,
+  signal: undefined,
+  idempotent: undefined,
+} as const;
+/** The exchange options of a command with no timeout and no signal. */
+const IDEMPOTENT_CALL = { idempotent: true } as const;
+const ONCE_CALL = { idempotent: false } as const;
+
+/** A reply as the command's outcome: a RedisError rejects. */
+function unwrap(reply: Reply): RedisValue {
+  if (reply instanceof RedisError) throw reply;
+  return reply;
 }
 
 /**
@@ -794,17 +724,6 @@ function optionsObject(
 /** A pooled Redis client; pipelined by default (see the top of this file). */
 export class RedisClient extends RedisCommands implements AsyncDisposable {
   readonly pool: TcpPool;
-  readonly #pipeline: boolean;
-  /** Batches in flight at most: one per connection the pool may open. */
-  readonly #slots: number;
-  #queue: Pending[] = [];
-  #scheduled = false;
-  #inflight = 0;
-  #retries = 0;
-  /** One timer for queued commands' deadlines (the earliest). */
-  #sweep: ReturnType<typeof setTimeout> | undefined = undefined;
-  #sweepAt = Infinity;
-
   /** Open subscriptions, closed with the client. */
   readonly #subscriptions = new Set<Subscription>();
   #closed = false;
@@ -817,18 +736,17 @@ export class RedisClient extends RedisCommands implements AsyncDisposable {
         `Cannot create RedisClient: pipeline must be a boolean, received ${typeof pipeline}`,
       );
     }
-    this.pool = new TcpPool(
-      rest.path === undefined
-        ? { ...rest, port: options.port ?? 6379 }
-        : { ...rest, port: options.port },
-    );
-    this.#pipeline = pipeline;
-    this.#slots = this.pool.stats.max;
+    const port = rest.path === undefined ? options.port ?? 6379 : options.port;
+    this.pool = new TcpPool({
+      ...rest,
+      port,
+      ...(pipeline ? { pipeline: { match: "fifo" } } : {}),
+    } as TcpPoolOptions);
   }
 
   /** Pipelined commands sent again after their connection broke. */
   get retries(): number {
-    return this.#retries;
+    return this.pool.stats.pipeline?.resent ?? 0;
   }
 
   /**
@@ -845,208 +763,34 @@ export class RedisClient extends RedisCommands implements AsyncDisposable {
    */
   override command(
     args: readonly (string | number)[],
-    options: CommandOptions = {},
+    options?: CommandOptions,
   ): Promise<RedisValue> {
-    let text: string, idem: boolean, checked;
+    let reply: Promise<Reply>;
     try {
-      checked = commandOptions(options);
-      const name = String(args[0] ?? "").toUpperCase();
-      const refusal = refused(
-        SHARED_RULES,
-        name,
-        args,
-        "on a shared connection",
-      );
+      const checked = options === undefined
+        ? NO_OPTIONS
+        : commandOptions(options);
+      const name = upper(args[0]);
+      const refusal = SHARED_RULES.has(name)
+        ? refused(SHARED_RULES, name, args, "on a shared connection")
+        : undefined;
       if (refusal !== undefined) throw refusal;
-      text = commandText(args);
-      idem = checked.idempotent ?? IDEMPOTENT.has(name);
+      const idempotent = checked.idempotent ?? IDEMPOTENT.has(name);
+      const { timeout, signal } = checked;
+      reply = this.pool.exchange(
+        encodeCommand(args),
+        readReply,
+        signal === undefined
+          ? timeout === Infinity
+            ? idempotent ? IDEMPOTENT_CALL : ONCE_CALL
+            : { timeout, idempotent }
+          : { timeout, signal, idempotent },
+      );
     } catch (error) {
       return Promise.reject(error);
     }
-    const { timeout, signal } = checked;
-    if (!this.#pipeline) return this.#single(text, idem, timeout, signal);
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    // Not an async function: the caller awaits the command's own promise,
-    // settled with the reply (RedisError: rejected), one hop in all.
-    const p = new Pending(text, idem, timeout, signal);
-    this.#enqueue(p);
-    return p.promise as Promise<RedisValue>;
+    return reply.then(unwrap);
   }
-
-  /** One command on one borrowed connection (`pipeline: false`). */
-  async #single(
-    text: string,
-    idempotent: boolean,
-    timeout: number,
-    signal: AbortSignal | undefined,
-  ): Promise<RedisValue> {
-    const reply = await this.pool.exchange(encoder.encode(text), readReply, {
-      timeout,
-      ...(signal === undefined ? {} : { signal }),
-      idempotent,
-    });
-    if (reply instanceof RedisError) throw reply;
-    return reply;
-  }
-
-  #enqueue(p: Pending): void {
-    this.#queue.push(p);
-    if (this.#inflight < this.#slots) {
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        queueMicrotask(this.#flush);
-      }
-    } else if (p.at < this.#sweepAt) {
-      // Every connection is busy: it may wait past its deadline here.
-      this.#armSweep(p.at);
-    }
-  }
-
-  /** Sends what is queued, in batches, while connections are free. */
-  readonly #flush = (): void => {
-    this.#scheduled = false;
-    while (this.#queue.length > 0 && this.#inflight < this.#slots) {
-      const queue = this.#queue;
-      // Spread over the free connections: ceil(queued / free) per batch.
-      const free = this.#slots - this.#inflight;
-      const share = Math.ceil(queue.length / free);
-      let n = 0, size = 0;
-      while (
-        n < queue.length && n < BATCH_COMMANDS && n < share &&
-        (n === 0 || size + queue[n]!.text.length <= BATCH_TEXT)
-      ) {
-        size += queue[n++]!.text.length;
-      }
-      const batch = n === queue.length ? queue : queue.slice(0, n);
-      this.#queue = n === queue.length ? [] : queue.slice(n);
-      this.#inflight++;
-      void this.#send(batch);
-    }
-    if (this.#queue.length === 0) this.#disarmSweep();
-    else if (this.#sweep === undefined) this.#expireQueued(); // arms it
-  };
-
-  /**
-   * One batch: one write, its replies read in order, one connection (a
-   * freshly dialed one for commands sent again). Replies are handed out
-   * once the connection is back in the pool.
-   */
-  async #send(batch: Pending[], fresh = false): Promise<void> {
-    const now = performance.now();
-    let live = batch;
-    if (batch.some((p) => p.done || p.at <= now)) {
-      for (const p of batch) if (!p.done && p.at <= now) p.expire();
-      live = batch.filter((p) => !p.done);
-    }
-    const replies: Reply[] = [];
-    try {
-      if (live.length === 0) return;
-      let text = live[0]!.text;
-      let at = live[0]!.at;
-      if (live.length > 1) {
-        for (let i = 1; i < live.length; i++) {
-          const p = live[i]!;
-          text += p.text;
-          if (p.at > at) at = p.at;
-        }
-        // Earlier deadlines than the batch's get timers of their own.
-        for (const p of live) if (p.at < at) p.arm(now);
-      }
-      const payload = encoder.encode(text);
-      const read = async (reader: FrameReader) => {
-        while (replies.length < live.length) {
-          const reply = await readReply(reader);
-          if (reply === null && reader.eof) {
-            throw new ConnectionBrokenError("the server closed the connection");
-          }
-          replies.push(reply);
-        }
-        return replies;
-      };
-      // Retried below, command by command, not as a batch. Every live
-      // command's deadline is after `now` (expired ones were failed above),
-      // so the time left is > 0: a 0 here would mean no limit.
-      const options = {
-        timeout: at === Infinity ? Infinity : at - now,
-        idempotent: false,
-      };
-      if (fresh) {
-        const conn = await this.pool.borrow({ ...options, fresh: true });
-        try {
-          await conn.exchange(payload, read, options);
-        } finally {
-          conn.release();
-        }
-      } else if (live.length === 1) {
-        // Alone in its turn: the plain reader, one promise hop less.
-        replies.push(await this.pool.exchange(payload, readReply, options));
-      } else await this.pool.exchange(payload, read, options);
-      for (let i = 0; i < live.length; i++) live[i]!.settle(replies[i]!);
-    } catch (error) {
-      // Bytes that are not the replies (unsolicited, not RESP2) put every
-      // position in doubt: nothing read is handed out. Otherwise what was
-      // read before the failure is its callers'.
-      const read = error instanceof ProtocolError ? 0 : replies.length;
-      for (let i = 0; i < read; i++) live[i]!.settle(replies[i]!);
-      const again: Pending[] = [];
-      for (let i = read; i < live.length; i++) {
-        const p = live[i]!;
-        if (p.done) continue;
-        // An idempotent command may run twice: once more, on a fresh
-        // connection. Others may have run: their callers are told.
-        if (
-          p.idempotent && !p.retried && error instanceof ConnectionBrokenError
-        ) {
-          p.retried = true;
-          again.push(p);
-        } else p.fail(error);
-      }
-      if (again.length > 0) {
-        this.#retries += again.length;
-        this.#inflight++;
-        void this.#send(again, true);
-      }
-    } finally {
-      this.#inflight--;
-      if (this.#queue.length > 0 && !this.#scheduled) {
-        this.#scheduled = true;
-        queueMicrotask(this.#flush);
-      }
-    }
-  }
-
-  #disarmSweep(): void {
-    if (this.#sweep !== undefined) clearTimeout(this.#sweep);
-    this.#sweep = undefined;
-    this.#sweepAt = Infinity;
-  }
-
-  #armSweep(at: number): void {
-    if (this.#sweep !== undefined) clearTimeout(this.#sweep);
-    this.#sweepAt = at;
-    this.#sweep = setTimeout(
-      this.#expireQueued,
-      Math.max(0, at - performance.now()),
-    );
-  }
-
-  /** Times out queued commands whose deadline passed; re-arms. */
-  readonly #expireQueued = (): void => {
-    this.#sweep = undefined;
-    this.#sweepAt = Infinity;
-    const now = performance.now();
-    let next = Infinity;
-    let expired = false;
-    for (const p of this.#queue) {
-      if (p.done) continue;
-      if (p.at <= now) {
-        p.expire();
-        expired = true;
-      } else if (p.at < next) next = p.at;
-    }
-    if (expired) this.#queue = this.#queue.filter((p) => !p.done);
-    if (next !== Infinity) this.#armSweep(next);
-  };
 
   /**
    * Runs `fn` with a connection of its own, borrowed from the pool for the
@@ -1301,12 +1045,11 @@ export class RedisClient extends RedisCommands implements AsyncDisposable {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#disarmSweep();
     const reason = new PoolClosedError("Cannot receive: the client closed");
     const subscriptions = [...this.#subscriptions];
     for (const sub of subscriptions) sub.close(reason); // destroys its conn
-    // At once, as before subscriptions existed: a batch waiting for a
-    // connection fails typed rather than going out.
+    // At once: a command waiting for a connection fails typed rather than
+    // going out.
     const closing = this.pool.close();
     await Promise.all(subscriptions.map((sub) => sub.finished));
     await closing;
