@@ -650,6 +650,66 @@ export class FrameReader {
   }
 
   /**
+   * The bytes already buffered and not consumed, as a view inside the
+   * reader's buffer, without reading from the source or consuming them:
+   * for a parser that takes a message synchronously when it is all there
+   * (then {@linkcode FrameReader.skip}s it) and otherwise falls back to the
+   * reads that wait. The view is valid only until the next call on this
+   * reader.
+   *
+   * @example Usage
+   * ```ts
+   * import { FrameReader } from "@chanpool/chanpool";
+   * import assert from "node:assert/strict";
+   *
+   * const chunks = [new TextEncoder().encode("+OK\r\n+PONG\r\n")];
+   * const reader = new FrameReader({
+   *   read: (p) => {
+   *     const chunk = chunks.shift();
+   *     if (chunk === undefined) return Promise.resolve(null);
+   *     p.set(chunk);
+   *     return Promise.resolve(chunk.length);
+   *   },
+   * });
+   * assert.equal(reader.peek().length, 0); // nothing read yet
+   * assert.equal(await reader.readLine(), "+OK");
+   * const rest = reader.peek(); // "+PONG\r\n", still buffered
+   * assert.equal(new TextDecoder().decode(rest), "+PONG\r\n");
+   * reader.skip(rest.length);
+   * assert.equal(reader.buffered, 0);
+   * ```
+   *
+   * @returns A view of the {@linkcode FrameReader.buffered} bytes.
+   * @throws An earlier failure of this reader.
+   */
+  peek(): Uint8Array {
+    this.#check();
+    return this.#buf.subarray(this.#start, this.#end);
+  }
+
+  /**
+   * Consumes `n` buffered bytes (seen with {@linkcode FrameReader.peek})
+   * without reading from the source.
+   *
+   * @param n How many bytes, at most {@linkcode FrameReader.buffered}.
+   * @throws {TypeError} If `n` is not a number.
+   * @throws {RangeError} If `n` is not a non-negative integer, or more bytes
+   *   than are buffered.
+   * @throws An earlier failure of this reader.
+   */
+  skip(n: number): void {
+    this.#check();
+    if (!Number.isSafeInteger(n) || n < 0 || n > this.#end - this.#start) {
+      throw new (typeof n === "number" ? RangeError : TypeError)(
+        `Cannot skip: n must be an integer from 0 to ${
+          this.#end - this.#start
+        } (the bytes buffered), received ${describe(n)}`,
+      );
+    }
+    this.#start += n;
+  }
+
+  /**
    * Reads exactly `n` bytes (a copy the caller owns).
    *
    * @param n How many bytes.

@@ -975,3 +975,30 @@ Deno.test(
     assert.ok(limited.bufferCapacity <= 50_002, `${limited.bufferCapacity}`);
   },
 );
+
+Deno.test("FrameReader.peek() shows the buffered bytes without consuming them; skip(n) consumes them", async () => {
+  const chunks = [new TextEncoder().encode("ab\ncdef")];
+  const reader = new FrameReader({
+    read: (p) => {
+      const chunk = chunks.shift();
+      if (chunk === undefined) return Promise.resolve(null);
+      p.set(chunk);
+      return Promise.resolve(chunk.length);
+    },
+  });
+  assert.deepEqual([...reader.peek()], []);
+  assert.equal(await reader.readLine(), "ab");
+  assert.equal(new TextDecoder().decode(reader.peek()), "cdef");
+  assert.equal(new TextDecoder().decode(reader.peek()), "cdef", "not consumed");
+  reader.skip(2);
+  assert.equal(reader.buffered, 2);
+  assert.throws(() => reader.skip(3), {
+    name: "RangeError",
+    message:
+      "Cannot skip: n must be an integer from 0 to 2 (the bytes buffered), received 3",
+  });
+  assert.throws(() => reader.skip(-1), RangeError);
+  assert.throws(() => reader.skip("1" as unknown as number), TypeError);
+  assert.equal(new TextDecoder().decode((await reader.readExact(2))!), "ef");
+  assert.equal(await reader.readExact(1), null);
+});
