@@ -589,13 +589,17 @@ export class Mux {
       while (!m.dead && m.owed > 0) {
         readerHooks.replyMode(reader, true);
         let reply: unknown;
+        // A read that answers synchronously (its reply was buffered) costs
+        // no promise hop: the replies of one socket read are handed out in
+        // one go, so their callers' next requests share one write.
         if (tagged) {
           head = null;
-          reply = await m.lastRead!(reader);
+          reply = m.lastRead!(reader);
         } else {
           head = m.fifo[m.head]!;
-          reply = await head.read(reader);
+          reply = head.read(reader);
         }
+        if (reply instanceof Promise) reply = await reply;
         if (m.dead) return;
         if (reply === null && reader.eof) {
           throw new ConnectionBrokenError(
