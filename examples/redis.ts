@@ -405,9 +405,110 @@ type Reply = RedisValue | RedisError;
 /**
  * Reads one RESP2 reply. Returns `null` at EOF before it (the pool turns
  * that into ConnectionBrokenError); throws ProtocolError on bytes that are
- * not RESP2 (the connection is then destroyed).
+ * not RESP2 (the connection is then destroyed). A reply already buffered
+ * whole is parsed synchronously, with no promise (the pipeline's read loop
+ * calls this once per reply).
  */
-export async function readReply(reader: FrameReader): Promise<Reply> {
+export function readReply(reader: FrameReader): Reply | Promise<Reply> {
+  const bytes = reader.peek();
+  at = 0;
+  const reply = parse(bytes);
+  if (reply === INCOMPLETE) return readReplyAsync(reader);
+  reader.skip(at);
+  return reply;
+}
+
+/** Not all there, or not plainly RESP2: the async reader decides. */
+const INCOMPLETE: unique symbol = Symbol("incomplete");
+
+/** The synchronous parser's position in the bytes it was given. */
+let at = 0;
+
+/** Longest header line parsed synchronously (longer ones: async). */
+const SHORT_LINE = 64;
+
+/**
+ * One whole reply from `bytes` at `at` (moved past it), or INCOMPLETE
+ * (`at` then means nothing). Only what readReplyAsync would return the
+ * same for; any doubt is INCOMPLETE.
+ */
+function parse(bytes: Uint8Array): Reply | typeof INCOMPLETE {
+  const start = at;
+  const len = bytes.length;
+  if (start >= len) return INCOMPLETE;
+  const type = bytes[start]!;
+  // The header line: start + 1 up to \r\n.
+  let end = start + 1;
+  const stop = Math.min(len - 1, start + SHORT_LINE);
+  while (end < stop && bytes[end] !== 13) end++;
+  if (end >= stop || bytes[end + 1] !== 10) return INCOMPLETE;
+  at = end + 2;
+  if (type === 43 || type === 45) { // + -
+    const text = ascii(bytes, start + 1, end);
+    if (text === null) return INCOMPLETE;
+    return type === 43 ? text : new RedisError(text);
+  }
+  const n = digits(bytes, start + 1, end);
+  if (n === null) return INCOMPLETE;
+  if (type === 58) return n; // :
+  if (type === 36) { // $
+    if (n === -1) return null;
+    if (n < 0) return INCOMPLETE;
+    const from = at;
+    if (len - from < n + 2) return INCOMPLETE;
+    if (bytes[from + n] !== 13 || bytes[from + n + 1] !== 10) {
+      return INCOMPLETE;
+    }
+    at = from + n + 2;
+    return ascii(bytes, from, from + n) ??
+      decoder.decode(bytes.subarray(from, from + n));
+  }
+  if (type === 42) { // *
+    if (n === -1) return null;
+    if (n < 0 || n > len - at) return INCOMPLETE;
+    const items: RedisValue[] = [];
+    for (let i = 0; i < n; i++) {
+      const item = parse(bytes);
+      if (item === INCOMPLETE) return INCOMPLETE;
+      items.push(item instanceof RedisError ? item.message : item);
+    }
+    return items;
+  }
+  return INCOMPLETE;
+}
+
+/** `bytes[from, to)` as text if it is short ASCII, else `null`. */
+function ascii(bytes: Uint8Array, from: number, to: number): string | null {
+  if (to - from > SHORT_TEXT) return null;
+  let out = "";
+  for (let i = from; i < to; i++) {
+    const b = bytes[i]!;
+    if (b >= 0x80) return null;
+    out += String.fromCharCode(b);
+  }
+  return out;
+}
+
+/** Short ASCII is decoded in JS, without a call into the decoder. */
+const SHORT_TEXT = 64;
+
+/** A plain decimal integer (`-` allowed) of at most 15 digits, or `null`. */
+function digits(bytes: Uint8Array, from: number, to: number): number | null {
+  let i = from;
+  const negative = bytes[i] === 45;
+  if (negative) i++;
+  if (i === to || to - i > 15) return null;
+  let n = 0;
+  for (; i < to; i++) {
+    const d = bytes[i]! - 48;
+    if (d < 0 || d > 9) return null;
+    n = n * 10 + d;
+  }
+  return negative ? -n : n;
+}
+
+/** readReply once the reply is not all buffered: reads as it comes. */
+async function readReplyAsync(reader: FrameReader): Promise<Reply> {
   const line = await reader.readLine();
   if (line === null) return null;
   const rest = line.slice(1);
