@@ -10,21 +10,26 @@ import {
   Channel,
   ConnectionBrokenError,
   DialError,
+  FrameReader,
   PoolClosedError,
   PoolExhaustedError,
   ProtocolError,
   TimeoutError,
 } from "../mod.ts";
 import {
+  encodeCommand,
+  readReply,
   RedisClient,
   RedisError,
   type RedisOptions,
   redisPing,
   type RedisSession,
+  type RedisValue,
   StatefulCommandError,
   type SubscribeOptions,
 } from "../examples/redis.ts";
 import { HAVE_REDIS, startRedis } from "./_redis_server.ts";
+import { mulberry32 } from "./_random.ts";
 
 const ignore = !HAVE_REDIS;
 if (ignore) console.log("redis tests ignored: redis-server is not on the PATH");
@@ -1556,5 +1561,243 @@ Deno.test({
     // reset and reused.
     assert.equal(redis.pool.stats.destroyed.destroyed, 1);
     assert.equal(redis.pool.stats.destroyed.broken, 0);
+  },
+});
+
+// -- The parser and the pipeline --
+
+Deno.test({
+  name:
+    "readReply: replies split at random points read the same whether buffered whole (synchronous) or not",
+  permissions: "none",
+  async fn() {
+    const seed = Date.now() >>> 0;
+    console.log(`seed ${seed}`);
+    const random = mulberry32(seed);
+    const pick = <T>(xs: readonly T[]): T =>
+      xs[Math.floor(random() * xs.length)]!;
+    const bulk = (t: string) =>
+      `$${new TextEncoder().encode(t).length}\r\n${t}\r\n`;
+    // A reply as bytes, and the value readReply returns for it.
+    const make = (depth: number): [string, RedisValue | RedisError] => {
+      switch (Math.floor(random() * (depth > 0 ? 7 : 8))) {
+        case 0:
+          return ["+OK\r\n", "OK"];
+        case 1: {
+          const t = pick(["ERR x", "WRONGTYPE é", "E".repeat(100)]);
+          return [`-${t}\r\n`, new RedisError(t)];
+        }
+        case 2: {
+          const n = pick([0, -1, 42, -9_007_199_254_740_991, 123456789]);
+          return [`:${n}\r\n`, n];
+        }
+        case 3:
+          return ["$-1\r\n", null];
+        case 4: {
+          const t = pick([
+            "",
+            "v",
+            "日本語😀",
+            "x".repeat(70),
+            "y".repeat(5000),
+          ]);
+          return [bulk(t), t];
+        }
+        case 5:
+          return ["*-1\r\n", null];
+        case 6:
+          return [`+${"s".repeat(80)}\r\n`, "s".repeat(80)];
+        default: {
+          const items = Array.from(
+            { length: Math.floor(random() * 4) },
+            () => make(depth + 1),
+          );
+          return [
+            `*${items.length}\r\n${items.map(([b]) => b).join("")}`,
+            items.map(([, v]) => v instanceof RedisError ? v.message : v),
+          ];
+        }
+      }
+    };
+    const replies = Array.from({ length: 2_000 }, () => make(0));
+    const bytes = new TextEncoder().encode(replies.map(([b]) => b).join(""));
+    let off = 0;
+    const reader = new FrameReader({
+      read(p) {
+        if (off === bytes.length) return Promise.resolve(null);
+        const n = Math.min(
+          p.length,
+          bytes.length - off,
+          1 + Math.floor(random() * 300),
+        );
+        p.set(bytes.subarray(off, off + n));
+        off += n;
+        return Promise.resolve(n);
+      },
+    });
+    let sync = 0;
+    for (const [, want] of replies) {
+      const got = readReply(reader);
+      if (!(got instanceof Promise)) sync++;
+      assert.deepEqual(await got, want);
+    }
+    assert.equal(await readReply(reader), null);
+    console.log(`${sync} of ${replies.length} parsed synchronously`);
+    assert.ok(sync > 0 && sync < replies.length);
+  },
+});
+
+Deno.test({
+  name:
+    "Redis pipelining: 64 tasks with random timeouts and aborts mid-burst: commands given up on never shift a later reply (0 wrong replies)",
+  ignore,
+  async fn() {
+    const seed = Date.now() >>> 0;
+    console.log(`seed ${seed}`);
+    const random = mulberry32(seed);
+    await using server = await startRedis(["--enable-debug-command", "local"]);
+    await using redis = new RedisClient({ port: server.port, max: 4 });
+    let wrong = 0, ok = 0, gaveUp = 0;
+    const others: unknown[] = [];
+    let stop = false;
+    const tasks = Array.from({ length: 64 }, async (_, t) => {
+      for (let i = 0; !stop; i++) {
+        const token = `t${t}-${i}-${crypto.randomUUID()}`;
+        // A third get 1-5 ms, a sixth an abort after 0-3 ms, the rest 2 s.
+        const r = random();
+        const controller = new AbortController();
+        const options = r < 0.33
+          ? { timeout: 1 + random() * 4 }
+          : r < 0.5
+          ? { timeout: 2_000, signal: controller.signal }
+          : { timeout: 2_000 };
+        if (r >= 0.33 && r < 0.5) {
+          setTimeout(
+            () => controller.abort(new Error("gave up")),
+            random() * 3,
+          );
+        }
+        const kind = Math.floor(random() * 3);
+        try {
+          if (kind === 0) {
+            if (await redis.command(["ECHO", token], options) === token) ok++;
+            else wrong++;
+          } else if (kind === 1) {
+            const reply = await redis.command(["SET", token, token], options);
+            if (reply === "OK") ok++;
+            else wrong++;
+          } else {
+            // A key set by nobody: nil, or another command's reply.
+            const reply = await redis.command(
+              ["GET", `none:${token}`],
+              options,
+            );
+            if (reply === null) ok++;
+            else wrong++;
+          }
+        } catch (error) {
+          if (
+            error instanceof TimeoutError ||
+            (error as Error).message === "gave up"
+          ) gaveUp++;
+          else others.push(error);
+        }
+      }
+    });
+    // Replies held back now and then, so calls give up while in flight.
+    for (let i = 0; i < 5; i++) {
+      await sleep(40);
+      await server.send("DEBUG", "SLEEP", "0.02");
+    }
+    stop = true;
+    await Promise.all(tasks);
+    const p = redis.pool.stats.pipeline!;
+    console.log(
+      `${ok} right, ${wrong} wrong, ${gaveUp} gave up (${p.orphans} after they were written), others ${others.length}; ${redis.pool.stats.dials} dials`,
+    );
+    assert.equal(wrong, 0);
+    assert.deepEqual(others, []);
+    assert.ok(p.orphans > 0, "some calls gave up in flight");
+    assert.ok(ok > 1_000, `${ok} right`);
+    // The connections are still in step.
+    assert.equal(await redis.command(["ECHO", "last"]), "last");
+  },
+});
+
+Deno.test({
+  name:
+    "Redis pipelining: redis-server stopped mid-flight: every pending command settles typed at once; after a restart idempotent commands succeed on new connections",
+  ignore,
+  async fn() {
+    await using server = await startRedis();
+    await using redis = new RedisClient({
+      port: server.port,
+      max: 4,
+      connectTimeout: 1_000,
+    });
+    await warm(redis, 4);
+    const dials = redis.pool.stats.dials;
+    let stop = false;
+    let stoppedAt = Infinity;
+    let wrong = 0;
+    let latest = 0;
+    const kinds = new Map<string, number>();
+    const tasks = Array.from({ length: 64 }, async (_, t) => {
+      for (let i = 0; !stop; i++) {
+        const token = `k${t}-${i}`;
+        try {
+          const incr = i % 4 === 3;
+          const reply = incr
+            ? await redis.incr("k:counter", { timeout: 10_000 })
+            : await redis.command(["ECHO", token], { timeout: 10_000 });
+          if (!incr && reply !== token) wrong++;
+        } catch (error) {
+          const name = (error as Error).name;
+          kinds.set(name, (kinds.get(name) ?? 0) + 1);
+          latest = Math.max(latest, performance.now() - stoppedAt);
+          assert.ok(
+            error instanceof ConnectionBrokenError ||
+              error instanceof DialError,
+            String(error),
+          );
+          await sleep(5);
+        }
+      }
+    });
+    await sleep(50);
+    stoppedAt = performance.now();
+    await server.stop();
+    await sleep(300);
+    const settledBy = performance.now() - stoppedAt;
+    const inFlight = redis.pool.stats.pipeline!.inFlight;
+    await server.start();
+    // After the restart: every idempotent command succeeds.
+    const after = await Promise.allSettled(
+      Array.from(
+        { length: 200 },
+        (_, i) => redis.command(["ECHO", `after${i}`], { timeout: 5_000 }),
+      ),
+    );
+    stop = true;
+    await Promise.all(tasks);
+    const failed = after.filter((r) => r.status === "rejected");
+    console.log(
+      `stopped mid-flight: failures ${
+        JSON.stringify(Object.fromEntries(kinds))
+      }, ${wrong} wrong; in flight 300 ms after the stop: ${inFlight}; after the restart ${
+        after.length - failed.length
+      } ok, ${failed.length} failed; ${redis.pool.stats.dials - dials} dials`,
+    );
+    assert.equal(wrong, 0);
+    assert.ok((kinds.get("ConnectionBrokenError") ?? 0) >= 1, "INCRs cut");
+    assert.equal(inFlight, 0, "nothing waits on a dead connection");
+    assert.ok(settledBy < 1_000);
+    assert.deepEqual(failed, []);
+    assert.ok(
+      after.every((r, i) =>
+        (r as PromiseFulfilledResult<unknown>).value === `after${i}`
+      ),
+    );
+    assert.ok(redis.pool.stats.dials > dials, "new connections");
   },
 });
