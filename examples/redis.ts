@@ -364,22 +364,77 @@ function utf8Length(s: string): number {
   return n;
 }
 
+/** Where commands are encoded: views of it are handed out, never reused. */
+let slab = new Uint8Array(0);
+let slabAt = 0;
+const SLAB_SIZE = 64 * 1024;
+
 /**
- * A command as RESP2 text (an array of bulk strings, lengths in UTF-8
- * bytes): commands are joined as text and encoded once per batch.
+ * A command as a RESP2 array of bulk strings (lengths in UTF-8 bytes). Its
+ * bytes are a view into a shared 64 KiB slab (a fresh array past that), as
+ * Node's `Buffer` pool does: no allocation per command but the view.
  */
-export function commandText(args: readonly (string | number)[]): string {
-  let out = `*${args.length}\r\n`;
-  for (const arg of args) {
-    const s = String(arg);
-    out += `$${utf8Length(s)}\r\n${s}\r\n`;
+export function encodeCommand(args: readonly (string | number)[]): Uint8Array {
+  // At most 3 bytes per UTF-16 unit, plus each header's digits and CRLFs.
+  let most = 16;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    most += (typeof a === "string" ? a.length * 3 : 24) + 16;
   }
-  return out;
+  if (slab.length - slabAt < most) {
+    slab = new Uint8Array(Math.max(SLAB_SIZE, most));
+    slabAt = 0;
+  }
+  const out = slab;
+  const start = slabAt;
+  out[start] = 42; // *
+  let at = decimal(out, start + 1, args.length);
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const s = typeof arg === "string" ? arg : String(arg);
+    at = put(out, at, s);
+  }
+  slabAt = at;
+  return out.subarray(start, at);
 }
 
-/** A command as a RESP2 array of bulk strings. */
-export function encodeCommand(args: readonly (string | number)[]): Uint8Array {
-  return encoder.encode(commandText(args));
+/** Writes `$<bytes>\r\n<s>\r\n` at `at`; returns the end. */
+function put(out: Uint8Array, at: number, s: string): number {
+  const n = s.length;
+  if (n < 64) {
+    // Short ASCII in JS: the length is known before the bytes.
+    let i = 0;
+    while (i < n && s.charCodeAt(i) < 0x80) i++;
+    if (i === n) {
+      out[at] = 36; // $
+      at = decimal(out, at + 1, n);
+      for (let j = 0; j < n; j++) out[at++] = s.charCodeAt(j);
+      out[at] = 13;
+      out[at + 1] = 10;
+      return at + 2;
+    }
+  }
+  const len = utf8Length(s);
+  out[at] = 36;
+  at = decimal(out, at + 1, len);
+  at += encoder.encodeInto(s, out.subarray(at)).written;
+  out[at] = 13;
+  out[at + 1] = 10;
+  return at + 2;
+}
+
+/** Writes `n` (≥ 0) in decimal and CRLF at `at`; returns the end. */
+function decimal(out: Uint8Array, at: number, n: number): number {
+  if (n < 10) out[at++] = 48 + n;
+  else {
+    const digits = String(n);
+    for (let i = 0; i < digits.length; i++) {
+      out[at++] = digits.charCodeAt(i);
+    }
+  }
+  out[at] = 13;
+  out[at + 1] = 10;
+  return at + 2;
 }
 
 /** The longest bulk string read (Redis's own proto-max-bulk-len default). */

@@ -1801,3 +1801,48 @@ Deno.test({
     assert.ok(redis.pool.stats.dials > dials, "new connections");
   },
 });
+
+Deno.test({
+  name:
+    "encodeCommand: RESP2 arrays of bulk strings with UTF-8 byte lengths; earlier commands' bytes stay as they were",
+  permissions: "none",
+  fn() {
+    const seed = Date.now() >>> 0;
+    console.log(`seed ${seed}`);
+    const random = mulberry32(seed);
+    const enc = new TextEncoder();
+    const pieces = [
+      "a",
+      "é",
+      "日本",
+      "😀",
+      "\ud800",
+      "x".repeat(70),
+      "\r\n",
+      "",
+    ];
+    const made: [Uint8Array, string][] = [];
+    for (let n = 0; n < 5_000; n++) {
+      const args = Array.from(
+        { length: 1 + Math.floor(random() * 5) },
+        () =>
+          random() < 0.2 ? Math.floor(random() * 1e6) - 500 : Array.from(
+            { length: Math.floor(random() * 6) },
+            () => pieces[Math.floor(random() * pieces.length)]!,
+          ).join(""),
+      );
+      let text = `*${args.length}\r\n`;
+      for (const a of args) {
+        text += `$${enc.encode(String(a)).length}\r\n${a}\r\n`;
+      }
+      made.push([encodeCommand(args), text]);
+    }
+    // A command of more than a slab.
+    const big = "z".repeat(100_000);
+    made.push([
+      encodeCommand(["SET", "k", big]),
+      `*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\n${big}\r\n`,
+    ]);
+    for (const [bytes, text] of made) assert.deepEqual(bytes, enc.encode(text));
+  },
+});
