@@ -1,17 +1,18 @@
 // Copyright 2026 the chanpool authors. MIT license.
 // GET/SET through chanpool's Redis client (examples/redis.ts, a pool of 8:
-// pipelined, the commands of one turn in one write on one borrowed
-// connection; and with `pipeline: false`, one command per borrowed
-// connection), against `npm:ioredis` (one connection, commands pipelined:
-// every command is written at once and the replies are matched in order)
-// and a client that connects per command, at
+// pipelined on the core pipeline, many commands in flight per connection;
+// and with `pipeline: false`, one command per borrowed connection), against
+// `npm:ioredis` (one connection, `enableAutoPipelining: true`: the commands
+// of a turn are written at once and the replies matched in order) and a
+// client that connects per command, at
 // 1, 8 and 64 concurrent tasks, in one `deno bench` run against one local
 // redis-server. Each iteration is 256 commands (SET then GET of one key,
 // alternating); every GET's reply is checked.
 //
 // Before the groups run, `redis-benchmark -c N -n 20000 -t get,set` (C, the
 // limit on this machine) is run against the same server and its
-// requests/second are printed, for the same concurrencies.
+// requests/second are printed, for the same concurrencies, and
+// `redis-benchmark -P 16 -c 64` (16 commands in flight per connection).
 //
 // Run: deno bench --allow-net=127.0.0.1 --allow-run --allow-env bench/redis_bench.ts
 // (--allow-env: ioredis reads its environment.)
@@ -29,7 +30,11 @@ const server = await startRedis();
 const port = server.port;
 const ours = new RedisClient({ port, max: 8 });
 const single = new RedisClient({ port, max: 8, pipeline: false });
-const io = new Redis({ port, host: "127.0.0.1" });
+const io = new Redis({
+  port,
+  host: "127.0.0.1",
+  enableAutoPipelining: true,
+});
 await io.ping();
 
 globalThis.addEventListener("unload", () => {
@@ -39,16 +44,24 @@ globalThis.addEventListener("unload", () => {
   void server.stop();
 });
 
-// The C limit, same server, same concurrencies.
-for (const c of [1, 8, 64]) {
+// The C limit, same server, same concurrencies; then pipelined.
+for (
+  const [c, p, n] of [[1, 1, 20_000], [8, 1, 20_000], [64, 1, 20_000], [
+    64,
+    16,
+    1_000_000,
+  ]] as const
+) {
   const out = new Deno.Command("redis-benchmark", {
     args: [
       "-p",
       String(port),
       "-c",
       String(c),
+      "-P",
+      String(p),
       "-n",
-      "20000",
+      String(n),
       "-t",
       "get,set",
       "-q",
@@ -59,7 +72,7 @@ for (const c of [1, 8, 64]) {
   const text = new TextDecoder().decode(out.stdout).replace(/\r/g, "\n");
   const rates = [...text.matchAll(/^(SET|GET): ([\d.]+) requests per second/gm)]
     .map((m) => `${m[1]} ${Math.round(Number(m[2]))}/s`);
-  console.log(`redis-benchmark -c ${c}: ${rates.join(", ")}`);
+  console.log(`redis-benchmark -P ${p} -c ${c}: ${rates.join(", ")}`);
 }
 
 /** Connects, sends one command, reads its reply, closes. */
@@ -90,7 +103,7 @@ const clients: [string, Client][] = [
     set: (k, v) => single.set(k, v),
     get: (k) => single.get(k),
   }],
-  ["ioredis (1 connection, pipelined)", {
+  ["ioredis (1 connection, enableAutoPipelining)", {
     set: (k, v) => io.set(k, v),
     get: (k) => io.get(k),
   }],
