@@ -1122,6 +1122,18 @@ interface ProxyCtx {
 }
 
 /** Whether a listener can be opened on `port` now (nothing holds it). */
+/**
+ * A free port below Linux's ephemeral range (32768 and up), so no outgoing
+ * connection of this or another process takes it while a test watches it.
+ */
+function quietPort(): number {
+  for (let i = 0; i < 100; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    if (free(port)) return port;
+  }
+  throw new Error("no free port in 20000-29999");
+}
+
 function free(port: number): boolean {
   try {
     Deno.listen({ hostname: "127.0.0.1", port }).close();
@@ -1161,9 +1173,7 @@ function proxyFixture(): Promise<Fixture<ProxyCtx>> {
     },
     addr: { transport: "tcp", hostname: "127.0.0.1", port: 1 },
   };
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = probe.addr.port;
-  probe.close();
+  const port = quietPort();
   return Promise.resolve({
     ctx: { server, pool, down, listener, port },
     snapshot: async () => {
