@@ -1,0 +1,57 @@
+// Copyright 2026 the chanpool authors. MIT license.
+// TcpPool with `pipeline`: fault cases found by review (a hostile server,
+// a careless caller), against tests/_rpc.ts. Each counts the sockets the
+// server accepted and checks they were all closed.
+
+import assert from "node:assert/strict";
+import { TcpAgent } from "../mod.ts";
+import { readRpc, rpc, type RpcReply, startRpcServer } from "./_rpc.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const text = (r: RpcReply | null) => dec.decode(r!.body);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The outcome of `p`, handled at once (no unhandled rejection). */
+const outcome = <T>(p: Promise<T>): Promise<T | Error> =>
+  p.then((v) => v, (e: Error) => e);
+
+Deno.test("pipeline: under TcpAgent's maxTotal, a steady pipelined load on one address does not starve another address", async () => {
+  await using a = startRpcServer("fifo");
+  await using b = startRpcServer("fifo");
+  {
+    await using agent = new TcpAgent({
+      maxTotal: 1,
+      acquireTimeout: 1_000,
+      pipeline: { match: "fifo" },
+    });
+    let stop = false;
+    const load = Array.from({ length: 8 }, async (_, t) => {
+      while (!stop) {
+        const r = await agent.exchange(
+          { port: a.port },
+          rpc(0, 1, enc.encode(`a${t}`)),
+          readRpc,
+          { timeout: 5_000 },
+        );
+        assert.equal(text(r), `a${t}`);
+      }
+    });
+    await sleep(20);
+    const t0 = performance.now();
+    const other = await outcome(agent.exchange(
+      { port: b.port },
+      rpc(0, 0, enc.encode("b")),
+      readRpc,
+      { timeout: 3_000 },
+    ));
+    const took = performance.now() - t0;
+    stop = true;
+    await Promise.all(load);
+    assert.equal(text(other as RpcReply), "b", String(other));
+    assert.ok(took < 500, `the other address waited ${took} ms`);
+  }
+  assert.equal(a.accepted + b.accepted >= 2, true);
+  await a.drained(2_000);
+  await b.drained(2_000);
+});
