@@ -131,6 +131,12 @@ class MuxConn {
   retire = false;
   /** An orphan's reply is overdue: closed once only orphans are owed. */
   expired = false;
+  /**
+   * Given up for another address under a TcpAgent's `maxTotal`: closed
+   * once empty, so its place goes to the pool waiting for one (given back,
+   * it could go to a borrow of our own waiting in the pool).
+   */
+  surrender = false;
   dead = false;
   writing = false;
   reading = false;
@@ -305,10 +311,19 @@ export class Mux {
    */
   #yield(m: MuxConn): boolean {
     // Our own borrows wait there too: only someone else's wait counts.
-    if (poolHooks.waitingCount(this.#pool) <= this.#borrowing) return false;
+    const waiter = poolHooks.waitingCount(this.#pool) > this.#borrowing;
+    // Another address waits for a place under the agent's cap: a busy
+    // pipeline never idles a connection for the cap to close. One that
+    // carries nothing yet takes its calls first (two pipelines handing a
+    // fresh connection to each other would send nothing).
+    const capped = !waiter && m.load > 0 && poolHooks.contended(this.#pool);
+    if (!waiter && !capped) return false;
     for (const o of this.#conns) if (o.draining) return false;
-    if (this.#conns.length === 1 && this.#borrowing > 0) return false;
+    if (waiter && this.#conns.length === 1 && this.#borrowing > 0) {
+      return false;
+    }
     m.draining = true;
+    m.surrender = capped;
     if (m.load === 0) this.#park(m);
     return true;
   }
@@ -727,6 +742,13 @@ export class Mux {
         this.#replaced++;
         m.dead = true;
         m.c.poison(undefined);
+      } else if (m.surrender && !this.#closed) {
+        // Its place under the cap goes to the pool waiting for one.
+        m.dead = true;
+        m.c.borrowed = false;
+        m.c.close();
+        poolHooks.destroyAs(m.lease, "evicted", undefined);
+        continue;
       }
       m.c.borrowed = true;
       giveBack(m.c, m.lease);
