@@ -4,8 +4,15 @@
 // server accepted and checks they were all closed.
 
 import assert from "node:assert/strict";
-import { TcpAgent } from "../mod.ts";
-import { readRpc, rpc, type RpcReply, startRpcServer } from "./_rpc.ts";
+import { TcpAgent, TcpPool, TimeoutError } from "../mod.ts";
+import {
+  NEVER,
+  readRpc,
+  rpc,
+  type RpcReply,
+  startRpcServer,
+  tagOf,
+} from "./_rpc.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -54,4 +61,32 @@ Deno.test("pipeline: under TcpAgent's maxTotal, a steady pipelined load on one a
   assert.equal(a.accepted + b.accepted >= 2, true);
   await a.drained(2_000);
   await b.drained(2_000);
+});
+
+Deno.test("pipeline: close() does not wait for orphanTimeout when only replies nobody awaits are owed", async () => {
+  for (const match of ["fifo", "tagged"] as const) {
+    await using server = startRpcServer(match);
+    const pool = new TcpPool({
+      port: server.port,
+      max: 1,
+      pipeline: match === "fifo"
+        ? { match, orphanTimeout: 3_000 }
+        : { match, tagOf, orphanTimeout: 3_000 },
+    });
+    const payload = (body: string, delay: number) =>
+      match === "fifo"
+        ? rpc(0, delay, enc.encode(body))
+        : (tag: number) => rpc(tag, delay, enc.encode(body));
+    const lost = await outcome(
+      pool.exchange(payload("lost", NEVER), readRpc, { timeout: 10 }),
+    );
+    assert.ok(lost instanceof TimeoutError, String(lost));
+    assert.equal(pool.stats.pipeline!.orphans, 1);
+    const t0 = performance.now();
+    await pool.close();
+    const took = performance.now() - t0;
+    assert.ok(took < 1_000, `${match}: close() took ${Math.round(took)} ms`);
+    assert.equal(server.accepted, 1);
+    await server.drained(2_000);
+  }
 });
