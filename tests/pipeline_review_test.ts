@@ -90,3 +90,27 @@ Deno.test("pipeline: close() does not wait for orphanTimeout when only replies n
     await server.drained(2_000);
   }
 });
+
+Deno.test("pipeline tagged: close() lets a written call finish, then closes its connection though an orphan's reply is still owed", async () => {
+  await using server = startRpcServer("tagged");
+  const pool = new TcpPool({
+    port: server.port,
+    max: 1,
+    pipeline: { match: "tagged", tagOf, orphanTimeout: 3_000 },
+  });
+  const tcall = (body: string, delay: number, timeout: number) =>
+    pool.exchange((tag) => rpc(tag, delay, enc.encode(body)), readRpc, {
+      timeout,
+    });
+  const kept = tcall("kept", 50, 2_000);
+  const lost = await outcome(tcall("lost", NEVER, 10));
+  assert.ok(lost instanceof TimeoutError, String(lost));
+  const t0 = performance.now();
+  const closing = pool.close();
+  assert.equal(text(await kept), "kept");
+  await closing;
+  const took = performance.now() - t0;
+  assert.ok(took < 1_000, `close() took ${Math.round(took)} ms`);
+  assert.equal(server.accepted, 1);
+  await server.drained(2_000);
+});
