@@ -624,6 +624,10 @@ export class Mux {
         }
         this.#settle(call);
         call.resolve(reply);
+        if (this.#closed && m.load === m.orphans && m.orphans > 0) {
+          this.#closeOrphaned(m);
+          return;
+        }
         if (m.expired && m.owed === m.orphans) {
           throw new TimeoutError(
             `Cannot send request: a reply given up on did not arrive within pipeline.orphanTimeout (${this.#s.orphanTimeout} ms)`,
@@ -692,6 +696,11 @@ export class Mux {
       ) {
         // A quarter of its places held by replies that may never come.
         m.draining = m.retire = true;
+      }
+      if (this.#closed && m.load === m.orphans) {
+        call.reject(reason);
+        this.#closeOrphaned(m);
+        return;
       }
     }
     call.reject(reason);
@@ -865,7 +874,22 @@ export class Mux {
     this.#qhead = 0;
     for (const m of [...this.#conns]) {
       if (m.load === 0) this.#park(m);
+      else if (m.load === m.orphans) this.#closeOrphaned(m);
     }
+  }
+
+  /**
+   * The pool closed and `m` owes only replies nobody awaits: closed now,
+   * not after orphanTimeout (close() would wait for it).
+   */
+  #closeOrphaned(m: MuxConn): void {
+    this.#break(
+      m,
+      new PoolClosedError(
+        "Cannot send request: the pool closed with only given-up calls in flight",
+      ),
+      null,
+    );
   }
 
   /** After the pool's close: nothing may stay armed. */
