@@ -114,3 +114,45 @@ Deno.test("pipeline tagged: close() lets a written call finish, then closes its 
   assert.equal(server.accepted, 1);
   await server.drained(2_000);
 });
+
+Deno.test("pipeline tagged: a payload function that aborts its own call loses no other call of its batch", async () => {
+  await using server = startRpcServer("tagged");
+  {
+    await using pool = new TcpPool({
+      port: server.port,
+      max: 1,
+      pipeline: { match: "tagged", tagOf },
+    });
+    const tcall = (body: string, opts = {}) =>
+      pool.exchange((tag) => rpc(tag, 0, enc.encode(body)), readRpc, {
+        timeout: 1_000,
+        ...opts,
+      });
+    assert.equal(text(await tcall("warm")), "warm");
+    const before = server.requests;
+    const ac = new AbortController();
+    const a = outcome(tcall("a"));
+    const b = outcome(pool.exchange(
+      (tag) => {
+        ac.abort(); // a careless caller: gives up inside its own payload
+        return rpc(tag, 0, enc.encode("b"));
+      },
+      readRpc,
+      { timeout: 1_000, signal: ac.signal },
+    ));
+    const c = outcome(tcall("c"));
+    assert.equal(text((await a) as RpcReply), "a");
+    assert.equal(((await b) as Error).name, "AbortError");
+    assert.equal(text((await c) as RpcReply), "c", String(await c));
+    assert.equal(server.requests - before, 2, "the aborted call was not sent");
+    assert.equal(pool.stats.pipeline!.inFlight, 0);
+    // Its place was freed once, not twice or never: 64 more fit.
+    const more = await Promise.all(
+      Array.from({ length: 64 }, (_, i) => tcall(`m${i}`)),
+    );
+    more.forEach((r, i) => assert.equal(text(r), `m${i}`));
+    assert.equal(pool.stats.dials, 1);
+  }
+  assert.equal(server.accepted, 1);
+  await server.drained(2_000);
+});
