@@ -460,11 +460,14 @@ export class Mux {
             );
           }
         } catch (error) {
+          if (call.state !== BATCHED) continue; // given up meanwhile
           m.load--;
           this.#settle(call);
           call.reject(error);
           continue;
         }
+        // Given up by its own payload function: not sent.
+        if (call.state !== BATCHED) continue;
         call.tag = tag;
         m.tags.set(tag, call);
       } else {
@@ -674,11 +677,11 @@ export class Mux {
     if (state === QUEUED) {
       call.state = DONE; // the queue skips it
     } else if (state === BATCHED) {
-      // Not written: nothing was sent, its place is free.
+      // Not written: nothing was sent, its place is free. It stays in the
+      // batch (flush skips it): flush may be walking the batch now (a
+      // payload function that aborts its own call).
       call.state = DONE;
       const m = call.conn!;
-      const i = m.batch.indexOf(call);
-      if (i !== -1) m.batch.splice(i, 1);
       m.load--;
       if (m.load === 0) this.#park(m);
     } else {
