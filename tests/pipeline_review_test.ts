@@ -4,7 +4,12 @@
 // server accepted and checks they were all closed.
 
 import assert from "node:assert/strict";
-import { TcpAgent, TcpPool, TimeoutError } from "../mod.ts";
+import {
+  ConnectionBrokenError,
+  TcpAgent,
+  TcpPool,
+  TimeoutError,
+} from "../mod.ts";
 import {
   NEVER,
   readRpc,
@@ -154,5 +159,38 @@ Deno.test("pipeline tagged: a payload function that aborts its own call loses no
     assert.equal(pool.stats.dials, 1);
   }
   assert.equal(server.accepted, 1);
+  await server.drained(2_000);
+});
+
+Deno.test("pipeline tagged: a read that throws cannot be pinned on a call: every call on the connection is treated as after a break", async () => {
+  await using server = startRpcServer("tagged");
+  {
+    await using pool = new TcpPool({
+      port: server.port,
+      max: 1,
+      pipeline: { match: "tagged", tagOf },
+    });
+    const a = outcome(
+      pool.exchange((tag) => rpc(tag, 30, enc.encode("a")), readRpc, {
+        timeout: 2_000,
+      }),
+    );
+    // The last call written: its read parses whichever reply comes next.
+    const b = outcome(pool.exchange(
+      (tag) => rpc(tag, 0, enc.encode("b")),
+      () => {
+        throw new SyntaxError("not a reply I know");
+      },
+      { timeout: 2_000, idempotent: false },
+    ));
+    const error = await b;
+    assert.ok(error instanceof ConnectionBrokenError, String(error));
+    assert.equal(error.written, true);
+    assert.ok(error.cause instanceof SyntaxError, String(error.cause));
+    assert.equal(text((await a) as RpcReply), "a", "run again");
+    assert.equal(pool.stats.pipeline!.resent, 1);
+    assert.equal(pool.stats.destroyed.broken, 1);
+  }
+  assert.equal(server.accepted, 2);
   await server.drained(2_000);
 });
