@@ -194,3 +194,30 @@ Deno.test("pipeline tagged: a read that throws cannot be pinned on a call: every
   assert.equal(server.accepted, 2);
   await server.drained(2_000);
 });
+
+Deno.test("pipeline: stats.pipeline.queued drops as queued calls give up", async () => {
+  await using server = startRpcServer("fifo");
+  {
+    await using pool = new TcpPool({
+      port: server.port,
+      max: 1,
+      pipeline: { match: "fifo", maxInFlight: 1 },
+    });
+    const first = pool.exchange(rpc(0, 60, enc.encode("first")), readRpc, {
+      timeout: 2_000,
+    });
+    const queued = Array.from({ length: 10 }, (_, i) =>
+      outcome(
+        pool.exchange(rpc(0, 0, enc.encode(`q${i}`)), readRpc, {
+          timeout: 10,
+        }),
+      ));
+    await sleep(5);
+    assert.equal(pool.stats.pipeline!.queued, 10);
+    for (const p of queued) assert.ok((await p) instanceof TimeoutError);
+    assert.equal(pool.stats.pipeline!.queued, 0);
+    assert.equal(text(await first), "first");
+  }
+  assert.equal(server.accepted, 1);
+  await server.drained(2_000);
+});
