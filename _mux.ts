@@ -180,6 +180,8 @@ export class Mux {
   /** Calls waiting for a place, FIFO. */
   #queue: AnyCall[] = [];
   #qhead = 0;
+  /** Calls in the queue still QUEUED (given-up ones stay there, skipped). */
+  #queued = 0;
   /** Borrows in flight for the queue. */
   #borrowing = 0;
   #closed = false;
@@ -221,7 +223,7 @@ export class Mux {
     return {
       conns: this.#conns.length,
       inFlight,
-      queued: this.#queue.length - this.#qhead,
+      queued: this.#queued,
       orphans: this.#orphans,
       resent: this.#resent,
       replaced: this.#replaced,
@@ -272,6 +274,7 @@ export class Mux {
     }
     call.state = QUEUED;
     this.#queue.push(call);
+    this.#queued++;
     this.#grow();
   }
 
@@ -348,7 +351,7 @@ export class Mux {
 
   /** Borrows connections for the queued calls, up to `max`. */
   #grow(): void {
-    const queued = this.#queue.length - this.#qhead;
+    const queued = this.#queued;
     while (
       !this.#closed &&
       this.#borrowing * this.#s.maxInFlight < queued &&
@@ -405,7 +408,10 @@ export class Mux {
         this.#queue = this.#queue.slice(this.#qhead);
         this.#qhead = 0;
       }
-      if (call.state === QUEUED) return call;
+      if (call.state === QUEUED) {
+        this.#queued--;
+        return call;
+      }
     }
     return undefined;
   }
@@ -676,6 +682,7 @@ export class Mux {
     call.signal?.removeEventListener("abort", call);
     if (state === QUEUED) {
       call.state = DONE; // the queue skips it
+      this.#queued--;
     } else if (state === BATCHED) {
       // Not written: nothing was sent, its place is free. It stays in the
       // batch (flush skips it): flush may be walking the batch now (a
@@ -858,6 +865,7 @@ export class Mux {
     }
     // Back to the front of the queue, in their order.
     for (const call of again) call.state = QUEUED;
+    this.#queued += again.length;
     const rest = this.#queue.slice(this.#qhead);
     this.#queue = again.concat(rest);
     this.#qhead = 0;
