@@ -15,14 +15,24 @@ import {
   readRpc,
   rpc,
   type RpcReply,
+  rpcReply,
   startRpcServer,
   tagOf,
 } from "./_rpc.ts";
+import { acceptAll } from "./_servers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const text = (r: RpcReply | null) => dec.decode(r!.body);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, ok: () => boolean, ms = 2_000) {
+  const end = performance.now() + ms;
+  while (!ok()) {
+    if (performance.now() > end) throw new Error(`timed out: ${what}`);
+    await sleep(2);
+  }
+}
 
 /** The outcome of `p`, handled at once (no unhandled rejection). */
 const outcome = <T>(p: Promise<T>): Promise<T | Error> =>
@@ -219,5 +229,163 @@ Deno.test("pipeline: stats.pipeline.queued drops as queued calls give up", async
     assert.equal(text(await first), "first");
   }
   assert.equal(server.accepted, 1);
+  await server.drained(2_000);
+});
+
+/**
+ * A hostile RPC server: replies (in request order, or reversed per read
+ * for "tagged") go out cut into 1-7 byte pieces, one write per piece, so
+ * a reply arrives split across reads and merged with the next one.
+ */
+function startChoppyServer(order: "fifo" | "tagged", seed: number) {
+  let state = seed;
+  const random = () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  return acceptAll(listener, conns, async (conn) => {
+    let buf = new Uint8Array(0);
+    const chunk = new Uint8Array(65536);
+    try {
+      while (true) {
+        const n = await conn.read(chunk);
+        if (n === null) break;
+        const next = new Uint8Array(buf.length + n);
+        next.set(buf);
+        next.set(chunk.subarray(0, n), buf.length);
+        buf = next;
+        let off = 0;
+        const replies: Uint8Array[] = [];
+        while (buf.length - off >= 4) {
+          const view = new DataView(buf.buffer, buf.byteOffset + off);
+          const len = view.getUint32(0);
+          if (buf.length - off < 4 + len) break;
+          const tag = view.getUint32(4);
+          replies.push(rpcReply(tag, buf.slice(off + 12, off + 4 + len)));
+          off += 4 + len;
+        }
+        buf = buf.slice(off);
+        if (order === "tagged") replies.reverse();
+        const all = new Uint8Array(replies.reduce((a, r) => a + r.length, 0));
+        let at = 0;
+        for (const r of replies) {
+          all.set(r, at);
+          at += r.length;
+        }
+        for (let i = 0; i < all.length;) {
+          const size = 1 + Math.floor(random() * 7);
+          await conn.write(all.subarray(i, i + size));
+          i += size;
+          await new Promise((r) => setTimeout(r, 0));
+        }
+      }
+    } catch {
+      // reset
+    }
+    conns.delete(conn);
+    conn.close();
+  });
+}
+
+Deno.test("pipeline: replies cut into pieces and merged with the next reach their own calls", async () => {
+  const seed = Date.now() >>> 0;
+  console.log(`seed ${seed}`);
+  for (const match of ["fifo", "tagged"] as const) {
+    await using server = startChoppyServer(match, seed);
+    {
+      await using pool = new TcpPool({
+        port: server.port,
+        max: 2,
+        pipeline: match === "fifo"
+          ? { match, maxInFlight: 16 }
+          : { match, tagOf, maxInFlight: 16 },
+      });
+      const replies = await Promise.all(
+        Array.from({ length: 100 }, (_, i) => {
+          const body = enc.encode(`${match}-${i}-${"z".repeat(i % 13)}`);
+          return pool.exchange(
+            match === "fifo"
+              ? rpc(0, 0, body)
+              : (tag: number) => rpc(tag, 0, body),
+            readRpc,
+            { timeout: 5_000 },
+          );
+        }),
+      );
+      replies.forEach((r, i) =>
+        assert.equal(text(r), `${match}-${i}-${"z".repeat(i % 13)}`)
+      );
+      assert.equal(pool.stats.dials, server.accepted);
+    }
+    await server.drained(2_000);
+  }
+});
+
+Deno.test("pipeline: an idempotent call is written at most twice, however many connections break under it", async () => {
+  await using server = startRpcServer("tagged");
+  {
+    await using pool = new TcpPool({
+      port: server.port,
+      max: 1,
+      pipeline: { match: "tagged", tagOf },
+    });
+    const calls = Array.from({ length: 8 }, (_, i) =>
+      outcome(
+        pool.exchange((tag) => rpc(tag, 80, enc.encode(`r${i}`)), readRpc, {
+          timeout: 2_000,
+        }),
+      ));
+    await until("written", () => server.requests === 8);
+    server.kill(); // first break: each runs again on a new connection
+    await until("written again", () => server.requests === 16);
+    server.kill(); // second break: each rejects, written
+    for (const p of calls) {
+      const e = await p;
+      assert.ok(e instanceof ConnectionBrokenError, String(e));
+      assert.equal(e.written, true);
+    }
+    assert.equal(server.requests, 16, "never a third time");
+    assert.equal(pool.stats.pipeline!.resent, 8);
+  }
+  assert.equal(server.accepted, 2);
+  await server.drained(2_000);
+});
+
+Deno.test("pipeline: calls requeued by a break at max, with the other connection full, wait and then run", async () => {
+  await using server = startRpcServer("tagged");
+  {
+    await using pool = new TcpPool({
+      port: server.port,
+      max: 2,
+      pipeline: { match: "tagged", tagOf, maxInFlight: 2 },
+    });
+    const go = (body: string, delay: number, idempotent = true) =>
+      outcome(
+        pool.exchange((tag) => rpc(tag, delay, enc.encode(body)), readRpc, {
+          timeout: 2_000,
+          idempotent,
+        }),
+      );
+    // a, b fill one connection; c and KILL go on the second.
+    const calls = [
+      go("a", 40),
+      go("b", 40),
+      go("c", 40),
+      go("KILL", 0, false),
+    ];
+    const killed = await calls[3]!;
+    assert.ok(killed instanceof ConnectionBrokenError, String(killed));
+    const texts = (await Promise.all(calls.slice(0, 3))).map((r) =>
+      text(r as RpcReply)
+    );
+    assert.deepEqual(texts, ["a", "b", "c"]);
+    assert.equal(pool.stats.pipeline!.resent, 1);
+    assert.ok(pool.stats.open <= 2);
+  }
+  assert.equal(server.accepted, 3);
   await server.drained(2_000);
 });
