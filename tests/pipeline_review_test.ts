@@ -389,3 +389,38 @@ Deno.test("pipeline: calls requeued by a break at max, with the other connection
   assert.equal(server.accepted, 3);
   await server.drained(2_000);
 });
+
+Deno.test("pipeline tagged: request() takes a function of the tag and frames what it returns", async () => {
+  await using server = startRpcServer("tagged");
+  {
+    // request() replies are frame payloads: [u32 tag][body].
+    const tagOfFrame = (reply: unknown) =>
+      new DataView(
+        (reply as Uint8Array).buffer,
+        (reply as Uint8Array).byteOffset,
+      )
+        .getUint32(0);
+    await using pool = new TcpPool({
+      port: server.port,
+      max: 1,
+      pipeline: { match: "tagged", tagOf: tagOfFrame },
+    });
+    const replies = await Promise.all(
+      Array.from({ length: 16 }, (_, i) =>
+        pool.request(
+          // rpc() without its length header is the frame's payload.
+          (tag) => rpc(tag, 16 - i, enc.encode(`f${i}`)).subarray(4),
+          { timeout: 2_000 },
+        )),
+    );
+    replies.forEach((r, i) => assert.equal(dec.decode(r.subarray(4)), `f${i}`));
+    // A frame too large fails its own call only.
+    const big = await outcome(
+      pool.request(() => new Uint8Array(2 ** 23), { timeout: 2_000 }),
+    );
+    assert.ok(big instanceof RangeError, String(big));
+    assert.equal(pool.stats.dials, 1);
+  }
+  assert.equal(server.accepted, 1);
+  await server.drained(2_000);
+});
