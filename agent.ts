@@ -417,13 +417,14 @@ export class TcpAgent implements AsyncDisposable {
    * {@linkcode TcpPool.request} on `address`'s pool.
    *
    * @param address Where to send it.
-   * @param payload The request's payload.
+   * @param payload The request's payload (with a tagged `pipeline`, a
+   *   function of the tag that returns it).
    * @param options As for {@linkcode TcpPool.request}.
    * @returns The reply's payload.
    */
   request(
     address: TcpAddress,
-    payload: Uint8Array,
+    payload: Uint8Array | ((tag: number) => Uint8Array),
     options?: PoolRequestOptions,
   ): Promise<Uint8Array> {
     try {
