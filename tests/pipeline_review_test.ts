@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import {
   ConnectionBrokenError,
+  PoolClosedError,
   TcpAgent,
   TcpPool,
   TimeoutError,
@@ -422,5 +423,100 @@ Deno.test("pipeline tagged: request() takes a function of the tag and frames wha
     assert.equal(pool.stats.dials, 1);
   }
   assert.equal(server.accepted, 1);
+  await server.drained(2_000);
+});
+
+Deno.test("pipeline: close() while the queue's borrow waits behind a borrowed connection rejects the queue typed and ends once it is released", async () => {
+  for (const force of [false, true]) {
+    await using server = startRpcServer("fifo");
+    const pool = new TcpPool({
+      port: server.port,
+      max: 1,
+      pipeline: { match: "fifo" },
+    });
+    const held = await pool.borrow({ timeout: 2_000 });
+    const queued = Array.from({ length: 3 }, (_, i) =>
+      outcome(
+        pool.exchange(rpc(0, 0, enc.encode(`q${i}`)), readRpc, {
+          timeout: 0, // no limit: only close() ends its wait
+        }),
+      ));
+    await sleep(5);
+    assert.equal(pool.stats.pipeline!.queued, 3);
+    const closing = pool.close({ force });
+    for (const p of queued) {
+      const e = await p;
+      assert.ok(e instanceof PoolClosedError, `force ${force}: ${e}`);
+    }
+    if (!force) {
+      await sleep(20);
+      held.release();
+    }
+    await closing;
+    held.release();
+    assert.equal(server.accepted, 1);
+    await server.drained(2_000);
+  }
+});
+
+Deno.test("pipeline: close() in the turn a call's reply parked its connection ends at once and closes it", async () => {
+  for (const force of [false, true]) {
+    await using server = startRpcServer("tagged");
+    const pool = new TcpPool({
+      port: server.port,
+      max: 1,
+      pipeline: { match: "tagged", tagOf },
+    });
+    const r = await pool.exchange(
+      (tag) => rpc(tag, 0, enc.encode("one")),
+      readRpc,
+      { timeout: 2_000 },
+    );
+    assert.equal(text(r), "one");
+    assert.equal(pool.stats.pipeline!.conns, 1, "parked, not given back yet");
+    const t0 = performance.now();
+    await pool.close({ force });
+    assert.ok(performance.now() - t0 < 500);
+    assert.equal(pool.stats.open, 0);
+    assert.equal(server.accepted, 1);
+    await server.drained(2_000);
+  }
+});
+
+Deno.test("pipeline: the server closes while a large batch is being written: every call settles typed, nothing leaks", async () => {
+  // Reads 1 KiB, then closes: the client's write of a 4 MiB batch fails
+  // or its read sees EOF first, whichever the OS reports first.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const server = acceptAll(listener, conns, async (conn) => {
+    await conn.read(new Uint8Array(1024)).catch(() => null);
+    conns.delete(conn);
+    conn.close();
+  });
+  {
+    await using pool = new TcpPool({
+      port: server.port,
+      max: 1,
+      pipeline: { match: "fifo", maxBatchBytes: 2 ** 22 },
+    });
+    const body = new Uint8Array(2 ** 16);
+    const calls = Array.from({ length: 64 }, (_, i) =>
+      outcome(
+        pool.exchange(rpc(0, 0, body), readRpc, {
+          timeout: 2_000,
+          idempotent: i % 2 === 0,
+        }),
+      ));
+    for (const p of calls) {
+      const e = await p;
+      assert.ok(e instanceof ConnectionBrokenError, String(e));
+      assert.equal(e.written, true);
+    }
+    // The idempotent half ran once more, on a second connection.
+    assert.equal(pool.stats.pipeline!.resent, 32);
+    assert.equal(pool.stats.pipeline!.inFlight, 0);
+  }
+  assert.equal(server.accepted, 2);
+  await server.stop();
   await server.drained(2_000);
 });
