@@ -520,3 +520,118 @@ Deno.test("pipeline: the server closes while a large batch is being written: eve
   await server.stop();
   await server.drained(2_000);
 });
+
+Deno.test("pipeline tagged at max 1: exclusive calls and a steady pipelined load both progress", async () => {
+  await using server = startRpcServer("tagged");
+  {
+    await using pool = new TcpPool({
+      port: server.port,
+      max: 1,
+      pipeline: { match: "tagged", tagOf },
+    });
+    let stop = false;
+    let piped = 0;
+    let alone = 0;
+    const load = Array.from({ length: 16 }, async (_, t) => {
+      while (!stop) {
+        const r = await pool.exchange(
+          (tag) => rpc(tag, 1, enc.encode(`p${t}`)),
+          readRpc,
+          { timeout: 2_000 },
+        );
+        assert.equal(text(r), `p${t}`);
+        piped++;
+      }
+    });
+    const exclusive = Array.from({ length: 2 }, async (_, t) => {
+      while (!stop) {
+        const r = await pool.exchange(
+          rpc(0, 0, enc.encode(`x${t}`)),
+          readRpc,
+          { timeout: 2_000, exclusive: true },
+        );
+        assert.equal(text(r), `x${t}`);
+        alone++;
+      }
+    });
+    await sleep(300);
+    const mark = [piped, alone];
+    await sleep(200);
+    stop = true;
+    await Promise.all([...load, ...exclusive]);
+    assert.ok(piped > mark[0]! + 20, `pipelined ${mark[0]} then ${piped}`);
+    assert.ok(alone > mark[1]! + 5, `exclusive ${mark[1]} then ${alone}`);
+    assert.equal(pool.stats.dials, 1);
+  }
+  assert.equal(server.accepted, 1);
+  await server.drained(2_000);
+});
+
+Deno.test("pipeline tagged: tagOf returning a string, NaN or a fraction is a ProtocolError naming it, never a match", async () => {
+  for (const bad of ["0", NaN, 0.5]) {
+    await using server = startRpcServer("tagged");
+    {
+      await using pool = new TcpPool({
+        port: server.port,
+        max: 1,
+        pipeline: { match: "tagged", tagOf: () => bad as number },
+      });
+      const e = await outcome(
+        pool.exchange((tag) => rpc(tag, 0, enc.encode("x")), readRpc, {
+          timeout: 2_000,
+          idempotent: false,
+        }),
+      );
+      assert.ok(e instanceof ConnectionBrokenError, String(e));
+      assert.match(
+        String(e.cause),
+        /ProtocolError: .*a reply with tag .* answers no call in flight/,
+      );
+    }
+    assert.equal(server.accepted, 1);
+    await server.drained(2_000);
+  }
+});
+
+Deno.test("pipeline: heartbeats ping connections the pipeline parked, and calls never fail for it", async () => {
+  await using server = startRpcServer("tagged");
+  {
+    let pings = 0;
+    await using pool = new TcpPool({
+      port: server.port,
+      max: 2,
+      pipeline: { match: "tagged", tagOf },
+      heartbeat: {
+        interval: 10,
+        ping: async (conn) => {
+          const r = await conn.exchange(
+            rpc(9, 0, enc.encode("ping")),
+            readRpc,
+            {
+              timeout: 500,
+            },
+          );
+          pings++;
+          return text(r) === "ping";
+        },
+      },
+    });
+    let failed = 0;
+    for (let round = 0; round < 20; round++) {
+      const rs = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          outcome(
+            pool.exchange((tag) => rpc(tag, 1, enc.encode(`h${i}`)), readRpc, {
+              timeout: 2_000,
+            }),
+          )),
+      );
+      failed += rs.filter((r) => r instanceof Error).length;
+      await sleep(round % 3 === 0 ? 25 : 1); // idle long enough to be pinged
+    }
+    assert.equal(failed, 0);
+    assert.ok(pings > 0, "pinged while parked in the pool");
+    assert.equal(pool.stats.destroyed.heartbeat, 0);
+  }
+  await server.drained(2_000);
+});
