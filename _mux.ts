@@ -313,13 +313,15 @@ export class Mux {
    * `true` if `m` was the one.
    */
   #yield(m: MuxConn): boolean {
+    // One that carries nothing yet takes its calls first: given up at
+    // once, a connection handed over by the waiter before (an exclusive
+    // call, or another pipeline) would carry no call at all.
+    if (m.load === 0) return false;
     // Our own borrows wait there too: only someone else's wait counts.
     const waiter = poolHooks.waitingCount(this.#pool) > this.#borrowing;
     // Another address waits for a place under the agent's cap: a busy
-    // pipeline never idles a connection for the cap to close. One that
-    // carries nothing yet takes its calls first (two pipelines handing a
-    // fresh connection to each other would send nothing).
-    const capped = !waiter && m.load > 0 && poolHooks.contended(this.#pool);
+    // pipeline never idles a connection for the cap to close.
+    const capped = !waiter && poolHooks.contended(this.#pool);
     if (!waiter && !capped) return false;
     for (const o of this.#conns) if (o.draining) return false;
     if (waiter && this.#conns.length === 1 && this.#borrowing > 0) {
