@@ -635,3 +635,38 @@ Deno.test("pipeline: heartbeats ping connections the pipeline parked, and calls 
   }
   await server.drained(2_000);
 });
+
+Deno.test("pipeline: a call's timeout, not acquireTimeout, bounds its wait for a connection, as without pipeline", async () => {
+  for (const pipeline of [undefined, { match: "fifo" } as const]) {
+    await using server = startRpcServer("fifo");
+    {
+      await using pool = new TcpPool({
+        port: server.port,
+        max: 1,
+        acquireTimeout: 50,
+        ...(pipeline === undefined ? {} : { pipeline }),
+      });
+      const held = await pool.borrow({ timeout: 2_000 });
+      setTimeout(() => held.release(), 150);
+      const r = await outcome(
+        pool.exchange(rpc(0, 0, enc.encode("late")), readRpc, {
+          timeout: 2_000,
+        }),
+      );
+      assert.equal(
+        text(r as RpcReply),
+        "late",
+        `pipeline ${pipeline?.match}: ${r}`,
+      );
+      // No timeout of its own: acquireTimeout bounds the wait.
+      const held2 = await pool.borrow({ timeout: 2_000 });
+      const e = await outcome(
+        pool.exchange(rpc(0, 0, enc.encode("none")), readRpc, { timeout: 0 }),
+      );
+      assert.ok(e instanceof TimeoutError, `pipeline ${pipeline?.match}: ${e}`);
+      held2.release();
+    }
+    assert.equal(server.accepted, 1);
+    await server.drained(2_000);
+  }
+});
