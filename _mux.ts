@@ -4,7 +4,7 @@
 
 import { readerHooks } from "./_frame_format.ts";
 import type { Lease, Pool } from "./pool.ts";
-import { PoolClosedError, TimeoutError } from "./_errors.ts";
+import { PoolClosedError, PoolTimeoutError, TimeoutError } from "./_errors.ts";
 import { poolHooks } from "./_internal.ts";
 import type { Deadline } from "./_time.ts";
 import { describe } from "./_util.ts";
@@ -368,7 +368,10 @@ export class Mux {
     let lease: Lease<Connection>;
     try {
       while (true) {
-        lease = await this.#pool.borrow();
+        const timeout = this.#borrowTimeout();
+        lease = await this.#pool.borrow(
+          timeout === undefined ? undefined : { timeout },
+        );
         if (this.#take(lease)) break;
       }
     } catch (error) {
@@ -390,13 +393,40 @@ export class Mux {
     if (m.load === 0) this.#park(m);
   }
 
-  /** Rejects up to one connection's worth of queued calls with `error`. */
+  /**
+   * How long the queue's borrow may wait: as without pipeline, a call's
+   * own timeout bounds its wait, not acquireTimeout, so the longest any
+   * queued call allows; `undefined` (acquireTimeout) if one has no
+   * timeout of its own.
+   */
+  #borrowTimeout(): number | undefined {
+    const now = this.#shared.clock.now();
+    let longest = 0;
+    for (let i = this.#qhead; i < this.#queue.length; i++) {
+      const call = this.#queue[i]!;
+      if (call.state !== QUEUED) continue;
+      if (call.at === Infinity) return undefined;
+      if (call.at - now > longest) longest = call.at - now;
+    }
+    return longest > 0 ? longest : undefined;
+  }
+
+  /**
+   * Rejects up to one connection's worth of queued calls with `error`;
+   * a PoolTimeoutError only the calls it bounds (those with no timeout
+   * of their own: the others time out by themselves).
+   */
   #failQueue(error: unknown): void {
+    const timedOut = error instanceof PoolTimeoutError;
     let n = this.#s.maxInFlight;
-    while (n-- > 0) {
-      const call = this.#dequeue();
-      if (call === undefined) break;
-      this.#settle(call);
+    for (let i = this.#qhead; i < this.#queue.length && n > 0; i++) {
+      const call = this.#queue[i]!;
+      if (call.state !== QUEUED || (timedOut && call.at !== Infinity)) {
+        continue;
+      }
+      n--;
+      this.#queued--;
+      this.#settle(call); // DONE: the queue skips it
       call.reject(error);
     }
     this.#grow();
