@@ -670,3 +670,67 @@ Deno.test("pipeline: a call's timeout, not acquireTimeout, bounds its wait for a
     await server.drained(2_000);
   }
 });
+
+Deno.test("pipeline tagged: every tag held by orphans at max 1: new calls wait for orphanTimeout, then run on a new connection", async () => {
+  await using server = startRpcServer("tagged");
+  {
+    await using pool = new TcpPool({
+      port: server.port,
+      max: 1,
+      pipeline: {
+        match: "tagged",
+        tagOf,
+        maxInFlight: 4,
+        tagLimit: 4,
+        orphanTimeout: 100,
+      },
+    });
+    const lost = Array.from({ length: 4 }, () =>
+      outcome(
+        pool.exchange((tag) => rpc(tag, NEVER, enc.encode("lost")), readRpc, {
+          timeout: 10,
+        }),
+      ));
+    for (const p of lost) assert.ok((await p) instanceof TimeoutError);
+    const t0 = performance.now();
+    const r = await pool.exchange(
+      (tag) => rpc(tag, 0, enc.encode("next")),
+      readRpc,
+      { timeout: 2_000 },
+    );
+    assert.equal(text(r), "next");
+    const waited = performance.now() - t0;
+    assert.ok(waited >= 50 && waited < 1_000, `waited ${waited} ms`);
+    assert.equal(pool.stats.dials, 2);
+    assert.equal(pool.stats.pipeline!.orphans, 4);
+  }
+  assert.equal(server.accepted, 2);
+  await server.drained(2_000);
+});
+
+Deno.test("pipeline fifo with maxInFlight 1: an orphan holds its connection; the next calls take another, up to max", async () => {
+  await using server = startRpcServer("fifo");
+  {
+    await using pool = new TcpPool({
+      port: server.port,
+      max: 2,
+      pipeline: { match: "fifo", maxInFlight: 1, orphanTimeout: 100 },
+    });
+    const lost = await outcome(
+      pool.exchange(rpc(0, NEVER, enc.encode("lost")), readRpc, {
+        timeout: 10,
+      }),
+    );
+    assert.ok(lost instanceof TimeoutError);
+    for (let i = 0; i < 5; i++) {
+      const r = await pool.exchange(rpc(0, 0, enc.encode(`n${i}`)), readRpc, {
+        timeout: 2_000,
+      });
+      assert.equal(text(r), `n${i}`);
+    }
+    assert.equal(pool.stats.dials, 2);
+    await until("the orphaned connection closed", () => server.open === 1);
+  }
+  assert.equal(server.accepted, 2);
+  await server.drained(2_000);
+});
