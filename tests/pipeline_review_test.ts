@@ -734,3 +734,38 @@ Deno.test("pipeline fifo with maxInFlight 1: an orphan holds its connection; the
   assert.equal(server.accepted, 2);
   await server.drained(2_000);
 });
+
+Deno.test("pipeline tagged: a payload function that throws when its call runs again fails that call alone", async () => {
+  await using server = startRpcServer("tagged");
+  {
+    await using pool = new TcpPool({
+      port: server.port,
+      max: 1,
+      pipeline: { match: "tagged", tagOf },
+    });
+    let made = 0;
+    const once = outcome(pool.exchange(
+      (tag) => {
+        if (made++ > 0) throw new RangeError("made twice");
+        return rpc(tag, 40, enc.encode("once"));
+      },
+      readRpc,
+      { timeout: 2_000 },
+    ));
+    const other = outcome(
+      pool.exchange((tag) => rpc(tag, 40, enc.encode("other")), readRpc, {
+        timeout: 2_000,
+      }),
+    );
+    await until("written", () => server.requests === 2);
+    server.kill();
+    const e = await once;
+    assert.ok(e instanceof RangeError, String(e));
+    assert.equal(made, 2);
+    assert.equal(text((await other) as RpcReply), "other");
+    assert.equal(pool.stats.pipeline!.resent, 2);
+    assert.equal(pool.stats.pipeline!.inFlight, 0);
+  }
+  assert.equal(server.accepted, 2);
+  await server.drained(2_000);
+});
