@@ -80,6 +80,11 @@ export interface Gate {
   give(pool: object): void;
   /** `pool` put a resource in its idle set (it may be given up for another). */
   idled(pool: object): void;
+  /**
+   * Another pool waits for a place: a resource `pool` keeps busy without
+   * ever idling it (a pipeline's connection) should be given up.
+   */
+  contended(pool: object): boolean;
 }
 
 /** The option key under which a Pool takes a {@linkcode Gate}. */
@@ -106,6 +111,8 @@ export const poolHooks: {
   idleCount: (pool: object) => number;
   /** Borrows waiting in a pool. */
   waitingCount: (pool: object) => number;
+  /** Another pool waits for a place at this pool's gate (see `Gate`). */
+  contended: (pool: object) => boolean;
   /** Closes a pool's longest-idle resource (for its gate); whether it did. */
   evictIdle: (pool: object) => boolean;
   /** A place may be free at the pool's gate: dial for its waiters. */
@@ -116,6 +123,7 @@ export const poolHooks: {
   renew: notLoaded("pool.ts"),
   idleCount: notLoaded("pool.ts"),
   waitingCount: notLoaded("pool.ts"),
+  contended: notLoaded("pool.ts"),
   evictIdle: notLoaded("pool.ts"),
   wake: notLoaded("pool.ts"),
 };

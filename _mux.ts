@@ -4,7 +4,7 @@
 
 import { readerHooks } from "./_frame_format.ts";
 import type { Lease, Pool } from "./pool.ts";
-import { PoolClosedError, TimeoutError } from "./_errors.ts";
+import { PoolClosedError, PoolTimeoutError, TimeoutError } from "./_errors.ts";
 import { poolHooks } from "./_internal.ts";
 import type { Deadline } from "./_time.ts";
 import { describe } from "./_util.ts";
@@ -138,6 +138,12 @@ class MuxConn {
   retire = false;
   /** An orphan's reply is overdue: closed once only orphans are owed. */
   expired = false;
+  /**
+   * Given up for another address under a TcpAgent's `maxTotal`: closed
+   * once empty, so its place goes to the pool waiting for one (given back,
+   * it could go to a borrow of our own waiting in the pool).
+   */
+  surrender = false;
   dead = false;
   writing = false;
   reading = false;
@@ -186,6 +192,8 @@ export class Mux {
   /** Calls waiting for a place, FIFO. */
   #queue: AnyCall[] = [];
   #qhead = 0;
+  /** Calls in the queue still QUEUED (given-up ones stay there, skipped). */
+  #queued = 0;
   /** Borrows in flight for the queue (fresh ones among them). */
   #borrowing = 0;
   #freshBorrowing = 0;
@@ -230,7 +238,7 @@ export class Mux {
     return {
       conns: this.#conns.length,
       inFlight,
-      queued: this.#queue.length - this.#qhead,
+      queued: this.#queued,
       orphans: this.#orphans,
       resent: this.#resent,
       replaced: this.#replaced,
@@ -281,6 +289,7 @@ export class Mux {
     }
     call.state = QUEUED;
     this.#queue.push(call);
+    this.#queued++;
     this.#grow();
   }
 
@@ -324,11 +333,22 @@ export class Mux {
    * `true` if `m` was the one.
    */
   #yield(m: MuxConn): boolean {
+    // One that carries nothing yet takes its calls first: given up at
+    // once, a connection handed over by the waiter before (an exclusive
+    // call, or another pipeline) would carry no call at all.
+    if (m.load === 0) return false;
     // Our own borrows wait there too: only someone else's wait counts.
-    if (poolHooks.waitingCount(this.#pool) <= this.#borrowing) return false;
+    const waiter = poolHooks.waitingCount(this.#pool) > this.#borrowing;
+    // Another address waits for a place under the agent's cap: a busy
+    // pipeline never idles a connection for the cap to close.
+    const capped = !waiter && poolHooks.contended(this.#pool);
+    if (!waiter && !capped) return false;
     for (const o of this.#conns) if (o.draining) return false;
-    if (this.#conns.length === 1 && this.#borrowing > 0) return false;
+    if (waiter && this.#conns.length === 1 && this.#borrowing > 0) {
+      return false;
+    }
     m.draining = true;
+    m.surrender = capped;
     if (m.load === 0) this.#park(m);
     return true;
   }
@@ -364,7 +384,7 @@ export class Mux {
       this.#freshBorrowing++;
       this.#borrow(true);
     }
-    const queued = this.#queue.length - this.#qhead;
+    const queued = this.#queued;
     while (
       this.#borrowing * this.#s.maxInFlight < queued &&
       this.#conns.length + this.#borrowing < this.#max
@@ -378,7 +398,12 @@ export class Mux {
     let lease: Lease<Connection>;
     try {
       while (true) {
-        lease = await this.#pool.borrow(fresh ? FRESH : undefined);
+        const timeout = this.#borrowTimeout();
+        lease = await this.#pool.borrow(
+          timeout === undefined
+            ? (fresh ? FRESH : undefined)
+            : { timeout, fresh },
+        );
         if (this.#take(lease)) break;
       }
     } catch (error) {
@@ -390,6 +415,7 @@ export class Mux {
         for (let i = this.#qhead; i < this.#queue.length; i++) {
           const call = this.#queue[i]!;
           if (call.state !== QUEUED || call.after < 0) continue;
+          this.#queued--;
           this.#settle(call);
           call.reject(error);
         }
@@ -412,13 +438,40 @@ export class Mux {
     if (m.load === 0) this.#park(m);
   }
 
-  /** Rejects up to one connection's worth of queued calls with `error`. */
+  /**
+   * How long the queue's borrow may wait: as without pipeline, a call's
+   * own timeout bounds its wait, not acquireTimeout, so the longest any
+   * queued call allows; `undefined` (acquireTimeout) if one has no
+   * timeout of its own.
+   */
+  #borrowTimeout(): number | undefined {
+    const now = this.#shared.clock.now();
+    let longest = 0;
+    for (let i = this.#qhead; i < this.#queue.length; i++) {
+      const call = this.#queue[i]!;
+      if (call.state !== QUEUED) continue;
+      if (call.at === Infinity) return undefined;
+      if (call.at - now > longest) longest = call.at - now;
+    }
+    return longest > 0 ? longest : undefined;
+  }
+
+  /**
+   * Rejects up to one connection's worth of queued calls with `error`;
+   * a PoolTimeoutError only the calls it bounds (those with no timeout
+   * of their own: the others time out by themselves).
+   */
   #failQueue(error: unknown): void {
+    const timedOut = error instanceof PoolTimeoutError;
     let n = this.#s.maxInFlight;
-    while (n-- > 0) {
-      const call = this.#dequeue();
-      if (call === undefined) break;
-      this.#settle(call);
+    for (let i = this.#qhead; i < this.#queue.length && n > 0; i++) {
+      const call = this.#queue[i]!;
+      if (call.state !== QUEUED || (timedOut && call.at !== Infinity)) {
+        continue;
+      }
+      n--;
+      this.#queued--;
+      this.#settle(call); // DONE: the queue skips it
       call.reject(error);
     }
     this.#grow();
@@ -432,7 +485,10 @@ export class Mux {
         this.#queue = this.#queue.slice(this.#qhead);
         this.#qhead = 0;
       }
-      if (call.state === QUEUED) return call;
+      if (call.state === QUEUED) {
+        this.#queued--;
+        return call;
+      }
     }
     return undefined;
   }
@@ -498,11 +554,14 @@ export class Mux {
             );
           }
         } catch (error) {
+          if (call.state !== BATCHED) continue; // given up meanwhile
           m.load--;
           this.#settle(call);
           call.reject(error);
           continue;
         }
+        // Given up by its own payload function: not sent.
+        if (call.state !== BATCHED) continue;
         call.tag = tag;
         m.tags.set(tag, call);
       } else {
@@ -666,6 +725,10 @@ export class Mux {
         }
         this.#settle(call);
         call.resolve(reply);
+        if (this.#closed && m.load === m.orphans && m.orphans > 0) {
+          this.#closeOrphaned(m);
+          return;
+        }
         if (m.expired && m.owed === m.orphans) {
           throw new TimeoutError(
             `Cannot send request: a reply given up on did not arrive within pipeline.orphanTimeout (${this.#s.orphanTimeout} ms)`,
@@ -711,12 +774,13 @@ export class Mux {
     call.signal?.removeEventListener("abort", call);
     if (state === QUEUED) {
       call.state = DONE; // the queue skips it
+      this.#queued--;
     } else if (state === BATCHED) {
-      // Not written: nothing was sent, its place is free.
+      // Not written: nothing was sent, its place is free. It stays in the
+      // batch (flush skips it): flush may be walking the batch now (a
+      // payload function that aborts its own call).
       call.state = DONE;
       const m = call.conn!;
-      const i = m.batch.indexOf(call);
-      if (i !== -1) m.batch.splice(i, 1);
       m.load--;
       if (m.load === 0) this.#park(m);
     } else {
@@ -734,6 +798,11 @@ export class Mux {
       ) {
         // A quarter of its places held by replies that may never come.
         m.draining = m.retire = true;
+      }
+      if (this.#closed && m.load === m.orphans) {
+        call.reject(reason);
+        this.#closeOrphaned(m);
+        return;
       }
     }
     call.reject(reason);
@@ -784,6 +853,13 @@ export class Mux {
         this.#replaced++;
         m.dead = true;
         m.c.poison(undefined);
+      } else if (m.surrender && !this.#closed) {
+        // Its place under the cap goes to the pool waiting for one.
+        m.dead = true;
+        m.c.borrowed = false;
+        m.c.close();
+        poolHooks.destroyAs(m.lease, "evicted", undefined);
+        continue;
       }
       m.c.borrowed = true;
       giveBack(m.c, m.lease);
@@ -883,6 +959,7 @@ export class Mux {
     }
     // Back to the front of the queue, in their order.
     for (const call of again) call.state = QUEUED;
+    this.#queued += again.length;
     const rest = this.#queue.slice(this.#qhead);
     this.#queue = again.concat(rest);
     this.#qhead = 0;
@@ -902,7 +979,22 @@ export class Mux {
     this.#qhead = 0;
     for (const m of [...this.#conns]) {
       if (m.load === 0) this.#park(m);
+      else if (m.load === m.orphans) this.#closeOrphaned(m);
     }
+  }
+
+  /**
+   * The pool closed and `m` owes only replies nobody awaits: closed now,
+   * not after orphanTimeout (close() would wait for it).
+   */
+  #closeOrphaned(m: MuxConn): void {
+    this.#break(
+      m,
+      new PoolClosedError(
+        "Cannot send request: the pool closed with only given-up calls in flight",
+      ),
+      null,
+    );
   }
 
   /** After the pool's close: nothing may stay armed. */

@@ -156,12 +156,17 @@ class Key implements Gate {
   idled(): void {
     gateIdled(this.agent, this);
   }
+
+  contended(): boolean {
+    return gateContended(this.agent, this);
+  }
 }
 
 // Bound to TcpAgent's private methods in its static block.
 let gateTake: (agent: TcpAgent, key: Key) => boolean;
 let gateGive: (agent: TcpAgent, key: Key) => void;
 let gateIdled: (agent: TcpAgent, key: Key) => void;
+let gateContended: (agent: TcpAgent, key: Key) => boolean;
 
 function count(
   name: string,
@@ -412,13 +417,14 @@ export class TcpAgent implements AsyncDisposable {
    * {@linkcode TcpPool.request} on `address`'s pool.
    *
    * @param address Where to send it.
-   * @param payload The request's payload.
+   * @param payload The request's payload (with a tagged `pipeline`, a
+   *   function of the tag that returns it).
    * @param options As for {@linkcode TcpPool.request}.
    * @returns The reply's payload.
    */
   request(
     address: TcpAddress,
-    payload: Uint8Array,
+    payload: Uint8Array | ((tag: number) => Uint8Array),
     options?: PoolRequestOptions,
   ): Promise<Uint8Array> {
     try {
@@ -661,6 +667,13 @@ export class TcpAgent implements AsyncDisposable {
     if (this.#idleTail === null) this.#idleTail = key;
   }
 
+  /** At the cap, another pool than `key`'s waits for a place. */
+  #contended(key: Key): boolean {
+    const wanting = this.#wanting;
+    return this.#open >= this.#maxTotal &&
+      (wanting.length > 1 || (wanting.length === 1 && wanting[0] !== key));
+  }
+
   #unlistIdle(key: Key): void {
     if (!key.inIdle) return;
     key.inIdle = false;
@@ -676,5 +689,6 @@ export class TcpAgent implements AsyncDisposable {
     gateTake = (agent, key) => agent.#take(key);
     gateGive = (agent, key) => agent.#give(key);
     gateIdled = (agent, key) => agent.#idled(key);
+    gateContended = (agent, key) => agent.#contended(key);
   }
 }

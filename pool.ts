@@ -1590,6 +1590,10 @@ export class Pool<T> implements AsyncDisposable {
     waiterDue = (pool, waiter) => pool.#waiterDue(waiter);
     poolHooks.idleCount = (pool) => (pool as Pool<unknown>).#idle.size;
     poolHooks.waitingCount = (pool) => (pool as Pool<unknown>).#waiting;
+    poolHooks.contended = (pool) => {
+      const gate = (pool as Pool<unknown>).#gate;
+      return gate !== null && gate.contended(pool);
+    };
     poolHooks.evictIdle = (pool) => {
       const p = pool as Pool<unknown>;
       const before = p.#slots.size;

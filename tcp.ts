@@ -931,7 +931,8 @@ export class TcpPool implements AsyncDisposable {
    * back, releases: {@linkcode TcpPool.exchange} for frames (gtcp's
    * `SendRecvPkg`), with the same guarantees.
    *
-   * @param payload The request's payload.
+   * @param payload The request's payload; with `pipeline.match` `"tagged"`,
+   *   a function of the tag that returns it (framed once made).
    * @param options `timeout` (for the whole call), `signal`, `idempotent`,
    *   `verify`.
    * @returns The response's payload.
@@ -947,7 +948,7 @@ export class TcpPool implements AsyncDisposable {
    * @throws {PoolClosedError} If the pool is or becomes closed.
    */
   request(
-    payload: Uint8Array,
+    payload: Uint8Array | ((tag: number) => Uint8Array),
     options?: PoolRequestOptions,
   ): Promise<Uint8Array> {
     return this.#exchange(...REQUEST, payload, options);
@@ -1022,9 +1023,16 @@ export class TcpPool implements AsyncDisposable {
       );
     }
     signal?.throwIfAborted();
-    const bytes = frame
-      ? encode(payload as Uint8Array, this.#frameFormat, what)
-      : payload;
+    let bytes = payload;
+    if (frame) {
+      const format = this.#frameFormat;
+      if (typeof payload === "function") {
+        // Framed once made: a payload too large fails its own call.
+        bytes = (tag) => encode(payload(tag), format, what);
+      } else {
+        bytes = encode(payload, format, what);
+      }
+    }
     return mux.call(bytes, read, verify, signal, timeout, idempotent !== false);
   }
 
