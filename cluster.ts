@@ -716,7 +716,8 @@ export class TcpCluster implements AsyncDisposable {
    * host picked by `balance`, retried as {@linkcode TcpCluster.exchange}
    * is.
    *
-   * @param payload The request's payload.
+   * @param payload The request's payload (a function of the tag with a
+   *   tagged `pipeline`).
    * @param options `timeout`, `signal`, `idempotent`, `verify`, `key`.
    * @returns The reply's payload.
    * @throws {TypeError} If an argument or option has the wrong type.
@@ -726,7 +727,7 @@ export class TcpCluster implements AsyncDisposable {
    * @throws The error of the last try, as for {@linkcode TcpCluster.exchange}.
    */
   request(
-    payload: Uint8Array,
+    payload: Uint8Array | ((tag: number) => Uint8Array),
     options?: TcpClusterRequestOptions,
   ): Promise<Uint8Array> {
     let call: Call;
@@ -810,7 +811,10 @@ export class TcpCluster implements AsyncDisposable {
         `Cannot ${what}: key must be a string, received ${describe(key)}`,
       );
     }
-    if (frame && (payload as Uint8Array).length > this.#maxFrame) {
+    if (
+      frame && typeof payload !== "function" &&
+      (payload as Uint8Array).length > this.#maxFrame
+    ) {
       throw new RangeError(
         `Cannot ${what}: payload length ${
           (payload as Uint8Array).length
@@ -887,10 +891,7 @@ export class TcpCluster implements AsyncDisposable {
     host.calls++;
     try {
       const reply = read === null
-        ? await pool.request(
-          payload as Uint8Array,
-          options as TcpClusterRequestOptions,
-        )
+        ? await pool.request(payload, options as TcpClusterRequestOptions)
         : await pool.exchange(payload, read, options);
       this.#succeeded(host);
       return reply as R;

@@ -653,8 +653,30 @@ Deno.test("pipeline: TcpAgent and TcpCluster give it to their pools; tagged call
         )),
     );
     more.forEach((r, i) => assert.equal(text(r), `h${i}`));
+    // request() frames what the function of the tag makes; its replies
+    // are frames, so tagOf reads the tag from one.
+    await using framing = new TcpCluster({
+      hosts: [{ port: a.port }, { port: b.port }],
+      pipeline: {
+        match: "tagged",
+        tagOf: (frame) =>
+          new DataView(
+            (frame as Uint8Array).buffer,
+            (frame as Uint8Array).byteOffset,
+          )
+            .getUint32(0),
+      },
+    });
+    const framed = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        framing.request(
+          (tag) => rpc(tag, 8 - i, enc.encode(`r${i}`)).subarray(4),
+          { timeout: 2_000 },
+        )),
+    );
+    framed.forEach((r, i) => assert.equal(dec.decode(r.subarray(4)), `r${i}`));
   }
-  assert.equal(a.accepted + b.accepted, 4, "one connection per pool");
+  assert.equal(a.accepted + b.accepted, 6, "one connection per pool");
   await a.drained(2_000);
   await b.drained(2_000);
 });
