@@ -1253,6 +1253,8 @@ Deno.test({
     await publishing;
     await sub.finished;
     assert.deepEqual(got, sent);
+    // The PUBLISHes' pipelined connection goes back after the turn.
+    await turn();
     const s = redis.pool.stats;
     assert.equal(s.destroyed.destroyed, 1, "its connection was destroyed");
     assert.equal(s.inUse, 0);
@@ -1341,6 +1343,7 @@ Deno.test({
     assert.deepEqual(got, ["before"]);
     await sub.finished;
     assert.equal(sub.closed, true);
+    await turn();
     assert.equal(redis.pool.stats.inUse, 0);
     assert.equal(await redis.ping(), "PONG");
   },
@@ -1434,6 +1437,7 @@ Deno.test({
       (e) => e === reason,
     );
     await sleeping;
+    await turn();
     const s = redis.pool.stats;
     assert.equal(s.destroyed.destroyed, 2);
     assert.equal(s.inUse, 0);
