@@ -274,14 +274,15 @@ export class Mux {
 
   /** Places `call` on the least-loaded connection, a new one, or the queue. */
   #assign(call: AnyCall): void {
-    const m = this.#pick();
+    // Calls queued before it go first.
+    const m = this.#qhead < this.#queue.length ? null : this.#pick();
     if (m !== null) {
       this.#place(m, call);
       return;
     }
     call.state = QUEUED;
     this.#queue.push(call);
-    this.#grow();
+    this.#drain();
   }
 
   /**
@@ -637,6 +638,8 @@ export class Mux {
           head = null;
         }
         m.load--;
+        // The place is free: a queued call takes it before any later one.
+        if (this.#qhead < this.#queue.length) this.#drain();
         if (call.state === ORPHAN) {
           this.#unorphan(m, call);
           continue;
@@ -718,6 +721,7 @@ export class Mux {
       const i = m.batch.indexOf(call);
       if (i !== -1) m.batch.splice(i, 1);
       m.load--;
+      if (this.#qhead < this.#queue.length) this.#drain();
       if (m.load === 0) this.#park(m);
     } else {
       // Written: its reply is still due. It is read and dropped (fifo) or

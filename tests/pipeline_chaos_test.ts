@@ -6,7 +6,9 @@
 // --match=fifo|tagged` replays one.
 
 import assert from "node:assert/strict";
+import { TcpPool } from "../mod.ts";
 import { type ChaosOptions, formatChaos, runChaos } from "./_chaos.ts";
+import { readRpc, rpc, startRpcServer, tagOf } from "./_rpc.ts";
 
 function options(match: "fifo" | "tagged"): ChaosOptions {
   return {
@@ -50,4 +52,40 @@ Deno.test("TcpPool pipeline tagged: 100 000 calls under aborts and timeouts reac
 
 Deno.test("TcpPool pipeline fifo: a call that timed out or aborted never shifts a later reply", async () => {
   await chaos("fifo");
+});
+
+// -- Regressions found by the chaos --
+
+Deno.test("TcpPool pipeline: a queued call takes the first place freed, ahead of later calls", async () => {
+  await using server = startRpcServer("tagged", { overlap: true });
+  await using pool = new TcpPool({
+    hostname: "127.0.0.1",
+    port: server.port,
+    max: 1,
+    pipeline: { match: "tagged", maxInFlight: 2, tagOf },
+  });
+  const body = new Uint8Array([1, 2, 3, 4]);
+  // The connection is up before the race.
+  await pool.exchange((tag) => rpc(tag, 0, body), readRpc);
+  let rounds = 0;
+  let stop = false;
+  // Two callers keep both places busy: each call starts as the last ends.
+  const caller = async (delay: number) => {
+    while (!stop && rounds < 100) {
+      rounds++;
+      await pool.exchange((tag) => rpc(tag, delay, body), readRpc);
+    }
+  };
+  const callers = [caller(1), caller(2)];
+  // No place left: this one waits in the queue.
+  const queued = pool.exchange((tag) => rpc(tag, 0, body), readRpc);
+  const queuedAtStart = pool.stats.pipeline!.queued;
+  await queued;
+  const roundsBefore = rounds;
+  stop = true;
+  await Promise.all(callers);
+  assert.equal(queuedAtStart, 1);
+  // It went out with the first reply's place (a round or two), not once
+  // the callers stopped (100 rounds).
+  assert.ok(roundsBefore <= 4, `the queued call waited ${roundsBefore} rounds`);
 });
