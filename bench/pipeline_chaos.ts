@@ -36,6 +36,7 @@ const options: ChaosOptions = {
   concurrency: 320,
   max: 4,
   maxInFlight: 64,
+  tagLimit: 64,
   hangAfter: 3_000,
   progress: 100_000,
 };

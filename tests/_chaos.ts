@@ -45,6 +45,11 @@ export interface ChaosOptions {
   /** The pool's `max`. */
   max: number;
   maxInFlight: number;
+  /**
+   * Tagged: the pool's `tagLimit`. `maxInFlight` reuses tags at once, so a
+   * tag freed before its reply came would hand that reply to another call.
+   */
+  tagLimit?: number;
   /** A call pending this long is a hang (every reply is due within maxDelay
    * ms; a queued call waits for a few replies).  */
   hangAfter: number;
@@ -96,7 +101,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     port: server.port,
     max: o.max,
     pipeline: o.match === "tagged"
-      ? { match: "tagged", maxInFlight: o.maxInFlight, tagOf }
+      ? {
+        match: "tagged",
+        maxInFlight: o.maxInFlight,
+        tagOf,
+        tagLimit: o.tagLimit,
+      }
       : { match: "fifo", maxInFlight: o.maxInFlight },
   });
   const random = mulberry32(o.seed);
@@ -126,6 +136,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const pending = new Map<number, number>();
   let next = 0;
   let stop = false;
+  let start = 0;
 
   const one = async (i: number) => {
     const body = new Uint8Array(12);
@@ -189,7 +200,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       pending.delete(i);
       report.calls++;
       if (o.progress && report.calls % o.progress === 0) {
-        console.log(`  ${report.calls} calls settled`);
+        const s = (performance.now() - start) / 1000;
+        console.log(
+          `  ${report.calls} calls settled, ${s.toFixed(1)} s, heap ${
+            Math.round(Deno.memoryUsage().heapUsed / 2 ** 20)
+          } MiB`,
+        );
       }
     }
   };
@@ -197,7 +213,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const worker = async () => {
     while (!stop && next < o.calls) await one(next++);
   };
-  const start = performance.now();
+  start = performance.now();
   const hung = Promise.withResolvers<void>();
   const watchdog = setInterval(() => {
     const now = performance.now();
@@ -250,6 +266,7 @@ export function formatChaos(o: ChaosOptions, r: ChaosReport): string {
       o.chaos * 100
     } % aborted or timed out)`,
     `  ok ${r.ok} (of which answered before their abort/timeout: ${r.answeredAnyway}), timed out ${r.timedOut}, aborted ${r.aborted}`,
+    ...(o.match === "tagged" ? [`  tagLimit ${o.tagLimit ?? "default"}`] : []),
     `  wrong replies ${r.wrong}, hangs ${r.hangs}, unexpected typed errors ${r.unexpectedTyped}, untyped errors ${r.untyped}`,
     `  pipeline stats: ${JSON.stringify(r.stats.pipeline)}`,
     `  server sockets: accepted ${r.accepted}, still open after close ${r.openAfterClose}`,

@@ -20,6 +20,7 @@ function options(match: "fifo" | "tagged"): ChaosOptions {
     concurrency: 320,
     max: 4,
     maxInFlight: 64,
+    tagLimit: 64,
     hangAfter: 3_000,
   };
 }
