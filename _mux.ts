@@ -282,7 +282,8 @@ export class Mux {
 
   /** Places `call` on the least-loaded connection, a new one, or the queue. */
   #assign(call: AnyCall): void {
-    const m = this.#pick();
+    // Calls queued before it go first.
+    const m = this.#queued > 0 ? null : this.#pick();
     if (m !== null) {
       this.#place(m, call);
       return;
@@ -290,7 +291,7 @@ export class Mux {
     call.state = QUEUED;
     this.#queue.push(call);
     this.#queued++;
-    this.#grow();
+    this.#drain();
   }
 
   /**
@@ -696,6 +697,8 @@ export class Mux {
           head = null;
         }
         m.load--;
+        // The place is free: a queued call takes it before any later one.
+        if (this.#queued > 0) this.#drain();
         if (call.state === ORPHAN) {
           this.#unorphan(m, call);
           continue;
@@ -782,6 +785,7 @@ export class Mux {
       call.state = DONE;
       const m = call.conn!;
       m.load--;
+      if (this.#queued > 0) this.#drain();
       if (m.load === 0) this.#park(m);
     } else {
       // Written: its reply is still due. It is read and dropped (fifo) or

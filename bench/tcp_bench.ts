@@ -8,6 +8,9 @@
 //   framing code that works (one write per request, a reused read buffer).
 //   No timeouts, no health checks, no idle watch.
 // - "dial per request": `Deno.connect`, one request, close.
+// - "TcpPool pipeline fifo (max 8)": `pool.request(payload)` on a pool with
+//   `pipeline: { match: "fifo" }`: up to 64 requests in flight per
+//   connection, those placed in one turn written together.
 //
 // Groups cross the payload (4-byte length + 64 B, + 4 KiB) with the number of
 // concurrent tasks (1, 8, 64); each iteration is 256 requests shared by the
@@ -118,10 +121,19 @@ async function dialPerRequest(bytes: Uint8Array): Promise<Uint8Array> {
 
 const pool = new TcpPool({ hostname, port, max: 8 });
 const handWritten = await HandWritten.open(8);
+const pipelined = new TcpPool({
+  hostname,
+  port,
+  max: 8,
+  pipeline: { match: "fifo" },
+});
 
-// Warm the pool to 8 connections.
+// Warm the pools to 8 connections.
 await Promise.all(
   Array.from({ length: 8 }, () => pool.request(new Uint8Array(1))),
+);
+await Promise.all(
+  Array.from({ length: 8 * 64 }, () => pipelined.request(new Uint8Array(1))),
 );
 
 /** Runs REQUESTS requests from `tasks` concurrent tasks; checks each reply. */
@@ -165,6 +177,19 @@ for (const size of [64, 4096]) {
       group,
       async fn() {
         await run(tasks, size, (r) => handWritten.request(r), request, payload);
+      },
+    });
+    Deno.bench({
+      name: "TcpPool pipeline fifo (max 8)",
+      group,
+      async fn() {
+        await run(
+          tasks,
+          size,
+          (_r, p) => pipelined.request(p),
+          request,
+          payload,
+        );
       },
     });
     Deno.bench({

@@ -9,6 +9,10 @@
 // starting with "KILL" closes the connection at once; "JUNK" answers with
 // the tag plus one (a tag nobody asked for). The client side: `rpc()`
 // encodes a request, `readRpc()` reads a reply.
+//
+// With `{ overlap: true }` each delay counts from the request's arrival, so
+// replies overlap: "fifo" sends a reply once its delay ran out and every
+// reply before it went; replies ready in the same turn go in one write.
 
 import { acceptAll, type Served } from "./_servers.ts";
 import type { FrameReader } from "../mod.ts";
@@ -68,14 +72,38 @@ function startsWith(body: Uint8Array, word: number[]): boolean {
   return body.length >= 4 && word.every((b, i) => body[i] === b);
 }
 
+/** Options of {@linkcode startRpcServer}. */
+export interface RpcServerOptions {
+  /** Delays count from each request's arrival, not the reply before. */
+  overlap?: boolean;
+  /** Sets TCP_NODELAY on accepted connections. */
+  noDelay?: boolean;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const all = new Uint8Array(parts.reduce((a, r) => a + r.length, 0));
+  let at = 0;
+  for (const r of parts) {
+    all.set(r, at);
+    at += r.length;
+  }
+  return all;
+}
+
 /** Starts the server; `order` says how replies are ordered. */
-export function startRpcServer(order: "fifo" | "tagged"): RpcServer {
+export function startRpcServer(
+  order: "fifo" | "tagged",
+  options: RpcServerOptions = {},
+): RpcServer {
+  const overlap = options.overlap === true;
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
   const timers = new Map<ReturnType<typeof setTimeout>, () => void>();
   let requests = 0;
   let closedAll = false;
   const served = acceptAll(listener, conns, async (conn) => {
+    if (options.noDelay) (conn as Deno.TcpConn).setNoDelay(true);
     let buf = new Uint8Array(0);
     const chunk = new Uint8Array(65536);
     // fifo: replies wait for those before them.
@@ -92,6 +120,49 @@ export function startRpcServer(order: "fifo" | "tagged"): RpcServer {
     };
     // This connection's pending delays: they end when it does.
     const mine = new Set<ReturnType<typeof setTimeout>>();
+    // overlap, fifo: a slot per reply in request order, filled when its
+    // delay runs out; tagged: replies whose delay ran out, in that order.
+    let due: { reply: Uint8Array | null }[] = [];
+    let dueHead = 0;
+    let ready: Uint8Array[] = [];
+    let flushing = false;
+    const flushReady = () => {
+      flushing = false;
+      while (dueHead < due.length && due[dueHead]!.reply !== null) {
+        ready.push(due[dueHead++]!.reply!);
+      }
+      if (dueHead > 1024 && dueHead * 2 > due.length) {
+        due = due.slice(dueHead);
+        dueHead = 0;
+      }
+      if (ready.length === 0) return;
+      const all = concat(ready);
+      ready = [];
+      const prev = chain;
+      chain = prev.then(() => send(all));
+    };
+    const schedule = (reply: Uint8Array, ms: number) => {
+      const slot = { reply: null as Uint8Array | null };
+      if (order === "fifo") due.push(slot);
+      const fire = () => {
+        if (order === "fifo") slot.reply = reply;
+        else ready.push(reply);
+        if (!flushing) {
+          flushing = true;
+          queueMicrotask(flushReady);
+        }
+      };
+      if (ms === 0) return fire();
+      // fifo: a reply never sent holds back every later one.
+      if (ms === NEVER) return;
+      const t = setTimeout(() => {
+        timers.delete(t);
+        mine.delete(t);
+        fire();
+      }, ms);
+      timers.set(t, () => {});
+      mine.add(t);
+    };
     const later = (ms: number) =>
       new Promise<void>((resolve) => {
         if (ms === 0) return resolve();
@@ -139,7 +210,9 @@ export function startRpcServer(order: "fifo" | "tagged"): RpcServer {
           }
           const reply = rpcReply(startsWith(body, JUNK) ? tag + 1 : tag, body);
           if (delay === NEVER && order === "tagged") continue;
-          if (order === "fifo") {
+          if (overlap) {
+            schedule(reply, delay);
+          } else if (order === "fifo") {
             // In order: a reply never sent holds back every later one.
             if (delay === 0) {
               out.push(reply);
@@ -161,13 +234,7 @@ export function startRpcServer(order: "fifo" | "tagged"): RpcServer {
         }
         buf = buf.slice(off);
         if (out.length > 0) {
-          const total = out.reduce((a, r) => a + r.length, 0);
-          const all = new Uint8Array(total);
-          let at = 0;
-          for (const r of out) {
-            all.set(r, at);
-            at += r.length;
-          }
+          const all = concat(out);
           if (order === "fifo") {
             const prev = chain;
             chain = prev.then(() => send(all));
