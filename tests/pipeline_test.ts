@@ -18,6 +18,7 @@ import {
   readRpc,
   rpc,
   type RpcReply,
+  rpcReply,
   startRpcServer,
   tagOf,
 } from "./_rpc.ts";
@@ -195,6 +196,85 @@ Deno.test("pipeline: the calls of one turn go out in one write; a call past maxB
   }
   listener.close();
   await served;
+});
+
+Deno.test("pipeline tagged: the calls that replies read together set off go out in one write", async () => {
+  // A server that answers each run of 32 requests with one write.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const RUN = 32;
+  const served = (async () => {
+    const conn = await listener.accept();
+    const buf = new Uint8Array(1 << 16);
+    let pending = new Uint8Array(0);
+    let replies: Uint8Array[] = [];
+    while (true) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      const all = new Uint8Array(pending.length + n);
+      all.set(pending);
+      all.set(buf.subarray(0, n), pending.length);
+      let off = 0;
+      while (all.length - off >= 4) {
+        const view = new DataView(all.buffer, off);
+        const len = view.getUint32(0);
+        if (all.length - off < 4 + len) break;
+        replies.push(
+          rpcReply(view.getUint32(4), all.slice(off + 12, off + 4 + len)),
+        );
+        off += 4 + len;
+      }
+      pending = all.slice(off);
+      if (replies.length >= RUN) {
+        const out = new Uint8Array(replies.reduce((a, r) => a + r.length, 0));
+        let at = 0;
+        for (const r of replies) {
+          out.set(r, at);
+          at += r.length;
+        }
+        replies = [];
+        await conn.write(out);
+      }
+    }
+    conn.close();
+  })();
+  // Counts the writes of the pool's sockets (the server's own are skipped);
+  // a connection to a listener of its own lends the class's prototype.
+  using other = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const probe = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: other.addr.port,
+  });
+  const proto = Object.getPrototypeOf(probe) as {
+    write(this: Deno.Conn, p: Uint8Array): Promise<number>;
+  };
+  const write = proto.write;
+  let writes = 0;
+  const serverSide = (c: Deno.Conn) =>
+    (c.localAddr as Deno.NetAddr).port === listener.addr.port;
+  proto.write = function (p) {
+    if (!serverSide(this)) writes++;
+    return write.call(this, p);
+  };
+  try {
+    probe.close();
+    await using pool = taggedPool(listener.addr.port);
+    // Each task's second call starts once its first reply is handed out,
+    // three awaits later; the 32 first replies come in one read.
+    const task = async (i: number) => {
+      const first = await tcall(pool, `a${i}`);
+      const again = async () => await tcall(pool, `b${text(first)}`);
+      return await again();
+    };
+    const done = Promise.all(Array.from({ length: RUN }, (_, i) => task(i)));
+    const replies = await done;
+    replies.forEach((r, i) => assert.equal(text(r), `ba${i}`));
+    // One write for the first calls, one for the second ones.
+    assert.equal(writes, 2);
+  } finally {
+    proto.write = write;
+    listener.close();
+    await served;
+  }
 });
 
 Deno.test("pipeline fifo: a call that times out does not free its place: its late reply is read and dropped, the next call gets its own", async () => {
