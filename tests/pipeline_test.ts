@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import {
   ConnectionBrokenError,
+  type FrameReader,
   PoolClosedError,
   ProtocolError,
   TcpAgent,
@@ -198,10 +199,12 @@ Deno.test("pipeline: the calls of one turn go out in one write; a call past maxB
   await served;
 });
 
-Deno.test("pipeline tagged: the calls that replies read together set off go out in one write", async () => {
-  // A server that answers each run of 32 requests with one write.
+/**
+ * A tagged RPC server on one connection that answers each run of `run`
+ * requests with one write (so their replies arrive together).
+ */
+function batchServer(run: number) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const RUN = 32;
   const served = (async () => {
     const conn = await listener.accept();
     const buf = new Uint8Array(1 << 16);
@@ -224,7 +227,7 @@ Deno.test("pipeline tagged: the calls that replies read together set off go out 
         off += 4 + len;
       }
       pending = all.slice(off);
-      if (replies.length >= RUN) {
+      if (replies.length >= run) {
         const out = new Uint8Array(replies.reduce((a, r) => a + r.length, 0));
         let at = 0;
         for (const r of replies) {
@@ -237,6 +240,19 @@ Deno.test("pipeline tagged: the calls that replies read together set off go out 
     }
     conn.close();
   })();
+  return {
+    port: listener.addr.port,
+    async close() {
+      listener.close();
+      await served;
+    },
+  };
+}
+
+Deno.test("pipeline tagged: the calls that replies read together set off go out in one write", async () => {
+  const RUN = 32;
+  const server = batchServer(RUN);
+  const listener = { addr: { port: server.port } };
   // Counts the writes of the pool's sockets (the server's own are skipped);
   // a connection to a listener of its own lends the class's prototype.
   using other = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -272,8 +288,55 @@ Deno.test("pipeline tagged: the calls that replies read together set off go out 
     assert.equal(writes, 2);
   } finally {
     proto.write = write;
-    listener.close();
-    await served;
+    await server.close();
+  }
+});
+
+Deno.test("pipeline: a read function that returns a reply parsed from buffered bytes (no promise) has replies read together handed out together", async () => {
+  const server = batchServer(8);
+  const events: string[] = [];
+  // Parses a reply that is whole in the buffer synchronously.
+  const readSync = (
+    reader: FrameReader,
+  ): RpcReply | Promise<RpcReply | null> => {
+    const view = reader.peek();
+    const dv = new DataView(view.buffer, view.byteOffset, view.length);
+    if (view.length >= 8 && view.length >= 4 + dv.getUint32(0)) {
+      const len = dv.getUint32(0);
+      const reply = { tag: dv.getUint32(4), body: view.slice(8, 4 + len) };
+      reader.skip(4 + len);
+      events.push("parsed");
+      return reply;
+    }
+    // The first reply: nothing is buffered yet when the read loop starts.
+    return readRpc(reader).then((reply) => {
+      events.push("parsed");
+      return reply;
+    });
+  };
+  try {
+    await using pool = taggedPool(server.port);
+    const calls = Array.from(
+      { length: 8 },
+      (_, i) =>
+        pool.exchange((tag) => rpc(tag, 0, enc.encode(`s${i}`)), readSync, {
+          timeout: 5_000,
+        }).then((r) => {
+          events.push("handed out");
+          return text(r);
+        }),
+    );
+    assert.deepEqual(
+      await Promise.all(calls),
+      [0, 1, 2, 3, 4, 5, 6, 7].map((i) => `s${i}`),
+    );
+    // All eight were parsed before the first caller ran: no await between.
+    assert.deepEqual(events, [
+      ...Array(8).fill("parsed"),
+      ...Array(8).fill("handed out"),
+    ]);
+  } finally {
+    await server.close();
   }
 });
 
