@@ -122,6 +122,7 @@ export interface MetaReply {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 const MAX_KEY = 250;
 const MAX_U32 = 2 ** 32 - 1;
 const MAX_U64 = 2n ** 64n - 1n;
@@ -138,6 +139,17 @@ function describe(v: unknown): string {
   return String(v);
 }
 
+/** Whether every character of `s` is ASCII (one byte in UTF-8). */
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/** The UTF-8 length of `s`, without encoding an ASCII string. */
+function utf8Length(s: string): number {
+  return isAscii(s) ? s.length : encoder.encode(s).length;
+}
+
 /** Checks a key: 1 to 250 UTF-8 bytes, no space or control character. */
 export function checkKey(what: string, key: unknown): string {
   if (typeof key !== "string") {
@@ -145,7 +157,7 @@ export function checkKey(what: string, key: unknown): string {
       `Cannot ${what}: key must be a string, received ${describe(key)}`,
     );
   }
-  const n = encoder.encode(key).length;
+  const n = utf8Length(key);
   if (n === 0 || n > MAX_KEY) {
     throw new RangeError(
       `Cannot ${what}: key must be 1 to ${MAX_KEY} bytes long, received ${n} bytes (${
@@ -166,8 +178,11 @@ export function checkKey(what: string, key: unknown): string {
   return key;
 }
 
-function checkValue(what: string, value: unknown): Uint8Array {
-  if (typeof value === "string") return encoder.encode(value);
+/** A value's bytes: an ASCII string stays a string (written as is). */
+function checkValue(what: string, value: unknown): Uint8Array | string {
+  if (typeof value === "string") {
+    return isAscii(value) ? value : encoder.encode(value);
+  }
   if (value instanceof Uint8Array) return value;
   throw new TypeError(
     `Cannot ${what}: value must be a Uint8Array or a string, received ${
@@ -235,19 +250,6 @@ function callOptions(
       }`,
     );
   }
-}
-
-function concat(parts: (string | Uint8Array)[]): Uint8Array {
-  const bytes = parts.map((p) => typeof p === "string" ? encoder.encode(p) : p);
-  let n = 0;
-  for (const b of bytes) n += b.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const b of bytes) {
-    out.set(b, at);
-    at += b.length;
-  }
-  return out;
 }
 
 /** A reply line's tokens after the code: `O` is the tag, the rest flags. */
@@ -333,12 +335,8 @@ async function readUnit(
   }
 }
 
-/**
- * Reads one reply of any call (tagged pipelining reads whichever reply
- * comes next): a tagged line, or an untagged line (an `ms` or `ma` answer,
- * or an error) followed by its call's fence. `null` at EOF.
- */
-export async function readMetaReply(
+/** readMetaReply when the reply is not whole in the buffer (or unusual). */
+async function readMetaReplyAsync(
   reader: FrameReader,
 ): Promise<MetaReply | null> {
   const first = await readUnit(reader);
@@ -390,26 +388,284 @@ export async function readMetaReply(
   };
 }
 
+// -- The fast path: a reply whole in the reader's buffer --
+//
+// Parsed from the bytes `FrameReader.peek()` shows, with no await and no
+// string but the flags' values; anything short or unusual (an error line,
+// a bad number, a line without `\r`) is left to readMetaReplyAsync, which
+// reads the same bytes again and throws what it throws.
+
+/** Lines longer than this go the slow way (a key is 250 bytes at most). */
+const FAST_LINE = 1024;
+/** Values up to this size are copied into shared slabs (see carve). */
+const SLAB_MAX = 1024;
+const SLAB_SIZE = 16 * 1024;
+
+const CODES = new Map<number, string>(
+  ["VA", "HD", "EN", "NS", "EX", "NF", "MN"].map((c) => [
+    (c.charCodeAt(0) << 8) | c.charCodeAt(1),
+    c,
+  ]),
+);
+
+// What scanLine found (scratch: read right after each call).
+let lineCode = "";
+let lineSize = 0;
+let lineTag = -1;
+let lineFence = false;
+let lineFlags: Record<string, string> | null = null;
+let lineNext = 0;
+
+/** Parses the line at `from` if it is whole and usual; `false` if not. */
+function scanLine(view: Uint8Array, from: number): boolean {
+  const nl = view.indexOf(10, from);
+  if (nl < from + 3 || nl - from > FAST_LINE || view[nl - 1] !== 13) {
+    return false;
+  }
+  const end = nl - 1;
+  const code = CODES.get((view[from]! << 8) | view[from + 1]!);
+  if (code === undefined) return false;
+  let p = from + 2;
+  if (p < end && view[p] !== 32) return false;
+  lineSize = 0;
+  lineTag = -1;
+  lineFence = false;
+  lineFlags = null;
+  if (code === "VA") {
+    let n = 0;
+    const first = ++p;
+    for (; p < end && view[p] !== 32; p++) {
+      const d = view[p]! - 48;
+      if (d < 0 || d > 9) return false;
+      n = n * 10 + d;
+    }
+    if (p === first || p - first > 10 || n > MAX_VALUE) return false;
+    lineSize = n;
+  }
+  while (p < end) {
+    p++; // the space
+    if (p === end || view[p] === 32) continue; // an empty token
+    const letter = view[p]!;
+    let q = p + 1;
+    while (q < end && view[q] !== 32) q++;
+    if (letter === 0x4f) { // O: the tag, `.` after a fence's
+      let stop = q;
+      lineFence = view[q - 1] === 0x2e;
+      if (lineFence) stop--;
+      if (stop === p + 1 || stop - p - 1 > 10) return false;
+      let tag = 0;
+      for (let i = p + 1; i < stop; i++) {
+        const d = view[i]! - 48;
+        if (d < 0 || d > 9) return false;
+        tag = tag * 10 + d;
+      }
+      lineTag = tag;
+    } else {
+      let value = "";
+      for (let i = p + 1; i < q; i++) {
+        const c = view[i]!;
+        if (c > 0x7f) return false;
+        value += String.fromCharCode(c);
+      }
+      (lineFlags ??= {})[String.fromCharCode(letter)] = value;
+    }
+    p = q;
+  }
+  lineCode = code;
+  lineNext = nl + 1;
+  return true;
+}
+
+let slab = new Uint8Array(0);
+let slabAt = 0;
+
+/**
+ * A copy of `len` bytes at `start`: a small one is carved out of a shared
+ * 16 KiB slab (one allocation for many values, as `FrameReader.readFrame`
+ * does), so its `buffer` may hold other values.
+ */
+function carve(view: Uint8Array, start: number, len: number): Uint8Array {
+  if (len > SLAB_MAX) return view.slice(start, start + len);
+  if (slab.length - slabAt < len) {
+    slab = new Uint8Array(SLAB_SIZE);
+    slabAt = 0;
+  }
+  const at = slabAt;
+  for (let i = 0; i < len; i++) slab[at + i] = view[start + i]!;
+  slabAt = at + len;
+  return slab.subarray(at, at + len);
+}
+
+/** The reply at the start of the buffer, consumed; `null`: not whole there. */
+function parseBuffered(reader: FrameReader): MetaReply | null {
+  const view = reader.peek();
+  if (!scanLine(view, 0)) return null;
+  let code = lineCode;
+  let flags = lineFlags;
+  let tag = lineTag;
+  let end = lineNext;
+  let value: Uint8Array | null = null;
+  if (code === "VA") {
+    const size = lineSize;
+    if (
+      end + size + 2 > view.length || view[end + size] !== 13 ||
+      view[end + size + 1] !== 10
+    ) {
+      return null;
+    }
+    value = carve(view, end, size);
+    end += size + 2;
+  }
+  if (tag === -1) {
+    // An untagged answer (`ms`, `ma`): its fence must follow. A bare miss
+    // is readMetaReplyAsync's ProtocolError.
+    if (code === "EN" || code === "MN") return null;
+    if (!scanLine(view, end) || lineTag === -1 || !lineFence) return null;
+    if (lineCode === "VA") return null;
+    tag = lineTag;
+    end = lineNext;
+  } else if (lineFence) {
+    // The fence alone: an `ms ... q` that stored its item.
+    code = "HD";
+    flags = null;
+    value = null;
+  }
+  reader.skip(end);
+  return { tag, code, flags: flags ?? {}, value, error: null };
+}
+
+/**
+ * Reads one reply of any call (tagged pipelining reads whichever reply
+ * comes next): a tagged line, or an untagged line (an `ms` or `ma` answer,
+ * or an error) followed by its call's fence. `null` at EOF. A reply whole
+ * in the reader's buffer is returned as is, not in a promise: the pool's
+ * read loop then hands out every buffered reply without an await.
+ */
+export function readMetaReply(
+  reader: FrameReader,
+): MetaReply | Promise<MetaReply | null> {
+  return parseBuffered(reader) ?? readMetaReplyAsync(reader);
+}
+
 /** The reply's tag, for `pipeline.tagOf`. */
 export const metaTagOf = (reply: unknown): number => (reply as MetaReply).tag;
 
-/** A request: `<cmd> <key> <flags...> O<tag>`, an optional data block, and
- * (fenced) `mg <key> u O<tag>.`. */
+const readReply = readMetaReply as (
+  reader: FrameReader,
+) => MetaReply | Promise<MetaReply>;
+
+// -- Requests --
+
+/**
+ * A request: `<line> O<tag>`, an optional data block, or (fenced) `<line>`,
+ * the data block and `mg <key> u O<tag>.`.
+ */
 interface Request {
   line: string;
   key: string;
-  data: Uint8Array | null;
+  /** A value: bytes, or an ASCII string. */
+  data: Uint8Array | string | null;
   fenced: boolean;
+  /** The line (and so the key) is ASCII. */
+  ascii: boolean;
+  lineBytes: number;
+  keyBytes: number;
 }
 
-function encodeRequest(r: Request, tag: number): Uint8Array {
-  if (r.fenced) {
-    const fence = `mg ${r.key} u O${tag}${FENCE}\r\n`;
-    if (r.data === null) return encoder.encode(`${r.line}\r\n${fence}`);
-    return concat([`${r.line}\r\n`, r.data, `\r\n${fence}`]);
+function request(
+  line: string,
+  key: string,
+  data: Uint8Array | string | null,
+  fenced: boolean,
+): Request {
+  const ascii = isAscii(line);
+  return {
+    line,
+    key,
+    data,
+    fenced,
+    ascii,
+    lineBytes: ascii ? line.length : encoder.encode(line).length,
+    keyBytes: ascii ? key.length : encoder.encode(key).length,
+  };
+}
+
+let out = new Uint8Array(0);
+let outAt = 0;
+
+/** Writes ASCII `s` at `at`; returns the end. */
+function putAscii(buf: Uint8Array, at: number, s: string): number {
+  for (let i = 0; i < s.length; i++) buf[at + i] = s.charCodeAt(i);
+  return at + s.length;
+}
+
+function putText(buf: Uint8Array, at: number, s: string, ascii: boolean) {
+  if (ascii) return putAscii(buf, at, s);
+  return at + encoder.encodeInto(s, buf.subarray(at)).written;
+}
+
+/** Writes the decimal digits of `n` (a tag: 0 to 2 ** 32 - 1). */
+function putInt(buf: Uint8Array, at: number, n: number): number {
+  let digits = 1;
+  for (let m = n; m >= 10; m = Math.floor(m / 10)) digits++;
+  for (let i = at + digits - 1; i >= at; i--) {
+    buf[i] = 48 + n % 10;
+    n = Math.floor(n / 10);
   }
-  if (r.data === null) return encoder.encode(`${r.line} O${tag}\r\n`);
-  return concat([`${r.line} O${tag}\r\n`, r.data, "\r\n"]);
+  return at + digits;
+}
+
+/**
+ * The request's bytes for `tag`: a small request is written into a shared
+ * 16 KiB slab (never overwritten: the pool may still hold it), with no
+ * TextEncoder for ASCII.
+ */
+function encodeRequest(r: Request, tag: number): Uint8Array {
+  const data = r.data;
+  const max = r.lineBytes + (data === null ? 0 : data.length) +
+    2 * r.keyBytes + 48;
+  let buf: Uint8Array;
+  let at: number;
+  if (max > SLAB_SIZE >> 2) {
+    buf = new Uint8Array(max);
+    at = 0;
+  } else {
+    if (out.length - outAt < max) {
+      out = new Uint8Array(SLAB_SIZE);
+      outAt = 0;
+    }
+    buf = out;
+    at = outAt;
+  }
+  const start = at;
+  at = putText(buf, at, r.line, r.ascii);
+  if (!r.fenced) {
+    buf[at++] = 32;
+    buf[at++] = 0x4f; // O
+    at = putInt(buf, at, tag);
+  }
+  buf[at++] = 13;
+  buf[at++] = 10;
+  if (data !== null) {
+    if (typeof data === "string") at = putAscii(buf, at, data);
+    else {
+      buf.set(data, at);
+      at += data.length;
+    }
+    buf[at++] = 13;
+    buf[at++] = 10;
+  }
+  if (r.fenced) {
+    at = putAscii(buf, at, "mg ");
+    at = putText(buf, at, r.key, r.ascii);
+    at = putAscii(buf, at, " u O");
+    at = putInt(buf, at, tag);
+    buf[at++] = 0x2e; // .
+    buf[at++] = 13;
+    buf[at++] = 10;
+  }
+  if (buf === out) outAt = at;
+  return buf.subarray(start, at);
 }
 
 /**
@@ -476,8 +732,7 @@ export class MemcachedClient implements AsyncDisposable {
       idempotent: options?.idempotent ?? idempotent,
       ...(options?.signal === undefined ? {} : { signal: options.signal }),
     };
-    const read = async (reader: FrameReader) =>
-      (await readMetaReply(reader)) as MetaReply;
+    const read = readReply;
     const reply = this.#pipelined
       ? await this.pool.exchange(
         (tag) => encodeRequest(request, tag),
@@ -498,7 +753,9 @@ export class MemcachedClient implements AsyncDisposable {
   /**
    * Gets a value (`mg <key> v`).
    *
-   * @returns The value, or `null` on a miss.
+   * @returns The value, or `null` on a miss. A value up to 1 KiB is a view
+   *   into a 16 KiB slab it shares with others (as `FrameReader.readFrame`'s
+   *   payloads are): `slice()` it to keep many small values for long.
    */
   async get(
     key: string,
@@ -508,12 +765,7 @@ export class MemcachedClient implements AsyncDisposable {
     callOptions("get", options);
     const r = await this.#call(
       "get",
-      {
-        line: `mg ${key} v`,
-        key,
-        data: null,
-        fenced: false,
-      },
+      request(`mg ${key} v`, key, null, false),
       options,
       true,
     );
@@ -526,7 +778,7 @@ export class MemcachedClient implements AsyncDisposable {
     options?: MemcachedCallOptions,
   ): Promise<string | null> {
     const v = await this.get(key, options);
-    return v === null ? null : new TextDecoder().decode(v);
+    return v === null ? null : decoder.decode(v);
   }
 
   /**
@@ -545,12 +797,7 @@ export class MemcachedClient implements AsyncDisposable {
     }
     const r = await this.#call(
       "gets",
-      {
-        line,
-        key,
-        data: null,
-        fenced: false,
-      },
+      request(line, key, null, false),
       options,
       true,
     );
@@ -574,12 +821,7 @@ export class MemcachedClient implements AsyncDisposable {
     callOptions("touch", options);
     const r = await this.#call(
       "touch",
-      {
-        line: `mg ${key} T${ttl}`,
-        key,
-        data: null,
-        fenced: false,
-      },
+      request(`mg ${key} T${ttl}`, key, null, false),
       options,
       true,
     );
@@ -603,12 +845,7 @@ export class MemcachedClient implements AsyncDisposable {
     if (cas !== undefined) line += ` C${cas}`;
     const r = await this.#call(
       what,
-      {
-        line,
-        key,
-        data,
-        fenced: true,
-      },
+      request(line, key, data, true),
       options,
       mode === "S" && cas === undefined,
     );
@@ -690,12 +927,7 @@ export class MemcachedClient implements AsyncDisposable {
     callOptions("delete", options);
     const r = await this.#call(
       "delete",
-      {
-        line: `md ${key}`,
-        key,
-        data: null,
-        fenced: false,
-      },
+      request(`md ${key}`, key, null, false),
       options,
       false,
     );
@@ -726,17 +958,12 @@ export class MemcachedClient implements AsyncDisposable {
     }
     const r = await this.#call(
       what,
-      {
-        line,
-        key,
-        data: null,
-        fenced: true,
-      },
+      request(line, key, null, true),
       options,
       false,
     );
     if (r.code !== "VA") return null;
-    const text = new TextDecoder().decode(r.value!);
+    const text = decoder.decode(r.value!);
     if (!/^\d+$/.test(text)) {
       throw new ProtocolError(`memcached: ${what} returned ${describe(text)}`);
     }

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import {
   ConnectionBrokenError,
   DialError,
+  FrameReader,
   PoolClosedError,
   ProtocolError,
   TimeoutError,
@@ -14,6 +15,8 @@ import {
   freePort,
   MemcachedClient,
   MemcachedError,
+  type MetaReply,
+  readMetaReply,
 } from "../examples/memcached.ts";
 import {
   HAVE_MEMCACHED,
@@ -505,3 +508,91 @@ Deno.test({
     await served.catch(() => {});
   },
 });
+
+// -- The reply parser --
+
+/** A reader over `bytes`, served whole or a byte at a time. */
+function replyReader(bytes: Uint8Array, whole: boolean): FrameReader {
+  let at = 0;
+  return new FrameReader({
+    read(p) {
+      if (at === bytes.length) return Promise.resolve(null);
+      const n = whole ? Math.min(p.length, bytes.length - at) : 1;
+      p.set(bytes.subarray(at, at + n));
+      at += n;
+      return Promise.resolve(n);
+    },
+  });
+}
+
+/** The reply or error, in a form deepEqual compares. */
+async function parsed(reader: FrameReader) {
+  try {
+    const r = (await readMetaReply(reader)) as MetaReply;
+    return {
+      tag: r.tag,
+      code: r.code,
+      flags: { ...r.flags },
+      value: r.value === null ? null : [...r.value],
+      error: r.error === null ? null : [r.error.name, r.error.message],
+      // What follows is read as the next reply: its own bytes were taken.
+      next: ((await readMetaReply(reader)) as MetaReply).tag,
+    };
+  } catch (error) {
+    return { threw: [(error as Error).name, (error as Error).message] };
+  }
+}
+
+Deno.test(
+  "readMetaReply: a reply whole in the buffer is parsed at once, as the same reply or error as one read a byte at a time",
+  { permissions: "none" },
+  async () => {
+    const good = [
+      "VA 3 O5\r\nabc\r\n",
+      "VA 2 f7 c99 t-1 O12\r\nhi\r\n",
+      "VA 0 O11\r\n\r\n",
+      "VA 4 O4294967295\r\nVA 1\r\n",
+      "HD O3\r\n",
+      "EN O4\r\n",
+      "NF  O6 \r\n",
+      "HD O7.\r\n",
+      "NS\r\nEN O8.\r\n",
+      "EX\r\nHD O13.\r\n",
+      "VA 2\r\n12\r\nHD O9.\r\n",
+    ];
+    const bad = [
+      "CLIENT_ERROR bad data chunk\r\nHD O10.\r\n",
+      "SERVER_ERROR out of memory\r\nEN O1.\r\n",
+      "EN\r\n",
+      "HD O1x\r\n",
+      "HD O\r\n",
+      "HD O12345678901\r\n",
+      "XX O1\r\n",
+      "HDX O1\r\n",
+      "VA 3 O1\r\nabcd\r\n",
+      "VA x O1\r\nabc\r\n",
+      "HD\r\nHD O3\r\n",
+      "NS\r\nVA 1 O3.\r\nx\r\n",
+      "HD O1\n",
+      "HD c\xe9 O1\r\n",
+    ];
+    const enc = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+    for (const text of [...good, ...bad]) {
+      const what = JSON.stringify(text);
+      // A reply and the next one's bytes behind it: only its own are taken.
+      const bytes = enc(text + "HD O77\r\n");
+      if (good.includes(text)) {
+        const whole = replyReader(bytes, true);
+        await whole.prefetch(); // all of it buffered
+        const r = readMetaReply(whole);
+        assert.ok(!(r instanceof Promise), `${what}: not parsed at once`);
+      }
+      const whole = replyReader(bytes, true);
+      await whole.prefetch();
+      const fast = await parsed(whole);
+      const slow = await parsed(replyReader(bytes, false));
+      assert.deepEqual(fast, slow, what);
+      if (good.includes(text)) assert.ok(!("threw" in slow), what);
+    }
+  },
+);
