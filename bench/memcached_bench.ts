@@ -1,11 +1,15 @@
 // Copyright 2026 the chanpool authors. MIT license.
 // SET/GET through chanpool's memcached meta-protocol client
 // (examples/memcached.ts), pipelined with tags (a pool of 4, up to 64 calls
-// in flight per connection), against the same client with
-// `pipeline: false` (one call per connection at a time, a pool of 64: each
-// task has a connection of its own), at 1, 8 and 64 concurrent tasks,
-// against one local memcached. Each iteration is 256 calls (`ms` then
-// `mg` of one key, alternating, a 100-byte value); every get is checked.
+// in flight per connection), against the two readings of "one call per
+// connection": the same client with `pipeline: false` (one call per
+// connection at a time, a pool of 64: each task has a connection of its
+// own, kept), and with `pipeline: false, maxIdle: 0` (a connection dialed
+// for each call and closed after it). At 1, 8 and 64 concurrent tasks,
+// against one local memcached. Each iteration is 256 calls (`ms` then `mg`
+// of one key, alternating, a 100-byte value); every get is checked. The
+// fresh-connection rows leave thousands of client sockets in TIME_WAIT
+// (Linux reuses them on loopback with the default `tcp_tw_reuse` 2).
 //
 // Run: deno bench --allow-net=127.0.0.1 --allow-run bench/memcached_bench.ts
 
@@ -33,9 +37,16 @@ if (!HAVE_MEMCACHED) {
   const port = server.port;
   const pipelined = new MemcachedClient({ port, max: 4 });
   const single = new MemcachedClient({ port, max: 64, pipeline: false });
+  const fresh = new MemcachedClient({
+    port,
+    max: 64,
+    maxIdle: 0,
+    pipeline: false,
+  });
   globalThis.addEventListener("unload", () => {
     void pipelined.close();
     void single.close();
+    void fresh.close();
     void server.stop();
   });
 
@@ -58,6 +69,13 @@ if (!HAVE_MEMCACHED) {
       name: "chanpool pipeline: false (pool of 64)",
       fn: async () => {
         await run(single, tasks);
+      },
+    });
+    Deno.bench({
+      group,
+      name: "chanpool fresh connection per call (maxIdle: 0)",
+      fn: async () => {
+        await run(fresh, tasks);
       },
     });
   }
