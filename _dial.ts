@@ -33,6 +33,14 @@ export class Dialer<T> {
   started = 0;
   /** Dials that outlived the borrow's own (shorter) timeout. */
   timeouts = 0;
+  /**
+   * Told of every dial: `started`, then once `ended` with how it went
+   * (0 ok, 1 DialError, 2 given up; 3 given up at the borrow's timeout),
+   * its length in ms and the resource or the error.
+   */
+  report:
+    | ((outcome: -1 | 0 | 1 | 2 | 3, time: number, value: unknown) => void)
+    | null = null;
 
   // Gives up every dial in flight; aborts every check (close).
   readonly #runs = new Set<(reason: unknown) => void>();
@@ -79,9 +87,12 @@ export class Dialer<T> {
   ): void {
     this.started++;
     this.#state.started();
+    const start = this.#clock.now();
+    this.report?.(-1, 0, undefined);
     const ctl = new AbortController();
     let timer: unknown = undefined;
     let settled = false;
+    let outlived = false;
     const settle = (failed: boolean, value: unknown): void => {
       if (settled) {
         // Given up on already: a late resource is closed, an error dropped.
@@ -97,6 +108,17 @@ export class Dialer<T> {
         if (value instanceof DialError) this.#state.failed(value);
         else this.#state.ended();
       } else this.#state.succeeded();
+      this.report?.(
+        !failed
+          ? 0
+          : value instanceof DialError
+          ? 1
+          : value instanceof PoolTimeoutError && outlived
+          ? 3
+          : 2,
+        this.#clock.now() - start,
+        value,
+      );
       done(failed, value);
       this.#settled();
     };
@@ -108,6 +130,7 @@ export class Dialer<T> {
         timer = undefined;
         if (timeout < this.#connectTimeout) {
           this.timeouts++;
+          outlived = true;
           settle(true, new PoolTimeoutError(timeout));
         } else {
           const cause = new TimeoutError(

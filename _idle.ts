@@ -33,6 +33,8 @@ export class Entry<T> {
   /** When it last went idle, or was last pinged. */
   idleSince: number;
   borrowedAt = 0;
+  /** When it was last lent (for use times: events, histograms). */
+  lentAt = 0;
   stack: Error | undefined = undefined;
   leakReported = false;
   /** What Lease.destroy was given, for the close function. */

@@ -76,6 +76,14 @@ import {
 } from "./_state.ts";
 import { Leaks } from "./_leaks.ts";
 import {
+  Emitter,
+  EVENT_TYPES,
+  Histogram,
+  type PoolEventMap,
+  type PoolEventType,
+  type PoolHistograms,
+} from "./_events.ts";
+import {
   BUSY,
   CHECKING,
   Entry,
@@ -89,6 +97,20 @@ import {
 
 export type { Clock } from "./_time.ts";
 export type { ConnectivityState, StateChangeEvent } from "./_state.ts";
+export type {
+  BorrowEvent,
+  DestroyEvent,
+  DialAbandonEvent,
+  DialErrorEvent,
+  DialEvent,
+  DialStartEvent,
+  PoolEventMap,
+  PoolEventType,
+  PoolHistograms,
+  ReleaseEvent,
+  TimeoutEvent,
+} from "./_events.ts";
+export { Histogram, HISTOGRAM_BOUNDS } from "./_events.ts";
 export type {
   BackoffOptions,
   BorrowOptions,
@@ -159,6 +181,8 @@ class Waiter<T> implements ChannelWaiter {
   /** The coarse reading it started with (see Tick.start). */
   readonly tick: Tick;
   readonly promise: Promise<Lease<T>>;
+  /** When it began, on the precise clock (with `histograms` only). */
+  began = 0;
   resolve!: (lease: Lease<T>) => void;
   reject!: (reason: unknown) => void;
 
@@ -204,7 +228,10 @@ class Waiter<T> implements ChannelWaiter {
     if (leave(this)) {
       // While the server is unreachable, the last dial failure is why.
       this.failed(
-        new PoolTimeoutError(this.timeout, waiterTimedOut(this.pool)),
+        new PoolTimeoutError(
+          this.timeout,
+          waiterTimedOut(this.pool, this.timeout),
+        ),
       );
     }
   }
@@ -242,7 +269,10 @@ let waiterSettled: <T>(
   value: unknown,
   failed: boolean,
 ) => void;
-let waiterTimedOut: <T>(pool: Pool<T>) => ErrorOptions | undefined;
+let waiterTimedOut: <T>(
+  pool: Pool<T>,
+  wait: number,
+) => ErrorOptions | undefined;
 let waiterDue: <T>(pool: Pool<T>, waiter: Waiter<T>) => void;
 
 /** A key of `stats.destroyed`: the pool's own, or one a sibling module adds. */
@@ -573,6 +603,11 @@ export class Pool<T> implements AsyncDisposable {
   // cannot (_state.ts); `statechange` listeners hear of every change.
   readonly #state: Connectivity;
   #listeners: ((event: StateChangeEvent) => void)[] = [];
+  // Listeners of the other events (null until the first one is added), and
+  // the histograms (with `histograms: true`).
+  #ev: Emitter | null = null;
+  readonly #hist: PoolHistograms | null;
+  readonly #name: string;
   // Every waiter gets the next number: a dial records the last one given
   // out when it starts, and its failure fails only waiters up to it.
   #waiterSeq = 0;
@@ -701,6 +736,11 @@ export class Pool<T> implements AsyncDisposable {
       () => this.#checkDrained(),
       this.#state,
     );
+    this.#name = o.named.slice(1);
+    this.#hist = o.histograms
+      ? { wait: new Histogram(), use: new Histogram(), dial: new Histogram() }
+      : null;
+    if (this.#hist !== null) this.#dialer.report = this.#dialReport;
     this.#idle = new IdleSet(this.#maxIdle, o.order);
     this.#slots = new Channel({ capacity: this.#max });
     this.#deadlines = new DeadlineHeap(clock, false);
@@ -886,7 +926,8 @@ export class Pool<T> implements AsyncDisposable {
       dials: this.#dialer.started,
       dialErrors: this.#state.failures,
       closeErrors: this.#closeErrors,
-      callbackErrors: this.#leaks.callbackErrors + this.#callbackErrors,
+      callbackErrors: this.#leaks.callbackErrors + this.#callbackErrors +
+        (this.#ev?.errors ?? 0),
       destroyed: { ...this.#destroyed },
     };
   }
@@ -937,19 +978,64 @@ export class Pool<T> implements AsyncDisposable {
    * assert.deepEqual(seen, ["idle -> connecting", "connecting -> ready"]);
    * ```
    *
-   * @param type `"statechange"`.
-   * @param listener Called with a {@linkcode StateChangeEvent}.
+   * The other events, each counted by `stats` exactly: `"borrow"` (`wait`;
+   * one per `stats.borrows`), `"release"` (`use`: every lease that ends,
+   * released or destroyed), `"dialstart"` (one per `stats.dials`), then
+   * one of `"dial"` (`time`), `"dialerror"` (`time`, `error`; one per
+   * `stats.dialErrors`) or `"dialabandon"` (`time`, `reason`: its borrower
+   * gave up, or the pool closed), `"destroy"` (`reason`, a key of
+   * `stats.destroyed`), `"timeout"` (`wait`; one per `stats.timeouts`).
+   * Every event names its `pool`. An event object is reused: it is valid
+   * during the call only (copy what you keep). Nobody listening costs one
+   * check per borrow; a listener that throws is counted in
+   * `stats.callbackErrors`, and the pool goes on.
+   *
+   * @example Counting events
+   * ```ts
+   * import { Pool } from "@chanpool/chanpool";
+   * import assert from "node:assert/strict";
+   *
+   * await using pool = new Pool(() => ({}), { name: "things" });
+   * const seen: string[] = [];
+   * pool.on("dialstart", (e) => seen.push(`${e.type} ${e.pool}`));
+   * pool.on("borrow", (e) => seen.push(`${e.type} waited ${e.wait}`));
+   * pool.on("release", (e) => seen.push(e.type));
+   * (await pool.borrow()).release();
+   * assert.deepEqual(seen, ["dialstart things", "borrow waited 0", "release"]);
+   * ```
+   *
+   * @param type `"statechange"`, or one of the events above.
+   * @param listener Called with the event.
    * @returns A function that removes the listener.
-   * @throws {TypeError} If `type` is not `"statechange"` or `listener` is not
-   *   a function.
+   * @throws {TypeError} If `type` is not an event of the pool or `listener`
+   *   is not a function.
    */
   on(
     type: "statechange",
     listener: (event: StateChangeEvent) => void,
+  ): () => void;
+  /**
+   * Calls `listener` on every event of `type` (see the other signature).
+   *
+   * @typeParam K The event type.
+   * @param type `"borrow"`, `"release"`, `"dialstart"`, `"dial"`,
+   *   `"dialerror"`, `"dialabandon"`, `"destroy"` or `"timeout"`.
+   * @param listener Called with the event (valid during the call only).
+   * @returns A function that removes the listener.
+   */
+  on<K extends PoolEventType>(
+    type: K,
+    listener: (event: PoolEventMap[K]) => void,
+  ): () => void;
+  on(
+    type: "statechange" | PoolEventType,
+    listener: (event: never) => void,
   ): () => void {
-    if (type !== "statechange") {
+    if (type !== "statechange" && !EVENT_TYPES.includes(type)) {
       throw new TypeError(
-        `Cannot listen: type must be "statechange", received ${describe(type)}`,
+        `Cannot listen: type must be "statechange" or one of ${
+          EVENT_TYPES.map((t) => `"${t}"`).join(", ")
+        }, received ${describe(type)}`,
       );
     }
     if (typeof listener !== "function") {
@@ -959,10 +1045,61 @@ export class Pool<T> implements AsyncDisposable {
         }`,
       );
     }
-    this.#listeners = [...this.#listeners, listener];
+    if (type === "statechange") {
+      const l = listener as (event: StateChangeEvent) => void;
+      this.#listeners = [...this.#listeners, l];
+      return () => {
+        this.#listeners = this.#listeners.filter((x) => x !== l);
+      };
+    }
+    let ev = this.#ev;
+    if (ev === null) {
+      ev = this.#ev = new Emitter(this.#name);
+      this.#dialer.report = this.#dialReport;
+      // Leases lent while nobody listened: their use counts from now.
+      const now = this.#coarse.now();
+      if (this.#hist === null) {
+        for (const e of this.#entries.items) {
+          if (e.state === BUSY) e.lentAt = now;
+        }
+      }
+    }
+    const off = ev.add(
+      type,
+      listener as (event: PoolEventMap[PoolEventType]) => void,
+    );
     return () => {
-      this.#listeners = this.#listeners.filter((l) => l !== listener);
+      off();
+      if (this.#ev === ev && ev.empty) {
+        this.#callbackErrors += ev.errors;
+        this.#ev = null;
+        if (this.#hist === null) this.#dialer.report = null;
+      }
     };
+  }
+
+  /**
+   * Histograms of wait, use and dial times, in ms (fixed exponential
+   * buckets from 1 µs to 67 s), with `histograms: true`; else `null`.
+   *
+   * @example Usage
+   * ```ts
+   * import { Pool } from "@chanpool/chanpool";
+   * import assert from "node:assert/strict";
+   *
+   * await using pool = new Pool(() => ({}), { histograms: true });
+   * (await pool.borrow()).release();
+   * const h = pool.histograms!;
+   * assert.equal(h.wait.count, 1);
+   * assert.equal(h.use.count, 1);
+   * assert.equal(h.dial.count, 1);
+   * assert.equal(h.use.counts.reduce((a, b) => a + b, 0), 1);
+   * ```
+   *
+   * @returns The histograms, or `null`.
+   */
+  get histograms(): PoolHistograms | null {
+    return this.#hist;
   }
 
   /**
@@ -1150,6 +1287,7 @@ export class Pool<T> implements AsyncDisposable {
     // fresh reading per wait would cost as much as the rest of the wait.
     const tick = this.#coarse.tick();
     const waiter = new Waiter(this, signal, timeout, tick, ++this.#waiterSeq);
+    if (this.#hist !== null) waiter.began = this.#clock.now();
     internals.park(this.#idle.channel, waiter);
     this.#waiting++;
     if (timeout === this.#acquireTimeout) {
@@ -1226,9 +1364,15 @@ export class Pool<T> implements AsyncDisposable {
     }
     waiter.signal?.removeEventListener("abort", waiter);
     const now = this.#coarse.now();
-    this.#waitTime += Math.max(0, now - waiter.tick.start(now));
+    const waited = Math.max(0, now - waiter.tick.start(now));
+    this.#waitTime += waited;
     if (failed) return waiter.reject(value);
-    waiter.resolve(this.#lend(value as Entry<T>));
+    waiter.resolve(
+      this.#lend(
+        value as Entry<T>,
+        this.#hist === null ? waited : this.#clock.now() - waiter.began,
+      ),
+    );
   }
 
   #evictOldestIdle(): void {
@@ -1295,8 +1439,14 @@ export class Pool<T> implements AsyncDisposable {
     return promise;
   }
 
-  #lend(entry: Entry<T>): Lease<T> {
+  #lend(entry: Entry<T>, wait = 0): Lease<T> {
     entry.state = BUSY;
+    const hist = this.#hist;
+    if (hist !== null) {
+      hist.wait.record(wait);
+      entry.lentAt = this.#clock.now();
+    } else if (this.#ev !== null) entry.lentAt = this.#coarse.now();
+    this.#ev?.onBorrow(wait);
     // Lent for the first time: it works (the dial backoff starts over).
     if (entry.uses++ === 0) this.#state.healthy();
     const gen = ++entry.gen;
@@ -1319,6 +1469,7 @@ export class Pool<T> implements AsyncDisposable {
     reason: DestroyReason = "destroyed",
   ): void {
     if (entry.gen !== gen || entry.state !== BUSY) return;
+    if (this.#hist !== null || this.#ev !== null) this.#used(entry);
     this.#leaks.settled(entry);
     entry.gen++;
     if (entry.overflow) return this.#settleOverflow(entry);
@@ -1330,11 +1481,39 @@ export class Pool<T> implements AsyncDisposable {
     this.#putIdle(entry, now);
   }
 
+  /** A lease ends: its use time goes to the histogram and the listeners. */
+  #used(entry: Entry<T>): void {
+    const hist = this.#hist;
+    const use = hist !== null
+      ? this.#clock.now() - entry.lentAt
+      : this.#coarse.now() - entry.lentAt;
+    hist?.use.record(use);
+    this.#ev?.onRelease(use);
+  }
+
+  /** A dial started or ended (the dialer's report). */
+  readonly #dialReport = (
+    outcome: -1 | 0 | 1 | 2 | 3,
+    time: number,
+    value: unknown,
+  ): void => {
+    const ev = this.#ev;
+    if (outcome === -1) return ev?.onDialStart();
+    if (outcome === 0) {
+      this.#hist?.dial.record(time);
+      return ev?.onDial(time);
+    }
+    if (outcome === 1) return ev?.onDialError(time, value as Error);
+    ev?.onDialAbandon(time, value);
+    if (outcome === 3) ev?.onTimeout(time);
+  };
+
   #settleOverflow(entry: Entry<T>): void {
     this.#overflow--;
     entry.state = GONE;
     this.#entries.remove(entry);
     this.#destroyed.overflow++;
+    this.#ev?.onDestroy("overflow");
     this.#closeResource(entry.resource);
     this.#checkDrained();
   }
@@ -1361,6 +1540,7 @@ export class Pool<T> implements AsyncDisposable {
     entry.state = GONE;
     this.#entries.remove(entry);
     this.#destroyed[reason] = (this.#destroyed[reason] ?? 0) + 1;
+    this.#ev?.onDestroy(reason);
     this.#closeResource(entry.resource, entry.reason);
     this.#giveSlot();
     if (this.#slots.size === 0) this.#state.empty();
@@ -1582,8 +1762,9 @@ export class Pool<T> implements AsyncDisposable {
       pool.#settle(entry, gen, destroy, key);
     waiterSettled = (pool, waiter, value, failed) =>
       pool.#waiterSettled(waiter, value, failed);
-    waiterTimedOut = (pool) => {
+    waiterTimedOut = (pool, wait) => {
       pool.#timeouts++;
+      pool.#ev?.onTimeout(wait);
       const state = pool.#state;
       return state.failing ? { cause: state.lastError } : undefined;
     };
