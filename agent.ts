@@ -56,6 +56,11 @@ import {
   type TcpPoolStats,
 } from "./tcp.ts";
 import { PoolClosedError } from "./_errors.ts";
+import {
+  EVENT_TYPES,
+  type PoolEventMap,
+  type PoolEventType,
+} from "./_events.ts";
 
 /**
  * Where a {@linkcode TcpAgent} connects: `"host:port"` (`"[::1]:6379"` for
@@ -298,6 +303,12 @@ export class TcpAgent implements AsyncDisposable {
   readonly #coarse: CoarseClock;
   // Every address's pool, by its key (an address string as given is one).
   readonly #keys = new Map<string, Key>();
+  /** Pool event listeners, attached to every key's pool. */
+  readonly #eventListeners = new Set<{
+    type: PoolEventType;
+    listener: (event: never) => void;
+    offs: Map<Key, () => void>;
+  }>();
   // Keys of address objects already seen (an object reused for every call
   // costs a lookup, not a parse).
   readonly #named = new WeakMap<object, string>();
@@ -451,6 +462,53 @@ export class TcpAgent implements AsyncDisposable {
    * @param address The address.
    * @returns Its stats.
    */
+  /**
+   * Calls `listener` on every pool event of `type` of every address's pool,
+   * those made later included (see {@linkcode TcpPool.on}); `pool` in each
+   * event is the address.
+   *
+   * @typeParam K The event type.
+   * @param type `"borrow"`, `"release"`, `"dialstart"`, `"dial"`,
+   *   `"dialerror"`, `"dialabandon"`, `"destroy"` or `"timeout"`.
+   * @param listener Called with the event (valid during the call only).
+   * @returns A function that removes the listener.
+   * @throws {TypeError} If `type` is not a pool event or `listener` is not
+   *   a function.
+   */
+  on<K extends PoolEventType>(
+    type: K,
+    listener: (event: PoolEventMap[K]) => void,
+  ): () => void {
+    if (!EVENT_TYPES.includes(type)) {
+      throw new TypeError(
+        `Cannot listen: type must be one of ${
+          EVENT_TYPES.map((t) => `"${t}"`).join(", ")
+        }, received ${describe(type)}`,
+      );
+    }
+    if (typeof listener !== "function") {
+      throw new TypeError(
+        `Cannot listen: listener must be a function, received ${
+          describe(listener)
+        }`,
+      );
+    }
+    const entry = {
+      type,
+      listener: listener as (event: never) => void,
+      offs: new Map<Key, () => void>(),
+    };
+    this.#eventListeners.add(entry);
+    for (const key of this.#keys.values()) {
+      entry.offs.set(key, key.pool.on(type, listener));
+    }
+    return () => {
+      this.#eventListeners.delete(entry);
+      for (const off of entry.offs.values()) off();
+      entry.offs.clear();
+    };
+  }
+
   statsFor(address: TcpAddress): TcpPoolStats | undefined {
     const key = this.#keys.get(addressKey(address, "read stats"));
     return key?.pool.stats;
@@ -491,6 +549,7 @@ export class TcpAgent implements AsyncDisposable {
     if (key === undefined) return Promise.resolve();
     this.#keys.delete(name);
     this.#unlistIdle(key);
+    this.#unlisten(key);
     if (key.wanting) {
       key.wanting = false;
       this.#wanting = this.#wanting.filter((k) => k !== key);
@@ -540,6 +599,11 @@ export class TcpAgent implements AsyncDisposable {
 
   // -- pools --
 
+  /** `key`'s pool is dropped: the event listeners let go of it. */
+  #unlisten(key: Key): void {
+    for (const e of this.#eventListeners) e.offs.delete(key);
+  }
+
   /** The key for `address`, its pool made on first use; marks it used. */
   #key(address: TcpAddress): Key {
     if (this.#closed) {
@@ -554,6 +618,12 @@ export class TcpAgent implements AsyncDisposable {
       if (key === undefined) {
         key = new Key(this, name, { ...this.#options, ...where(name) });
         this.#keys.set(name, key);
+        for (const e of this.#eventListeners) {
+          e.offs.set(
+            key,
+            key.pool.on(e.type, e.listener as (event: unknown) => void),
+          );
+        }
         this.#poolsCreated++;
         this.#armSweep();
       }
@@ -592,6 +662,7 @@ export class TcpAgent implements AsyncDisposable {
       ) {
         this.#keys.delete(name);
         this.#unlistIdle(key);
+        this.#unlisten(key);
         this.#poolsDropped++;
         const closing = key.pool.close();
         this.#closing.add(closing);

@@ -85,6 +85,11 @@ import { borrowTimeout, closeForce } from "./_options.ts";
 import { bytes, limits, type ReadReply } from "./_conn.ts";
 import { describe, MAX_DELAY } from "./_util.ts";
 import {
+  EVENT_TYPES,
+  type PoolEventMap,
+  type PoolEventType,
+} from "./_events.ts";
+import {
   type Candidate,
   cumulative,
   hashString,
@@ -1534,15 +1539,36 @@ export class TcpCluster implements AsyncDisposable {
    * @throws {TypeError} If `listener` is not a function.
    */
   on(type: "refresherror", listener: (error: unknown) => void): () => void;
+  /**
+   * Calls `listener` on every pool event of `type` of every host's pool
+   * (see {@linkcode TcpAgent.on}); `pool` in each event is the host's
+   * address.
+   *
+   * @typeParam K The event type.
+   * @param type `"borrow"`, `"release"`, `"dialstart"`, `"dial"`,
+   *   `"dialerror"`, `"dialabandon"`, `"destroy"` or `"timeout"`.
+   * @param listener Called with the event (valid during the call only).
+   * @returns A function that removes the listener.
+   */
+  on<K extends PoolEventType>(
+    type: K,
+    listener: (event: PoolEventMap[K]) => void,
+  ): () => void;
   on(
-    type: "statechange" | "refresherror",
+    type: "statechange" | "refresherror" | PoolEventType,
     listener: ((event: TcpClusterEvent) => void) | ((error: unknown) => void),
   ): () => void {
+    if (EVENT_TYPES.includes(type as PoolEventType)) {
+      return this.#agent.on(
+        type as PoolEventType,
+        listener as (event: unknown) => void,
+      );
+    }
     if (type !== "statechange" && type !== "refresherror") {
       throw new TypeError(
-        `Cannot listen: type must be "statechange" or "refresherror", received ${
-          describe(type)
-        }`,
+        `Cannot listen: type must be "statechange", "refresherror" or a pool event (${
+          EVENT_TYPES.join(", ")
+        }), received ${describe(type)}`,
       );
     }
     if (typeof listener !== "function") {

@@ -76,6 +76,9 @@ import {
   type Lease,
   Pool,
   type PoolCloseOptions,
+  type PoolEventMap,
+  type PoolEventType,
+  type PoolHistograms,
   type PoolOptions,
   type PoolStats,
   PoolTimeoutError,
@@ -212,6 +215,7 @@ export type TcpPoolPoolOptions = Pick<
   | "backoff"
   | "failFast"
   | "maxWaiting"
+  | "histograms"
 >;
 
 /** What a leak report or a heartbeat tells about a connection. */
@@ -1203,8 +1207,40 @@ export class TcpPool implements AsyncDisposable {
   on(
     type: "statechange",
     listener: (event: StateChangeEvent) => void,
+  ): () => void;
+  /**
+   * Calls `listener` on every pool event of `type` (`"borrow"`,
+   * `"release"`, `"dialstart"`, `"dial"`, `"dialerror"`, `"dialabandon"`,
+   * `"destroy"` with TCP's reasons too, `"timeout"`); see
+   * {@linkcode Pool.on}. `pool` in each event is the address.
+   *
+   * @typeParam K The event type.
+   * @param type The event type.
+   * @param listener Called with the event (valid during the call only).
+   * @returns A function that removes the listener.
+   */
+  on<K extends PoolEventType>(
+    type: K,
+    listener: (event: PoolEventMap[K]) => void,
+  ): () => void;
+  on(
+    type: "statechange" | PoolEventType,
+    listener: (event: never) => void,
   ): () => void {
-    return this.#pool.on(type, listener);
+    return (this.#pool.on as (
+      type: string,
+      listener: (event: never) => void,
+    ) => () => void)(type, listener);
+  }
+
+  /**
+   * Histograms of wait, use and dial times with `histograms: true`; see
+   * {@linkcode Pool.histograms}.
+   *
+   * @returns The histograms, or `null`.
+   */
+  get histograms(): PoolHistograms | null {
+    return this.#pool.histograms;
   }
 
   /**
