@@ -607,6 +607,8 @@ export class Pool<T> implements AsyncDisposable {
   // the histograms (with `histograms: true`).
   #ev: Emitter | null = null;
   readonly #hist: PoolHistograms | null;
+  /** Listeners or histograms: a borrow and a release report to them. */
+  #observed = false;
   readonly #name: string;
   // Every waiter gets the next number: a dial records the last one given
   // out when it starts, and its failure fails only waiters up to it.
@@ -740,7 +742,10 @@ export class Pool<T> implements AsyncDisposable {
     this.#hist = o.histograms
       ? { wait: new Histogram(), use: new Histogram(), dial: new Histogram() }
       : null;
-    if (this.#hist !== null) this.#dialer.report = this.#dialReport;
+    if (this.#hist !== null) {
+      this.#dialer.report = this.#dialReport;
+      this.#observed = true;
+    }
     this.#idle = new IdleSet(this.#maxIdle, o.order);
     this.#slots = new Channel({ capacity: this.#max });
     this.#deadlines = new DeadlineHeap(clock, false);
@@ -1056,6 +1061,7 @@ export class Pool<T> implements AsyncDisposable {
     if (ev === null) {
       ev = this.#ev = new Emitter(this.#name);
       this.#dialer.report = this.#dialReport;
+      this.#observed = true;
       // Leases lent while nobody listened: their use counts from now.
       const now = this.#coarse.now();
       if (this.#hist === null) {
@@ -1073,7 +1079,10 @@ export class Pool<T> implements AsyncDisposable {
       if (this.#ev === ev && ev.empty) {
         this.#callbackErrors += ev.errors;
         this.#ev = null;
-        if (this.#hist === null) this.#dialer.report = null;
+        if (this.#hist === null) {
+          this.#dialer.report = null;
+          this.#observed = false;
+        }
       }
     };
   }
@@ -1439,14 +1448,10 @@ export class Pool<T> implements AsyncDisposable {
     return promise;
   }
 
-  #lend(entry: Entry<T>, wait = 0): Lease<T> {
+  #lend(entry: Entry<T>, wait?: number): Lease<T> {
     entry.state = BUSY;
-    const hist = this.#hist;
-    if (hist !== null) {
-      hist.wait.record(wait);
-      entry.lentAt = this.#clock.now();
-    } else if (this.#ev !== null) entry.lentAt = this.#coarse.now();
-    this.#ev?.onBorrow(wait);
+    // One check when nobody listens and histograms are off.
+    if (this.#observed) this.#lent(entry, wait ?? 0);
     // Lent for the first time: it works (the dial backoff starts over).
     if (entry.uses++ === 0) this.#state.healthy();
     const gen = ++entry.gen;
@@ -1469,7 +1474,7 @@ export class Pool<T> implements AsyncDisposable {
     reason: DestroyReason = "destroyed",
   ): void {
     if (entry.gen !== gen || entry.state !== BUSY) return;
-    if (this.#hist !== null || this.#ev !== null) this.#used(entry);
+    if (this.#observed) this.#used(entry);
     this.#leaks.settled(entry);
     entry.gen++;
     if (entry.overflow) return this.#settleOverflow(entry);
@@ -1479,6 +1484,16 @@ export class Pool<T> implements AsyncDisposable {
     const now = this.#coarse.now();
     if (entry.expiresAt <= now) return this.#destroy(entry, "lifetime");
     this.#putIdle(entry, now);
+  }
+
+  /** A lease begins: its wait to the histogram and the listeners. */
+  #lent(entry: Entry<T>, wait: number): void {
+    const hist = this.#hist;
+    if (hist !== null) {
+      hist.wait.record(wait);
+      entry.lentAt = this.#clock.now();
+    } else entry.lentAt = this.#coarse.now();
+    this.#ev?.onBorrow(wait);
   }
 
   /** A lease ends: its use time goes to the histogram and the listeners. */
