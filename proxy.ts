@@ -754,6 +754,39 @@ export interface ProxyStats {
   reused: number;
   /** Upstreams destroyed because `reuse.reset` failed. */
   resetFailures: number;
+  /** Listeners of {@linkcode ProxyServer.on} that threw. */
+  callbackErrors: number;
+}
+
+/** A session of a {@linkcode serveProxy} server ended. */
+export interface ProxySessionEvent {
+  /** The event: `"session"`. */
+  readonly type: "session";
+  /** The client's address. */
+  readonly remote: Deno.NetAddr;
+  /**
+   * How it ended: `"ok"`, `"closed"` (by {@linkcode ProxyServer.close}) or
+   * `"error"` (as counted in `stats.errors`).
+   */
+  readonly outcome: "ok" | "closed" | "error";
+  /** The error, for `"error"`. */
+  readonly error: unknown;
+  /** Bytes from the client to the upstream. */
+  readonly sent: number;
+  /** Bytes from the upstream delivered to the client. */
+  readonly received: number;
+  /** Whether its upstream went back to the pool (`reuse`). */
+  readonly reused: boolean;
+  /** How long it lasted, in ms. */
+  readonly time: number;
+}
+
+/** An accept of a {@linkcode serveProxy} server failed. */
+export interface ProxyAcceptErrorEvent {
+  /** The event: `"accepterror"`. */
+  readonly type: "accepterror";
+  /** The runtime's error (e.g. `EMFILE`). */
+  readonly error: unknown;
 }
 
 /** Options for {@linkcode serveProxy}: a session's, plus `onError`. */
@@ -791,6 +824,32 @@ export interface ProxyServer extends AsyncDisposable {
   readonly addr: Deno.NetAddr;
   /** A snapshot of its counters. */
   readonly stats: ProxyStats;
+  /**
+   * Calls `listener` when a session ends (`"session"`: one per
+   * `stats.sessions`, once it is over) or an accept fails
+   * (`"accepterror"`: one per `stats.acceptErrors`). The upstream pool's
+   * own events are the pool's (`pool.on`). A listener that throws is
+   * counted in `stats.callbackErrors`.
+   *
+   * @param type `"session"`.
+   * @param listener Called with the event.
+   * @returns A function that removes the listener.
+   */
+  on(
+    type: "session",
+    listener: (event: ProxySessionEvent) => void,
+  ): () => void;
+  /**
+   * Calls `listener` on every failed accept.
+   *
+   * @param type `"accepterror"`.
+   * @param listener Called with the event.
+   * @returns A function that removes the listener.
+   */
+  on(
+    type: "accepterror",
+    listener: (event: ProxyAcceptErrorEvent) => void,
+  ): () => void;
   /**
    * Stops accepting (closes the listener), ends every session (both sides
    * closed) and waits for them. A session it ends did not fail: it is
@@ -940,6 +999,41 @@ export function serveProxy(
     received: 0,
     reused: 0,
     resetFailures: 0,
+    callbackErrors: 0,
+  };
+  const listeners = {
+    session: new Set<(event: ProxySessionEvent) => void>(),
+    accepterror: new Set<(event: ProxyAcceptErrorEvent) => void>(),
+  };
+  const emit = <E>(set: Set<(event: E) => void>, event: E) => {
+    for (const listener of set) {
+      try {
+        listener(event);
+      } catch {
+        stats.callbackErrors++;
+      }
+    }
+  };
+  const ended = (
+    conn: Deno.Conn,
+    outcome: ProxySessionEvent["outcome"],
+    error: unknown,
+    sent: number,
+    received: number,
+    reused: boolean,
+    began: number,
+  ) => {
+    if (listeners.session.size === 0) return;
+    emit(listeners.session, {
+      type: "session",
+      remote: conn.remoteAddr as Deno.NetAddr,
+      outcome,
+      error,
+      sent,
+      received,
+      reused,
+      time: performance.now() - began,
+    });
   };
   const report = (error: unknown, remote: Deno.NetAddr | null) => {
     try {
@@ -959,6 +1053,7 @@ export function serveProxy(
     }
     stats.active++;
     stats.sessions++;
+    const began = listeners.session.size === 0 ? 0 : performance.now();
     let session: Session | undefined;
     try {
       const r = await run(conn, pool, s, (started) => session = started);
@@ -967,15 +1062,27 @@ export function serveProxy(
       if (r.reused) stats.reused++;
       if ("resetError" in r) stats.resetFailures++;
       if (session?.closed) stats.closed++;
+      stats.active--;
+      ended(
+        conn,
+        session?.closed ? "closed" : "ok",
+        undefined,
+        r.sent,
+        r.received,
+        r.reused,
+        began,
+      );
     } catch (error) {
+      stats.active--;
       // Given up waiting for an upstream by close(): not a failure either.
-      if (error === closedReason) stats.closed++;
-      else {
+      if (error === closedReason) {
+        stats.closed++;
+        ended(conn, "closed", undefined, 0, 0, false, began);
+      } else {
         stats.errors++;
         report(error, conn.remoteAddr as Deno.NetAddr);
+        ended(conn, "error", error, 0, 0, false, began);
       }
-    } finally {
-      stats.active--;
     }
   };
   let closed = false;
@@ -995,6 +1102,7 @@ export function serveProxy(
         // http.Server does), so that the server recovers once it can.
         stats.acceptErrors++;
         report(error, null);
+        emit(listeners.accepterror, { type: "accepterror", error });
         delay = delay === 0 ? 5 : Math.min(delay * 2, 1_000);
         await new Promise<void>((resolve) => {
           wake = resolve;
@@ -1033,7 +1141,31 @@ export function serveProxy(
     get stats() {
       return { ...stats };
     },
+    on(
+      type: "session" | "accepterror",
+      listener:
+        | ((event: ProxySessionEvent) => void)
+        | ((event: ProxyAcceptErrorEvent) => void),
+    ): () => void {
+      if (type !== "session" && type !== "accepterror") {
+        throw new TypeError(
+          `Cannot listen: type must be "session" or "accepterror", received ${
+            describe(type)
+          }`,
+        );
+      }
+      if (typeof listener !== "function") {
+        throw new TypeError(
+          `Cannot listen: listener must be a function, received ${
+            describe(listener)
+          }`,
+        );
+      }
+      const set = listeners[type] as Set<typeof listener>;
+      set.add(listener);
+      return () => void set.delete(listener);
+    },
     close,
     [Symbol.asyncDispose]: close,
-  };
+  } as ProxyServer;
 }

@@ -8,6 +8,7 @@ import {
   Pool,
   type PoolEventMap,
   type PoolEventType,
+  serveProxy,
   TcpPool,
 } from "../mod.ts";
 import { mulberry32 } from "./_random.ts";
@@ -263,4 +264,66 @@ Deno.test("events: a dial given up by its borrower's timeout or abort is a diala
   assert.equal(seen.counts.dialabandon, s.dials, "every dial given up");
   assert.equal(seen.counts.timeout, s.timeouts);
   assert.ok(s.timeouts >= 1);
+});
+
+Deno.test("events: serveProxy reports each session once it ends (one per stats.sessions, by outcome) and each failed accept", async () => {
+  using upstream = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const echo = (async () => {
+    for await (const conn of upstream) {
+      conn.readable.pipeTo(conn.writable).catch(() => {});
+    }
+  })();
+  // A listener whose second accept fails (as at EMFILE), then goes on.
+  const real = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let accepts = 0;
+  const listener = {
+    addr: real.addr,
+    accept: () =>
+      ++accepts === 2
+        ? Promise.reject(new Deno.errors.ConnectionReset("in the backlog"))
+        : real.accept(),
+    close: () => real.close(),
+  };
+  const pool = new TcpPool({ port: upstream.addr.port, max: 4 });
+  const server = serveProxy(listener, pool);
+  const outcomes: Record<string, number> = {};
+  let acceptErrors = 0;
+  server.on("session", (e) => {
+    outcomes[e.outcome] = (outcomes[e.outcome] ?? 0) + 1;
+    assert.ok(e.time >= 0 && e.remote.hostname === "127.0.0.1");
+  });
+  server.on("accepterror", () => acceptErrors++);
+  server.on("session", () => {
+    throw new Error("a listener's bug");
+  });
+  // Ten sessions that echo and end, and one left open for close() to end.
+  for (let i = 0; i < 10; i++) {
+    const c = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: real.addr.port,
+    });
+    await c.write(new Uint8Array([i]));
+    await c.read(new Uint8Array(1));
+    c.close();
+  }
+  const open = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: real.addr.port,
+  });
+  await open.write(new Uint8Array([1]));
+  await open.read(new Uint8Array(1));
+  await server.close();
+  open.close();
+  await pool.close();
+  const s = server.stats;
+  const total = Object.values(outcomes).reduce((a, b) => a + b, 0);
+  assert.equal(total, s.sessions);
+  assert.equal(outcomes.closed ?? 0, s.closed);
+  assert.equal(outcomes.error ?? 0, s.errors);
+  assert.equal(acceptErrors, s.acceptErrors);
+  assert.equal(s.acceptErrors, 1);
+  assert.equal(s.callbackErrors, s.sessions);
+  assert.ok((outcomes.closed ?? 0) >= 1);
+  upstream.close();
+  await echo;
 });
