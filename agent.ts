@@ -457,12 +457,6 @@ export class TcpAgent implements AsyncDisposable {
   }
 
   /**
-   * `address`'s pool's counts, or `undefined` when it has no pool now.
-   *
-   * @param address The address.
-   * @returns Its stats.
-   */
-  /**
    * Calls `listener` on every pool event of `type` of every address's pool,
    * those made later included (see {@linkcode TcpPool.on}); `pool` in each
    * event is the address.
@@ -509,6 +503,12 @@ export class TcpAgent implements AsyncDisposable {
     };
   }
 
+  /**
+   * `address`'s pool's counts, or `undefined` when it has no pool now.
+   *
+   * @param address The address.
+   * @returns Its stats.
+   */
   statsFor(address: TcpAddress): TcpPoolStats | undefined {
     const key = this.#keys.get(addressKey(address, "read stats"));
     return key?.pool.stats;
