@@ -116,13 +116,17 @@ import {
 export {
   DialError,
   PoolClosedError,
+  type PoolCounts,
   PoolExhaustedError,
   PoolTimeoutError,
   TimeoutError,
 } from "./_errors.ts";
 import {
   DialError,
+  dialError,
+  dialReason,
   PoolClosedError,
+  type PoolCounts,
   PoolExhaustedError,
   PoolTimeoutError,
 } from "./_errors.ts";
@@ -158,6 +162,8 @@ class Waiter<T> implements ChannelWaiter {
   readonly seq: number;
   /** The coarse reading it started with (see Tick.start). */
   readonly tick: Tick;
+  /** The pool's `borrows` when it started (for PoolTimeoutError). */
+  borrows = 0;
   readonly promise: Promise<Lease<T>>;
   resolve!: (lease: Lease<T>) => void;
   reject!: (reason: unknown) => void;
@@ -204,7 +210,7 @@ class Waiter<T> implements ChannelWaiter {
     if (leave(this)) {
       // While the server is unreachable, the last dial failure is why.
       this.failed(
-        new PoolTimeoutError(this.timeout, waiterTimedOut(this.pool)),
+        new PoolTimeoutError(this.timeout, waiterTimedOut(this.pool, this)),
       );
     }
   }
@@ -242,7 +248,10 @@ let waiterSettled: <T>(
   value: unknown,
   failed: boolean,
 ) => void;
-let waiterTimedOut: <T>(pool: Pool<T>) => ErrorOptions | undefined;
+let waiterTimedOut: <T>(
+  pool: Pool<T>,
+  waiter: Waiter<T>,
+) => ConstructorParameters<typeof PoolTimeoutError>[1];
 let waiterDue: <T>(pool: Pool<T>, waiter: Waiter<T>) => void;
 
 /** A key of `stats.destroyed`: the pool's own, or one a sibling module adds. */
@@ -700,6 +709,7 @@ export class Pool<T> implements AsyncDisposable {
       (resource) => this.#closeResource(resource),
       () => this.#checkDrained(),
       this.#state,
+      () => this.#counts(),
     );
     this.#idle = new IdleSet(this.#maxIdle, o.order);
     this.#slots = new Channel({ capacity: this.#max });
@@ -888,6 +898,18 @@ export class Pool<T> implements AsyncDisposable {
       closeErrors: this.#closeErrors,
       callbackErrors: this.#leaks.callbackErrors + this.#callbackErrors,
       destroyed: { ...this.#destroyed },
+    };
+  }
+
+  /** The counts its errors carry (PoolTimeoutError, DialError). */
+  #counts(): PoolCounts {
+    return {
+      max: this.#max,
+      open: this.#slots.size,
+      idle: this.#idle.size,
+      inUse: this.#inUse,
+      waiting: this.#waiting,
+      dialing: this.#dialing,
     };
   }
 
@@ -1135,8 +1157,10 @@ export class Pool<T> implements AsyncDisposable {
     const last = state.lastError!;
     const ago = Math.round(this.#clock.now() - state.lastErrorAt);
     const error = new DialError(
-      `Cannot borrow${this.#named}: the server is unreachable (failFast; the last dial, ${ago} ms ago, failed: ${last.message})`,
-      { cause: last },
+      `Cannot borrow${this.#named}: the server is unreachable (failFast; the last dial, ${ago} ms ago, failed: ${
+        dialReason(last)
+      })`,
+      { cause: last, pool: this.#named.slice(1), counts: this.#counts() },
     );
     return new Promise((_, reject) => setImmediate(() => reject(error)));
   }
@@ -1150,6 +1174,7 @@ export class Pool<T> implements AsyncDisposable {
     // fresh reading per wait would cost as much as the rest of the wait.
     const tick = this.#coarse.tick();
     const waiter = new Waiter(this, signal, timeout, tick, ++this.#waiterSeq);
+    waiter.borrows = this.#borrows;
     internals.park(this.#idle.channel, waiter);
     this.#waiting++;
     if (timeout === this.#acquireTimeout) {
@@ -1257,7 +1282,7 @@ export class Pool<T> implements AsyncDisposable {
       const entry = this.#newEntry(value as T);
       if (entry === null) {
         return reject(
-          new DialError(`Cannot dial${this.#named}: watch threw`),
+          dialError(this.#named.slice(1), "watch threw", this.#counts()),
         );
       }
       if (this.#closed) {
@@ -1582,10 +1607,15 @@ export class Pool<T> implements AsyncDisposable {
       pool.#settle(entry, gen, destroy, key);
     waiterSettled = (pool, waiter, value, failed) =>
       pool.#waiterSettled(waiter, value, failed);
-    waiterTimedOut = (pool) => {
+    waiterTimedOut = (pool, waiter) => {
       pool.#timeouts++;
       const state = pool.#state;
-      return state.failing ? { cause: state.lastError } : undefined;
+      return {
+        pool: pool.#named.slice(1),
+        counts: pool.#counts(),
+        lent: pool.#borrows - waiter.borrows,
+        ...(state.failing ? { cause: state.lastError } : {}),
+      };
     };
     waiterDue = (pool, waiter) => pool.#waiterDue(waiter);
     poolHooks.idleCount = (pool) => (pool as Pool<unknown>).#idle.size;
