@@ -134,6 +134,13 @@ Deno.test(
     );
     assert.ok(e instanceof TimeoutError);
     const timeout = e.cause;
+    // What a log line of the call's error alone shows: the pool's words.
+    assert.equal(
+      e.message,
+      `Cannot request: timed out after 20 ms waiting for a connection (${
+        (timeout as Error).message
+      })`,
+    );
     assert.ok(timeout instanceof PoolTimeoutError, String(timeout));
     const reason = (first.cause as Error).message;
     assert.equal(
