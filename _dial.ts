@@ -5,13 +5,15 @@
 // Connectivity (_state.ts) how it went. The pool decides when to dial (the
 // connectivity says when it may); this file decides how a dial ends.
 
-import { DialError, PoolTimeoutError, TimeoutError } from "./_errors.ts";
+import {
+  DialError,
+  dialError,
+  type PoolCounts,
+  PoolTimeoutError,
+  TimeoutError,
+} from "./_errors.ts";
 import type { Clock } from "./_time.ts";
 import type { Connectivity } from "./_state.ts";
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof value === "object" && value !== null &&
@@ -28,6 +30,7 @@ export class Dialer<T> {
   readonly #closeLate: (resource: T) => void;
   readonly #settled: () => void;
   readonly #state: Connectivity;
+  readonly #counts: () => PoolCounts;
 
   /** Dials started (run). */
   started = 0;
@@ -51,6 +54,7 @@ export class Dialer<T> {
    * @param settled Called after every dial settles (the pool checks whether
    *   close may resolve).
    * @param state Told how every dial went.
+   * @param counts The pool's counts, for the errors.
    */
   constructor(
     dial: (signal: AbortSignal) => T | Promise<T>,
@@ -60,6 +64,7 @@ export class Dialer<T> {
     closeLate: (resource: T) => void,
     settled: () => void,
     state: Connectivity,
+    counts: () => PoolCounts,
   ) {
     this.#dial = dial;
     this.#clock = clock;
@@ -68,6 +73,7 @@ export class Dialer<T> {
     this.#closeLate = closeLate;
     this.#settled = settled;
     this.#state = state;
+    this.#counts = counts;
   }
 
   /**
@@ -131,7 +137,13 @@ export class Dialer<T> {
         if (timeout < this.#connectTimeout) {
           this.timeouts++;
           outlived = true;
-          settle(true, new PoolTimeoutError(timeout));
+          settle(
+            true,
+            new PoolTimeoutError(timeout, {
+              pool: this.#named.slice(1),
+              counts: this.#counts(),
+            }),
+          );
         } else {
           const cause = new TimeoutError(
             `Dial timed out after ${Math.round(limit)} ms`,
@@ -158,9 +170,7 @@ export class Dialer<T> {
   /** A dial's failure as a DialError naming the pool (one is kept as is). */
   error(cause: unknown): DialError {
     if (cause instanceof DialError) return cause;
-    return new DialError(`Cannot dial${this.#named}: ${errorMessage(cause)}`, {
-      cause,
-    });
+    return dialError(this.#named.slice(1), cause, this.#counts(), cause);
   }
 
   /**
@@ -170,10 +180,10 @@ export class Dialer<T> {
    */
   lostEarly(aliveFor: number): void {
     this.#state.lostEarly(
-      new DialError(
-        `Cannot dial${this.#named}: the connection was lost ${
-          Math.round(aliveFor)
-        } ms after it was made`,
+      dialError(
+        this.#named.slice(1),
+        `the connection was lost ${Math.round(aliveFor)} ms after it was made`,
+        this.#counts(),
       ),
     );
   }

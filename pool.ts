@@ -138,13 +138,17 @@ import {
 export {
   DialError,
   PoolClosedError,
+  type PoolCounts,
   PoolExhaustedError,
   PoolTimeoutError,
   TimeoutError,
 } from "./_errors.ts";
 import {
   DialError,
+  dialError,
+  dialReason,
   PoolClosedError,
+  type PoolCounts,
   PoolExhaustedError,
   PoolTimeoutError,
 } from "./_errors.ts";
@@ -180,6 +184,8 @@ class Waiter<T> implements ChannelWaiter {
   readonly seq: number;
   /** The coarse reading it started with (see Tick.start). */
   readonly tick: Tick;
+  /** The pool's `borrows` when it started (for PoolTimeoutError). */
+  borrows = 0;
   readonly promise: Promise<Lease<T>>;
   /** When it began, on the precise clock (with `histograms` only). */
   began = 0;
@@ -228,10 +234,7 @@ class Waiter<T> implements ChannelWaiter {
     if (leave(this)) {
       // While the server is unreachable, the last dial failure is why.
       this.failed(
-        new PoolTimeoutError(
-          this.timeout,
-          waiterTimedOut(this.pool, this.timeout),
-        ),
+        new PoolTimeoutError(this.timeout, waiterTimedOut(this.pool, this)),
       );
     }
   }
@@ -271,8 +274,8 @@ let waiterSettled: <T>(
 ) => void;
 let waiterTimedOut: <T>(
   pool: Pool<T>,
-  wait: number,
-) => ErrorOptions | undefined;
+  waiter: Waiter<T>,
+) => ConstructorParameters<typeof PoolTimeoutError>[1];
 let waiterDue: <T>(pool: Pool<T>, waiter: Waiter<T>) => void;
 
 /** A key of `stats.destroyed`: the pool's own, or one a sibling module adds. */
@@ -737,6 +740,7 @@ export class Pool<T> implements AsyncDisposable {
       (resource) => this.#closeResource(resource),
       () => this.#checkDrained(),
       this.#state,
+      () => this.#counts(),
     );
     this.#name = o.named.slice(1);
     this.#hist = o.histograms
@@ -934,6 +938,18 @@ export class Pool<T> implements AsyncDisposable {
       callbackErrors: this.#leaks.callbackErrors + this.#callbackErrors +
         (this.#ev?.errors ?? 0),
       destroyed: { ...this.#destroyed },
+    };
+  }
+
+  /** The counts its errors carry (PoolTimeoutError, DialError). */
+  #counts(): PoolCounts {
+    return {
+      max: this.#max,
+      open: this.#slots.size,
+      idle: this.#idle.size,
+      inUse: this.#inUse,
+      waiting: this.#waiting,
+      dialing: this.#dialing,
     };
   }
 
@@ -1281,8 +1297,10 @@ export class Pool<T> implements AsyncDisposable {
     const last = state.lastError!;
     const ago = Math.round(this.#clock.now() - state.lastErrorAt);
     const error = new DialError(
-      `Cannot borrow${this.#named}: the server is unreachable (failFast; the last dial, ${ago} ms ago, failed: ${last.message})`,
-      { cause: last },
+      `Cannot borrow${this.#named}: the server is unreachable (failFast; the last dial, ${ago} ms ago, failed: ${
+        dialReason(last)
+      })`,
+      { cause: last, pool: this.#named.slice(1), counts: this.#counts() },
     );
     return new Promise((_, reject) => setImmediate(() => reject(error)));
   }
@@ -1297,6 +1315,7 @@ export class Pool<T> implements AsyncDisposable {
     const tick = this.#coarse.tick();
     const waiter = new Waiter(this, signal, timeout, tick, ++this.#waiterSeq);
     if (this.#hist !== null) waiter.began = this.#clock.now();
+    waiter.borrows = this.#borrows;
     internals.park(this.#idle.channel, waiter);
     this.#waiting++;
     if (timeout === this.#acquireTimeout) {
@@ -1410,7 +1429,7 @@ export class Pool<T> implements AsyncDisposable {
       const entry = this.#newEntry(value as T);
       if (entry === null) {
         return reject(
-          new DialError(`Cannot dial${this.#named}: watch threw`),
+          dialError(this.#named.slice(1), "watch threw", this.#counts()),
         );
       }
       if (this.#closed) {
@@ -1777,11 +1796,16 @@ export class Pool<T> implements AsyncDisposable {
       pool.#settle(entry, gen, destroy, key);
     waiterSettled = (pool, waiter, value, failed) =>
       pool.#waiterSettled(waiter, value, failed);
-    waiterTimedOut = (pool, wait) => {
+    waiterTimedOut = (pool, waiter) => {
       pool.#timeouts++;
-      pool.#ev?.onTimeout(wait);
+      pool.#ev?.onTimeout(waiter.timeout);
       const state = pool.#state;
-      return state.failing ? { cause: state.lastError } : undefined;
+      return {
+        pool: pool.#named.slice(1),
+        counts: pool.#counts(),
+        lent: pool.#borrows - waiter.borrows,
+        ...(state.failing ? { cause: state.lastError } : {}),
+      };
     };
     waiterDue = (pool, waiter) => pool.#waiterDue(waiter);
     poolHooks.idleCount = (pool) => (pool as Pool<unknown>).#idle.size;

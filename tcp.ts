@@ -1093,7 +1093,7 @@ export class TcpPool implements AsyncDisposable {
             throw new TimeoutError(
               `Cannot ${what}: timed out after ${
                 Math.round(timeout)
-              } ms (waiting for a connection)`,
+              } ms waiting for a connection (${error.message})`,
               timeout,
               { cause: error },
             );

@@ -1833,7 +1833,7 @@ Deno.test(
     assert.equal((p.error as DialError).cause, cause);
     assert.equal(
       (p.error as Error).message,
-      "Cannot dial db:5432: connection refused",
+      "Cannot dial db:5432: connection refused (open=1, idle=0, inUse=0, waiting=1, dialing=1, max=1)",
     );
     assert.deepEqual([pool.stats.open, pool.stats.dialErrors], [0, 1]);
     assert.equal(pool.state, "transient_failure");
