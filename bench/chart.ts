@@ -244,7 +244,7 @@ const COLOR: Record<Role, string> = {
 };
 const LABEL: Record<Role, string> = {
   chanpool: "chanpool",
-  peer: "peer",
+  peer: "peer, or the common way",
   limit: "limit written for the bench",
 };
 const FONT =
@@ -277,7 +277,14 @@ export function renderChart(
   );
   const labelWidth = Math.min(Math.ceil(longest * CHAR_WIDTH) + 12, 380);
   const plotX = PAD + labelWidth;
-  const width = plotX + PLOT + VALUE_WIDTH;
+  // wide enough for the longest line of text, estimated
+  const texts = groups.flatMap((g) => [
+    g.title.length * 9,
+    (comparisonOf(g.rows) ?? "").length * 7.4,
+  ]);
+  const width = Math.ceil(
+    Math.max(plotX + PLOT + VALUE_WIDTH, ...texts.map((t) => PAD * 2 + t)),
+  );
   const out: string[] = [];
   let y = PAD;
 
@@ -317,15 +324,21 @@ export function renderChart(
 
   for (const group of groups) {
     const compared = comparisonOf(group.rows);
-    const heading = compared === undefined
-      ? group.title
-      : `${group.title} · ${compared}`;
     out.push(
       `<text x="${PAD}" y="${y + 14}" font-size="14" font-weight="600">${
-        escapeXml(heading)
+        escapeXml(group.title)
       }</text>`,
     );
-    y += 24;
+    y += 20;
+    if (compared !== undefined) {
+      out.push(
+        `<text x="${PAD}" y="${y + 13}" font-size="13">${
+          escapeXml(compared)
+        }</text>`,
+      );
+      y += 20;
+    }
+    y += 4;
     const ran = group.rows.filter((r) => r.stats !== undefined);
     const top = Math.max(
       1,
@@ -380,14 +393,14 @@ export function renderChart(
         const relative = lead === undefined
           ? ""
           : row === lead
-          ? "\u00a0· lead"
-          : `\u00a0· ${ratio(s.avg, lead.stats!.avg)}x the lead's time`;
+          ? "· lead"
+          : `· ${ratio(s.avg, lead.stats!.avg)}x the lead's time`;
         out.push(
           `<text x="${px(Math.max(end, tick) + 6)}" y="${
             px(cy + 4)
           }" font-size="12">${
             escapeXml(formatTime(s.avg))
-          }<tspan fill="#57606a">${escapeXml(relative)}</tspan></text>`,
+          }<tspan dx="5" fill="#57606a">${escapeXml(relative)}</tspan></text>`,
         );
       }
       y += ROW;
