@@ -309,7 +309,9 @@ export function renderChart(
   }
   y += 2;
   let lx = PAD;
+  const present = new Set(groups.flatMap((g) => g.rows.map((r) => r.role)));
   for (const role of ["chanpool", "peer", "limit"] as const) {
+    if (!present.has(role)) continue;
     out.push(
       `<rect x="${px(lx)}" y="${y + 2}" width="12" height="12" fill="${
         COLOR[role]
