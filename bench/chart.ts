@@ -69,6 +69,7 @@ export const SUITES: Record<string, string[]> = {
   redis_bench: ["--allow-net=127.0.0.1", "--allow-run", "--allow-env"],
   memcached_bench: ["--allow-net=127.0.0.1", "--allow-run"],
   proxy_bench: ["--allow-net=127.0.0.1", "--allow-run"],
+  events_bench: ["--allow-env=CHANPOOL_BEFORE", "--allow-read"],
 };
 
 // Rows that measure chanpool: its name, its exports, and the rows of the

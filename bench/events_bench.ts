@@ -53,11 +53,11 @@ const before: AnyPool | null = beforePath === undefined
   : new (await import(beforePath)).Pool(create, { max: MAX });
 
 const pools: [string, AnyPool][] = [
-  ["nobody listening", plain],
-  ["a counting listener on every event", counted],
-  ["histograms: true", timed],
+  ["chanpool, nobody listening", plain],
+  ["chanpool, a counting listener on every event", counted],
+  ["chanpool, histograms: true", timed],
 ];
-if (before !== null) pools.unshift(["the code before events", before]);
+if (before !== null) pools.unshift(["chanpool before events", before]);
 
 for (const [, pool] of pools) {
   const a = await Promise.all(Array.from({ length: MAX }, () => pool.borrow()));
