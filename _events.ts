@@ -192,15 +192,31 @@ export class Emitter {
   }
 
   onBorrow(wait: number): void {
-    if (this.borrow.length === 0) return;
-    this.#borrow.wait = wait;
-    this.#call(this.borrow, this.#borrow);
+    const list = this.borrow;
+    if (list.length === 0) return;
+    const event = this.#borrow;
+    event.wait = wait;
+    if (list.length === 1) {
+      try {
+        list[0]!(event);
+      } catch {
+        this.errors++;
+      }
+    } else this.#call(list, event);
   }
 
   onRelease(use: number): void {
-    if (this.release.length === 0) return;
-    this.#release.use = use;
-    this.#call(this.release, this.#release);
+    const list = this.release;
+    if (list.length === 0) return;
+    const event = this.#release;
+    event.use = use;
+    if (list.length === 1) {
+      try {
+        list[0]!(event);
+      } catch {
+        this.errors++;
+      }
+    } else this.#call(list, event);
   }
 
   onTimeout(wait: number): void {

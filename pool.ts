@@ -1078,12 +1078,12 @@ export class Pool<T> implements AsyncDisposable {
       ev = this.#ev = new Emitter(this.#name);
       this.#dialer.report = this.#dialReport;
       this.#observed = true;
-      // Leases lent while nobody listened: their use counts from now.
+    }
+    if (type === "release" && ev.release.length === 0 && this.#hist === null) {
+      // Leases lent while nobody timed them: their use counts from now.
       const now = this.#coarse.now();
-      if (this.#hist === null) {
-        for (const e of this.#entries.items) {
-          if (e.state === BUSY) e.lentAt = now;
-        }
+      for (const e of this.#entries.items) {
+        if (e.state === BUSY) e.lentAt = now;
       }
     }
     const off = ev.add(
@@ -1508,21 +1508,24 @@ export class Pool<T> implements AsyncDisposable {
   /** A lease begins: its wait to the histogram and the listeners. */
   #lent(entry: Entry<T>, wait: number): void {
     const hist = this.#hist;
+    const ev = this.#ev;
     if (hist !== null) {
       hist.wait.record(wait);
       entry.lentAt = this.#clock.now();
-    } else entry.lentAt = this.#coarse.now();
-    this.#ev?.onBorrow(wait);
+    } else if (ev!.release.length > 0) entry.lentAt = this.#coarse.now();
+    ev?.onBorrow(wait);
   }
 
   /** A lease ends: its use time goes to the histogram and the listeners. */
   #used(entry: Entry<T>): void {
     const hist = this.#hist;
-    const use = hist !== null
-      ? this.#clock.now() - entry.lentAt
-      : this.#coarse.now() - entry.lentAt;
-    hist?.use.record(use);
-    this.#ev?.onRelease(use);
+    if (hist !== null) {
+      const use = this.#clock.now() - entry.lentAt;
+      hist.use.record(use);
+      this.#ev?.onRelease(use);
+    } else if (this.#ev!.release.length > 0) {
+      this.#ev!.onRelease(this.#coarse.now() - entry.lentAt);
+    }
   }
 
   /** A dial started or ended (the dialer's report). */
