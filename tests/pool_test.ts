@@ -2065,3 +2065,27 @@ Deno.test(
     assert.deepEqual(seen, ["connecting", "ready"], "removed");
   },
 );
+
+Deno.test(
+  "Pool in transient_failure: a 60 s outage under steady demand costs at most 40 dials (backoff capped at 2 s)",
+  NONE,
+  async () => {
+    const { clock, dialer, pool } = setup({ max: 8, acquireTimeout: 1_000 });
+    dialer.failWith = new Error("connection refused");
+    const calls: ReturnType<typeof track<Lease<Res>>>[] = [];
+    for (let t = 0; t < 60_000; t += 50) {
+      calls.push(track(pool.borrow()));
+      await clock.advance(50);
+    }
+    assert.ok(dialer.maxInFlight <= 1, "one dial at a time");
+    console.log(`60 s outage: ${dialer.started} dials`);
+    // 50, 80, 128 ... ms, then every 2 s (± 20 %): about 35 in 60 s.
+    assert.ok(
+      dialer.started >= 25 && dialer.started <= 40,
+      `${dialer.started} dials in 60 s`,
+    );
+    await clock.advance(2_000);
+    for (const p of calls) assert.ok(p.settled, "every call settled");
+    await pool.close();
+  },
+);
