@@ -610,8 +610,10 @@ export class Pool<T> implements AsyncDisposable {
   // the histograms (with `histograms: true`).
   #ev: Emitter | null = null;
   readonly #hist: PoolHistograms | null;
-  /** Listeners or histograms: a borrow and a release report to them. */
+  /** Listeners or histograms: a borrow reports to them. */
   #observed = false;
+  /** Histograms or `release` listeners: a lease's use is timed. */
+  #timed = false;
   readonly #name: string;
   // Every waiter gets the next number: a dial records the last one given
   // out when it starts, and its failure fails only waiters up to it.
@@ -748,7 +750,7 @@ export class Pool<T> implements AsyncDisposable {
       : null;
     if (this.#hist !== null) {
       this.#dialer.report = this.#dialReport;
-      this.#observed = true;
+      this.#observed = this.#timed = true;
     }
     this.#idle = new IdleSet(this.#maxIdle, o.order);
     this.#slots = new Channel({ capacity: this.#max });
@@ -1090,8 +1092,12 @@ export class Pool<T> implements AsyncDisposable {
       type,
       listener as (event: PoolEventMap[PoolEventType]) => void,
     );
+    if (type === "release") this.#timed = true;
     return () => {
       off();
+      if (this.#ev === ev && this.#hist === null && ev.release.length === 0) {
+        this.#timed = false;
+      }
       if (this.#ev === ev && ev.empty) {
         this.#callbackErrors += ev.errors;
         this.#ev = null;
@@ -1493,7 +1499,7 @@ export class Pool<T> implements AsyncDisposable {
     reason: DestroyReason = "destroyed",
   ): void {
     if (entry.gen !== gen || entry.state !== BUSY) return;
-    if (this.#observed) this.#used(entry);
+    if (this.#timed) this.#used(entry);
     this.#leaks.settled(entry);
     entry.gen++;
     if (entry.overflow) return this.#settleOverflow(entry);
@@ -1508,12 +1514,11 @@ export class Pool<T> implements AsyncDisposable {
   /** A lease begins: its wait to the histogram and the listeners. */
   #lent(entry: Entry<T>, wait: number): void {
     const hist = this.#hist;
-    const ev = this.#ev;
     if (hist !== null) {
       hist.wait.record(wait);
       entry.lentAt = this.#clock.now();
-    } else if (ev!.release.length > 0) entry.lentAt = this.#coarse.now();
-    ev?.onBorrow(wait);
+    } else if (this.#timed) entry.lentAt = this.#coarse.now();
+    this.#ev?.onBorrow(wait);
   }
 
   /** A lease ends: its use time goes to the histogram and the listeners. */
@@ -1523,9 +1528,7 @@ export class Pool<T> implements AsyncDisposable {
       const use = this.#clock.now() - entry.lentAt;
       hist.use.record(use);
       this.#ev?.onRelease(use);
-    } else if (this.#ev!.release.length > 0) {
-      this.#ev!.onRelease(this.#coarse.now() - entry.lentAt);
-    }
+    } else this.#ev!.onRelease(this.#coarse.now() - entry.lentAt);
   }
 
   /** A dial started or ended (the dialer's report). */
