@@ -1476,7 +1476,11 @@ export class Pool<T> implements AsyncDisposable {
   #lend(entry: Entry<T>, wait?: number): Lease<T> {
     entry.state = BUSY;
     // One check when nobody listens and histograms are off.
-    if (this.#observed) this.#lent(entry, wait ?? 0);
+    if (this.#observed) {
+      const ev = this.#ev;
+      if (ev !== null && !this.#timed) ev.onBorrow(wait ?? 0);
+      else this.#lent(entry, wait ?? 0);
+    }
     // Lent for the first time: it works (the dial backoff starts over).
     if (entry.uses++ === 0) this.#state.healthy();
     const gen = ++entry.gen;
