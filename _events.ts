@@ -2,6 +2,8 @@
 // Pool events and histograms: what `Pool.on` delivers and what
 // `Pool.histograms` holds. pool.ts re-exports the public types.
 
+import { describe } from "./_util.ts";
+
 /** Why a resource was destroyed (a key of `stats.destroyed`). */
 export type DestroyReasonName = string;
 
@@ -116,6 +118,22 @@ export interface PoolEventMap {
 /** A pool event type other than `statechange`. */
 export type PoolEventType = keyof PoolEventMap;
 
+/**
+ * Every pool event type `on` takes besides `"statechange"`: to listen to
+ * all of them.
+ *
+ * @example Usage
+ * ```ts
+ * import { Pool, POOL_EVENT_TYPES } from "@chanpool/chanpool";
+ * import assert from "node:assert/strict";
+ *
+ * await using pool = new Pool(() => ({}));
+ * const seen = new Set<string>();
+ * for (const type of POOL_EVENT_TYPES) pool.on(type, (e) => seen.add(e.type));
+ * (await pool.borrow()).release();
+ * assert.deepEqual([...seen], ["dialstart", "dial", "borrow", "release"]);
+ * ```
+ */
 export const EVENT_TYPES: readonly PoolEventType[] = [
   "borrow",
   "release",
@@ -128,6 +146,31 @@ export const EVENT_TYPES: readonly PoolEventType[] = [
 ];
 
 type Listener<E> = (event: E) => void;
+
+/**
+ * Checks the arguments of an `on(type, listener)`: `type` one of
+ * `allowed`, `listener` a function; else a TypeError naming the value.
+ */
+export function checkListen(
+  type: unknown,
+  listener: unknown,
+  allowed: readonly string[],
+): void {
+  if (!allowed.includes(type as string)) {
+    throw new TypeError(
+      `Cannot listen: type must be one of ${
+        allowed.map((t) => `"${t}"`).join(", ")
+      }, received ${describe(type)}`,
+    );
+  }
+  if (typeof listener !== "function") {
+    throw new TypeError(
+      `Cannot listen: listener must be a function, received ${
+        describe(listener)
+      }`,
+    );
+  }
+}
 
 /**
  * Listeners by type, and one event object per type, reused: an event is
@@ -182,6 +225,15 @@ export class Emitter {
   }
 
   #call<E>(list: Listener<E>[], event: E): void {
+    if (list.length === 1) {
+      // The usual case, without the loop.
+      try {
+        list[0]!(event);
+      } catch {
+        this.errors++;
+      }
+      return;
+    }
     for (let i = 0; i < list.length; i++) {
       try {
         list[i]!(event);
@@ -192,31 +244,15 @@ export class Emitter {
   }
 
   onBorrow(wait: number): void {
-    const list = this.borrow;
-    if (list.length === 0) return;
-    const event = this.#borrow;
-    event.wait = wait;
-    if (list.length === 1) {
-      try {
-        list[0]!(event);
-      } catch {
-        this.errors++;
-      }
-    } else this.#call(list, event);
+    if (this.borrow.length === 0) return;
+    this.#borrow.wait = wait;
+    this.#call(this.borrow, this.#borrow);
   }
 
   onRelease(use: number): void {
-    const list = this.release;
-    if (list.length === 0) return;
-    const event = this.#release;
-    event.use = use;
-    if (list.length === 1) {
-      try {
-        list[0]!(event);
-      } catch {
-        this.errors++;
-      }
-    } else this.#call(list, event);
+    if (this.release.length === 0) return;
+    this.#release.use = use;
+    this.#call(this.release, this.#release);
   }
 
   onTimeout(wait: number): void {

@@ -31,13 +31,19 @@ export interface MuxSettings {
 /** What a call writes: bytes (fifo), or bytes made for its tag (tagged). */
 export type Payload = Uint8Array | ((tag: number) => Uint8Array);
 
-/** Counts of the multiplexer, in `TcpPool.stats.pipeline`. */
-export interface MuxStats {
+/** Counts of a `TcpPool`'s pipelining (with `pipeline` set). */
+export interface TcpPipelineStats {
+  /** Connections carrying pipelined calls now. */
   conns: number;
+  /** Calls written or about to be, not answered nor given up. */
   inFlight: number;
+  /** Calls waiting for a place on a connection. */
   queued: number;
+  /** Calls given up (timeout, abort) after they were written, ever. */
   orphans: number;
+  /** Idempotent calls written again after their connection broke, ever. */
   resent: number;
+  /** Connections closed for their orphans (tagged), ever. */
   replaced: number;
 }
 
@@ -242,7 +248,7 @@ export class Mux {
     return this.#s.match === "tagged";
   }
 
-  get stats(): MuxStats {
+  get stats(): TcpPipelineStats {
     let inFlight = 0;
     for (const m of this.#conns) inFlight += m.load - m.orphans;
     return {

@@ -57,6 +57,7 @@ import {
 } from "./tcp.ts";
 import { PoolClosedError } from "./_errors.ts";
 import {
+  checkListen,
   EVENT_TYPES,
   type PoolEventMap,
   type PoolEventType,
@@ -473,20 +474,7 @@ export class TcpAgent implements AsyncDisposable {
     type: K,
     listener: (event: PoolEventMap[K]) => void,
   ): () => void {
-    if (!EVENT_TYPES.includes(type)) {
-      throw new TypeError(
-        `Cannot listen: type must be one of ${
-          EVENT_TYPES.map((t) => `"${t}"`).join(", ")
-        }, received ${describe(type)}`,
-      );
-    }
-    if (typeof listener !== "function") {
-      throw new TypeError(
-        `Cannot listen: listener must be a function, received ${
-          describe(listener)
-        }`,
-      );
-    }
+    checkListen(type, listener, EVENT_TYPES);
     const entry = {
       type,
       listener: listener as (event: never) => void,

@@ -85,6 +85,7 @@ import { borrowTimeout, closeForce } from "./_options.ts";
 import { bytes, limits, type ReadReply } from "./_conn.ts";
 import { describe, MAX_DELAY } from "./_util.ts";
 import {
+  checkListen,
   EVENT_TYPES,
   type PoolEventMap,
   type PoolEventType,
@@ -430,6 +431,12 @@ function parseHosts(list: unknown, where: string): HostList {
 }
 
 /** A duration option: a number ≥ `min` ms, finite (or `Infinity` if `infinite`). */
+const CLUSTER_EVENTS: readonly string[] = [
+  "statechange",
+  "refresherror",
+  ...EVENT_TYPES,
+];
+
 function duration(
   name: string,
   value: unknown,
@@ -1564,20 +1571,7 @@ export class TcpCluster implements AsyncDisposable {
         listener as (event: unknown) => void,
       );
     }
-    if (type !== "statechange" && type !== "refresherror") {
-      throw new TypeError(
-        `Cannot listen: type must be "statechange", "refresherror" or a pool event (${
-          EVENT_TYPES.join(", ")
-        }), received ${describe(type)}`,
-      );
-    }
-    if (typeof listener !== "function") {
-      throw new TypeError(
-        `Cannot listen: listener must be a function, received ${
-          describe(listener)
-        }`,
-      );
-    }
+    checkListen(type, listener, CLUSTER_EVENTS);
     const set =
       (type === "statechange"
         ? this.#listeners

@@ -76,6 +76,7 @@ import {
 } from "./_state.ts";
 import { Leaks } from "./_leaks.ts";
 import {
+  checkListen,
   Emitter,
   EVENT_TYPES,
   Histogram,
@@ -110,7 +111,11 @@ export type {
   ReleaseEvent,
   TimeoutEvent,
 } from "./_events.ts";
-export { Histogram, HISTOGRAM_BOUNDS } from "./_events.ts";
+export {
+  EVENT_TYPES as POOL_EVENT_TYPES,
+  Histogram,
+  HISTOGRAM_BOUNDS,
+} from "./_events.ts";
 export type {
   BackoffOptions,
   BorrowOptions,
@@ -276,6 +281,8 @@ let waiterTimedOut: <T>(
   pool: Pool<T>,
   waiter: Waiter<T>,
 ) => ConstructorParameters<typeof PoolTimeoutError>[1];
+const STATE_AND_EVENTS: readonly string[] = ["statechange", ...EVENT_TYPES];
+
 let waiterDue: <T>(pool: Pool<T>, waiter: Waiter<T>) => void;
 
 /** A key of `stats.destroyed`: the pool's own, or one a sibling module adds. */
@@ -1054,20 +1061,7 @@ export class Pool<T> implements AsyncDisposable {
     type: "statechange" | PoolEventType,
     listener: (event: never) => void,
   ): () => void {
-    if (type !== "statechange" && !EVENT_TYPES.includes(type)) {
-      throw new TypeError(
-        `Cannot listen: type must be "statechange" or one of ${
-          EVENT_TYPES.map((t) => `"${t}"`).join(", ")
-        }, received ${describe(type)}`,
-      );
-    }
-    if (typeof listener !== "function") {
-      throw new TypeError(
-        `Cannot listen: listener must be a function, received ${
-          describe(listener)
-        }`,
-      );
-    }
+    checkListen(type, listener, STATE_AND_EVENTS);
     if (type === "statechange") {
       const l = listener as (event: StateChangeEvent) => void;
       this.#listeners = [...this.#listeners, l];

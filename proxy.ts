@@ -59,6 +59,7 @@
  * @module
  */
 
+import { checkListen } from "./_events.ts";
 import { TimeoutError } from "./_errors.ts";
 import { connHooks } from "./_conn.ts";
 import { type PooledConn, TcpPool } from "./tcp.ts";
@@ -727,6 +728,8 @@ async function run(
   return await session.run();
 }
 
+const PROXY_EVENTS: readonly string[] = ["session", "accepterror"];
+
 /** Counters of a {@linkcode serveProxy} server. */
 export interface ProxyStats {
   /** Sessions in progress. */
@@ -1147,20 +1150,7 @@ export function serveProxy(
         | ((event: ProxySessionEvent) => void)
         | ((event: ProxyAcceptErrorEvent) => void),
     ): () => void {
-      if (type !== "session" && type !== "accepterror") {
-        throw new TypeError(
-          `Cannot listen: type must be "session" or "accepterror", received ${
-            describe(type)
-          }`,
-        );
-      }
-      if (typeof listener !== "function") {
-        throw new TypeError(
-          `Cannot listen: listener must be a function, received ${
-            describe(listener)
-          }`,
-        );
-      }
+      checkListen(type, listener, PROXY_EVENTS);
       const set = listeners[type] as Set<typeof listener>;
       set.add(listener);
       return () => void set.delete(listener);

@@ -110,7 +110,8 @@ import {
 
 export { ConnectionBrokenError, ProtocolError } from "./_conn.ts";
 import { endView, pingView, PooledConn } from "./_pooled.ts";
-import { Mux, type MuxSettings } from "./_mux.ts";
+import { Mux, type MuxSettings, type TcpPipelineStats } from "./_mux.ts";
+export type { TcpPipelineStats } from "./_mux.ts";
 import { encode } from "./_frame_format.ts";
 import { MAX_DELAY } from "./_util.ts";
 
@@ -444,22 +445,6 @@ export interface TcpDestroyedStats extends DestroyedStats {
    * (the reply was delivered; the connection was not reused).
    */
   unchecked: number;
-}
-
-/** Counts of a {@linkcode TcpPool}'s pipelining (with `pipeline` set). */
-export interface TcpPipelineStats {
-  /** Connections carrying pipelined calls now. */
-  conns: number;
-  /** Calls written or about to be, not answered nor given up. */
-  inFlight: number;
-  /** Calls waiting for a place on a connection. */
-  queued: number;
-  /** Calls given up (timeout, abort) after they were written, ever. */
-  orphans: number;
-  /** Idempotent calls written again after their connection broke, ever. */
-  resent: number;
-  /** Connections closed for their orphans (tagged), ever. */
-  replaced: number;
 }
 
 /** Counts of a {@linkcode TcpPool}: the pool's, plus retries. */
@@ -1009,24 +994,13 @@ export class TcpPool implements AsyncDisposable {
     payload: Uint8Array | ((tag: number) => Uint8Array),
     options: PoolExchangeOptions<R> | undefined,
   ): Promise<R> {
-    const fn = typeof payload === "function";
-    const { verify, signal, timeout } = exchangeArgs(
+    const { verify, signal, timeout, retry } = this.#callArgs(
       what,
-      fn ? EMPTY_PAYLOAD : payload,
+      payload,
       frame,
       read,
       options,
-      this.#shared,
     );
-    const idempotent = options?.idempotent;
-    if (idempotent !== undefined && typeof idempotent !== "boolean") {
-      throw new TypeError(
-        `Cannot ${what}: idempotent must be a boolean, received ${
-          describe(idempotent)
-        }`,
-      );
-    }
-    signal?.throwIfAborted();
     let bytes = payload;
     if (frame) {
       const format = this.#frameFormat;
@@ -1037,19 +1011,23 @@ export class TcpPool implements AsyncDisposable {
         bytes = encode(payload, format, what);
       }
     }
-    return mux.call(bytes, read, verify, signal, timeout, idempotent !== false);
+    return mux.call(bytes, read, verify, signal, timeout, retry);
   }
 
-  async #exchangeAlone<R>(
+  /**
+   * A call's arguments, checked before anything is borrowed or sent; an
+   * aborted signal wins over an idle connection: nothing is sent.
+   */
+  #callArgs<R>(
     what: string,
+    payload: Uint8Array | ((tag: number) => Uint8Array),
     frame: boolean,
     read: ReadReply<R>,
-    payload: Uint8Array,
     options: PoolExchangeOptions<R> | undefined,
-  ): Promise<R> {
-    const { verify, signal, timeout } = exchangeArgs(
+  ) {
+    const args = exchangeArgs(
       what,
-      payload,
+      typeof payload === "function" ? EMPTY_PAYLOAD : payload,
       frame,
       read,
       options,
@@ -1063,9 +1041,24 @@ export class TcpPool implements AsyncDisposable {
         }`,
       );
     }
-    // An aborted signal wins over an idle connection: nothing is sent.
-    signal?.throwIfAborted();
-    const retry = idempotent !== false;
+    args.signal?.throwIfAborted();
+    return { ...args, retry: idempotent !== false };
+  }
+
+  async #exchangeAlone<R>(
+    what: string,
+    frame: boolean,
+    read: ReadReply<R>,
+    payload: Uint8Array,
+    options: PoolExchangeOptions<R> | undefined,
+  ): Promise<R> {
+    const { verify, signal, timeout, retry } = this.#callArgs(
+      what,
+      payload,
+      frame,
+      read,
+      options,
+    );
     const clock = this.#shared.clock;
     const at = timeout === Infinity ? Infinity : clock.now() + timeout;
     let fresh = false;

@@ -13,23 +13,13 @@
 //      deno run --allow-run --allow-read --allow-env=CHANPOOL_BEFORE \
 //        bench/events_ab.ts /tmp/before/mod.ts
 
-import { Pool, type PoolEventType } from "../mod.ts";
+import { Pool, POOL_EVENT_TYPES } from "../mod.ts";
 
 const VARIANTS = [
   "nobody listening",
   "a counting listener on borrow",
   "a counting listener on every event",
   "histograms",
-];
-const TYPES: PoolEventType[] = [
-  "borrow",
-  "release",
-  "dialstart",
-  "dial",
-  "dialerror",
-  "dialabandon",
-  "destroy",
-  "timeout",
 ];
 
 interface AnyPool {
@@ -66,7 +56,7 @@ async function child(before: string, variant: string): Promise<void> {
   let n = 0;
   if (variant === "a counting listener on borrow") now.on("borrow", () => n++);
   if (variant === "a counting listener on every event") {
-    for (const type of TYPES) now.on(type, () => void n++);
+    for (const type of POOL_EVENT_TYPES) now.on(type, () => void n++);
   }
   const out: Record<string, number> = {};
   for (

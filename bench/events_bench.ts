@@ -12,7 +12,7 @@
 //   CHANPOOL_BEFORE=/tmp/before/mod.ts deno bench --allow-env=CHANPOOL_BEFORE \
 //     --allow-read bench/events_bench.ts
 
-import { Pool, type PoolEventType } from "../mod.ts";
+import { Pool, POOL_EVENT_TYPES } from "../mod.ts";
 
 const MAX = 10;
 const SEQUENTIAL = 1_000;
@@ -35,17 +35,7 @@ const plain = new Pool<Res>(create, { max: MAX });
 const counted = new Pool<Res>(create, { max: MAX });
 const timed = new Pool<Res>(create, { max: MAX, histograms: true });
 let events = 0;
-const TYPES: PoolEventType[] = [
-  "borrow",
-  "release",
-  "dialstart",
-  "dial",
-  "dialerror",
-  "dialabandon",
-  "destroy",
-  "timeout",
-];
-for (const type of TYPES) counted.on(type, () => void events++);
+for (const type of POOL_EVENT_TYPES) counted.on(type, () => void events++);
 
 const beforePath = Deno.env.get("CHANPOOL_BEFORE");
 const before: AnyPool | null = beforePath === undefined

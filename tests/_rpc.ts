@@ -65,6 +65,78 @@ export async function readRpc(reader: FrameReader): Promise<RpcReply | null> {
 
 export const tagOf = (reply: unknown): number => (reply as RpcReply).tag;
 
+/** A request as the server reads it. */
+export interface RpcRequest {
+  tag: number;
+  delay: number;
+  body: Uint8Array;
+}
+
+/** Splits a byte stream into requests, whatever the reads cut it into. */
+export class RequestParser {
+  #buf = new Uint8Array(0);
+
+  /** Takes the bytes of one read; returns the requests now whole. */
+  push(chunk: Uint8Array): RpcRequest[] {
+    const buf = new Uint8Array(this.#buf.length + chunk.length);
+    buf.set(this.#buf);
+    buf.set(chunk, this.#buf.length);
+    const out: RpcRequest[] = [];
+    let off = 0;
+    while (buf.length - off >= 4) {
+      const view = new DataView(buf.buffer, off);
+      const len = view.getUint32(0);
+      if (buf.length - off < 4 + len) break;
+      out.push({
+        tag: view.getUint32(4),
+        delay: view.getUint32(8),
+        body: buf.slice(off + 12, off + 4 + len),
+      });
+      off += 4 + len;
+    }
+    this.#buf = buf.slice(off);
+    return out;
+  }
+}
+
+/** The parts, one after another. */
+export function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+// -- for the tests that use the server --
+
+export const enc: TextEncoder = new TextEncoder();
+export const dec: TextDecoder = new TextDecoder();
+/** A reply's body as text. */
+export const text = (r: RpcReply | null): string => dec.decode(r!.body);
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `ok()` (polling every 2 ms), or throws after `ms`. */
+export async function until(
+  what: string,
+  ok: () => boolean,
+  ms = 2_000,
+): Promise<void> {
+  const end = performance.now() + ms;
+  while (!ok()) {
+    if (performance.now() > end) throw new Error(`timed out: ${what}`);
+    await sleep(2);
+  }
+}
+
+/** The outcome of `p`, handled at once (no unhandled rejection). */
+export const outcome = <T>(p: Promise<T>): Promise<T | Error> =>
+  p.then((v) => v, (e: Error) => e);
+
 const KILL = [0x4b, 0x49, 0x4c, 0x4c];
 const JUNK = [0x4a, 0x55, 0x4e, 0x4b];
 
@@ -80,17 +152,6 @@ export interface RpcServerOptions {
   noDelay?: boolean;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const all = new Uint8Array(parts.reduce((a, r) => a + r.length, 0));
-  let at = 0;
-  for (const r of parts) {
-    all.set(r, at);
-    at += r.length;
-  }
-  return all;
-}
-
 /** Starts the server; `order` says how replies are ordered. */
 export function startRpcServer(
   order: "fifo" | "tagged",
@@ -104,7 +165,7 @@ export function startRpcServer(
   let closedAll = false;
   const served = acceptAll(listener, conns, async (conn) => {
     if (options.noDelay) (conn as Deno.TcpConn).setNoDelay(true);
-    let buf = new Uint8Array(0);
+    const parser = new RequestParser();
     const chunk = new Uint8Array(65536);
     // fifo: replies wait for those before them.
     let chain = Promise.resolve();
@@ -186,20 +247,8 @@ export function startRpcServer(
       while (true) {
         const n = await conn.read(chunk);
         if (n === null) break;
-        const next = new Uint8Array(buf.length + n);
-        next.set(buf);
-        next.set(chunk.subarray(0, n), buf.length);
-        buf = next;
-        let off = 0;
         const out: Uint8Array[] = [];
-        while (buf.length - off >= 4) {
-          const view = new DataView(buf.buffer, buf.byteOffset + off);
-          const len = view.getUint32(0);
-          if (buf.length - off < 4 + len) break;
-          const tag = view.getUint32(4);
-          const delay = view.getUint32(8);
-          const body = buf.slice(off + 12, off + 4 + len);
-          off += 4 + len;
+        for (const { tag, delay, body } of parser.push(chunk.subarray(0, n))) {
           requests++;
           if (startsWith(body, KILL)) {
             closed = true;
@@ -232,7 +281,6 @@ export function startRpcServer(
             later(delay).then(() => send(reply));
           }
         }
-        buf = buf.slice(off);
         if (out.length > 0) {
           const all = concat(out);
           if (order === "fifo") {

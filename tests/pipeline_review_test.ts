@@ -12,32 +12,24 @@ import {
   TimeoutError,
 } from "../mod.ts";
 import {
+  concat,
+  dec,
+  enc,
   NEVER,
+  outcome,
   readRpc,
+  RequestParser,
   rpc,
   type RpcReply,
   rpcReply,
+  sleep,
   startRpcServer,
   tagOf,
+  text,
+  until,
 } from "./_rpc.ts";
 import { acceptAll } from "./_servers.ts";
-
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-const text = (r: RpcReply | null) => dec.decode(r!.body);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, ok: () => boolean, ms = 2_000) {
-  const end = performance.now() + ms;
-  while (!ok()) {
-    if (performance.now() > end) throw new Error(`timed out: ${what}`);
-    await sleep(2);
-  }
-}
-
-/** The outcome of `p`, handled at once (no unhandled rejection). */
-const outcome = <T>(p: Promise<T>): Promise<T | Error> =>
-  p.then((v) => v, (e: Error) => e);
+import { mulberry32 } from "./_random.ts";
 
 Deno.test("pipeline: under TcpAgent's maxTotal, a steady pipelined load on one address does not starve another address", async () => {
   await using a = startRpcServer("fifo");
@@ -239,44 +231,21 @@ Deno.test("pipeline: stats.pipeline.queued drops as queued calls give up", async
  * a reply arrives split across reads and merged with the next one.
  */
 function startChoppyServer(order: "fifo" | "tagged", seed: number) {
-  let state = seed;
-  const random = () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = mulberry32(seed);
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
   return acceptAll(listener, conns, async (conn) => {
-    let buf = new Uint8Array(0);
+    const parser = new RequestParser();
     const chunk = new Uint8Array(65536);
     try {
       while (true) {
         const n = await conn.read(chunk);
         if (n === null) break;
-        const next = new Uint8Array(buf.length + n);
-        next.set(buf);
-        next.set(chunk.subarray(0, n), buf.length);
-        buf = next;
-        let off = 0;
-        const replies: Uint8Array[] = [];
-        while (buf.length - off >= 4) {
-          const view = new DataView(buf.buffer, buf.byteOffset + off);
-          const len = view.getUint32(0);
-          if (buf.length - off < 4 + len) break;
-          const tag = view.getUint32(4);
-          replies.push(rpcReply(tag, buf.slice(off + 12, off + 4 + len)));
-          off += 4 + len;
-        }
-        buf = buf.slice(off);
+        const replies = parser.push(chunk.subarray(0, n)).map((r) =>
+          rpcReply(r.tag, r.body)
+        );
         if (order === "tagged") replies.reverse();
-        const all = new Uint8Array(replies.reduce((a, r) => a + r.length, 0));
-        let at = 0;
-        for (const r of replies) {
-          all.set(r, at);
-          at += r.length;
-        }
+        const all = concat(replies);
         for (let i = 0; i < all.length;) {
           const size = 1 + Math.floor(random() * 7);
           await conn.write(all.subarray(i, i + size));

@@ -15,27 +15,23 @@ import {
   TimeoutError,
 } from "../mod.ts";
 import {
+  concat,
+  dec,
+  enc,
   NEVER,
+  outcome,
   readRpc,
+  RequestParser,
   rpc,
   type RpcReply,
   rpcReply,
+  sleep,
   startRpcServer,
   tagOf,
+  text,
+  until,
 } from "./_rpc.ts";
-
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-const text = (r: RpcReply | null) => dec.decode(r!.body);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, ok: () => boolean, ms = 2_000) {
-  const end = performance.now() + ms;
-  while (!ok()) {
-    if (performance.now() > end) throw new Error(`timed out: ${what}`);
-    await sleep(2);
-  }
-}
+import { mulberry32 } from "./_random.ts";
 
 function fifoPool(port: number, extra: Partial<TcpPoolOptions> = {}) {
   return new TcpPool({
@@ -54,10 +50,6 @@ function taggedPool(port: number, extra: Partial<TcpPoolOptions> = {}) {
     ...extra,
   });
 }
-
-/** The outcome of `p`, handled at once (no unhandled rejection). */
-const outcome = <T>(p: Promise<T>): Promise<T | Error> =>
-  p.then((v) => v, (e: Error) => e);
 
 const call = (pool: TcpPool, body: string, delay = 0, opts = {}) =>
   pool.exchange(rpc(0, delay, enc.encode(body)), readRpc, {
@@ -147,28 +139,14 @@ Deno.test("pipeline: the calls of one turn go out in one write; a call past maxB
   const served = (async () => {
     const conn = await listener.accept();
     const buf = new Uint8Array(1 << 20);
-    let pending = new Uint8Array(0);
+    const parser = new RequestParser();
     while (true) {
       const n = await conn.read(buf).catch(() => null);
       if (n === null) break;
       reads.push(n);
-      const all = new Uint8Array(pending.length + n);
-      all.set(pending);
-      all.set(buf.subarray(0, n), pending.length);
-      let off = 0;
-      while (all.length - off >= 4) {
-        const len = new DataView(all.buffer, off).getUint32(0);
-        if (all.length - off < 4 + len) break;
-        const tag = new DataView(all.buffer, off + 4).getUint32(0);
-        const body = all.subarray(off + 12, off + 4 + len);
-        const out = new Uint8Array(8 + body.length);
-        new DataView(out.buffer).setUint32(0, 4 + body.length);
-        new DataView(out.buffer).setUint32(4, tag);
-        out.set(body, 8);
-        await conn.write(out);
-        off += 4 + len;
+      for (const { tag, body } of parser.push(buf.subarray(0, n))) {
+        await conn.write(rpcReply(tag, body));
       }
-      pending = all.slice(off);
     }
     conn.close();
   })();
@@ -208,32 +186,16 @@ function batchServer(run: number) {
   const served = (async () => {
     const conn = await listener.accept();
     const buf = new Uint8Array(1 << 16);
-    let pending = new Uint8Array(0);
+    const parser = new RequestParser();
     let replies: Uint8Array[] = [];
     while (true) {
       const n = await conn.read(buf).catch(() => null);
       if (n === null) break;
-      const all = new Uint8Array(pending.length + n);
-      all.set(pending);
-      all.set(buf.subarray(0, n), pending.length);
-      let off = 0;
-      while (all.length - off >= 4) {
-        const view = new DataView(all.buffer, off);
-        const len = view.getUint32(0);
-        if (all.length - off < 4 + len) break;
-        replies.push(
-          rpcReply(view.getUint32(4), all.slice(off + 12, off + 4 + len)),
-        );
-        off += 4 + len;
+      for (const { tag, body } of parser.push(buf.subarray(0, n))) {
+        replies.push(rpcReply(tag, body));
       }
-      pending = all.slice(off);
       if (replies.length >= run) {
-        const out = new Uint8Array(replies.reduce((a, r) => a + r.length, 0));
-        let at = 0;
-        for (const r of replies) {
-          out.set(r, at);
-          at += r.length;
-        }
+        const out = concat(replies);
         replies = [];
         await conn.write(out);
       }
@@ -358,13 +320,7 @@ Deno.test("pipeline fifo: a call that times out does not free its place: its lat
 Deno.test("pipeline fifo: an aborted call never shifts replies, in 500 calls with one in five aborted", async () => {
   const seed = Date.now() >>> 0;
   console.log(`seed ${seed}`);
-  let state = seed;
-  const random = () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = mulberry32(seed);
   await using server = startRpcServer("fifo");
   {
     await using pool = fifoPool(server.port, { max: 2 });
