@@ -12,6 +12,7 @@
 
 import {
   type ChaosOptions,
+  chaosOptions,
   chaosPassed,
   formatChaos,
   runChaos,
@@ -28,16 +29,7 @@ if (match !== "fifo" && match !== "tagged") {
   throw new TypeError(`--match must be fifo or tagged, received ${match}`);
 }
 const options: ChaosOptions = {
-  match,
-  calls: Number(arg("calls") ?? 1_000_000),
-  seed,
-  maxDelay: 5,
-  chaos: 0.05,
-  concurrency: 320,
-  max: 4,
-  maxInFlight: 64,
-  tagLimit: 64,
-  hangAfter: 3_000,
+  ...chaosOptions(match, Number(arg("calls") ?? 1_000_000), seed),
   progress: 100_000,
 };
 console.log(`pipeline chaos: seed ${seed} (rerun: --seed=${seed})`);

@@ -58,6 +58,23 @@ export const SECONDS_BOUNDARIES: readonly number[] = HISTOGRAM_BOUNDS.map(
 );
 
 /** Options for {@linkcode instrumentPool}. */
+/**
+ * A meter whose metrics stay in memory, exported on `reader.forceFlush()`
+ * into `exporter` (a service would export every minute or so, to a
+ * collector).
+ */
+export function memoryMeter(name: string) {
+  const exporter = new InMemoryMetricExporter(
+    AggregationTemporality.CUMULATIVE,
+  );
+  const reader = new PeriodicExportingMetricReader({
+    exporter,
+    exportIntervalMillis: 3_600_000,
+  });
+  const provider = new MeterProvider({ readers: [reader] });
+  return { meter: provider.getMeter(name), exporter, reader, provider };
+}
+
 export interface InstrumentPoolOptions {
   /**
    * The `db.client.connection.pool.name` attribute: unique within the
@@ -148,39 +165,35 @@ export function instrumentPool<T>(
     "db.client.connection.state": "used",
   };
 
-  const count = meter.createObservableUpDownCounter(
-    "db.client.connection.count",
-    {
-      unit: "{connection}",
-      description:
-        "The number of connections that are currently in state described by the state attribute",
-    },
+  const gauge = (name: string, unit: string, description: string) =>
+    meter.createObservableUpDownCounter(`db.client.connection.${name}`, {
+      unit,
+      description,
+    });
+  const count = gauge(
+    "count",
+    "{connection}",
+    "The number of connections that are currently in state described by the state attribute",
   );
-  const max = meter.createObservableUpDownCounter("db.client.connection.max", {
-    unit: "{connection}",
-    description: "The maximum number of open connections allowed",
-  });
-  const idleMax = meter.createObservableUpDownCounter(
-    "db.client.connection.idle.max",
-    {
-      unit: "{connection}",
-      description: "The maximum number of idle open connections allowed",
-    },
+  const max = gauge(
+    "max",
+    "{connection}",
+    "The maximum number of open connections allowed",
   );
-  const idleMin = meter.createObservableUpDownCounter(
-    "db.client.connection.idle.min",
-    {
-      unit: "{connection}",
-      description: "The minimum number of idle open connections allowed",
-    },
+  const idleMax = gauge(
+    "idle.max",
+    "{connection}",
+    "The maximum number of idle open connections allowed",
   );
-  const pending = meter.createObservableUpDownCounter(
-    "db.client.connection.pending_requests",
-    {
-      unit: "{request}",
-      description:
-        "The number of current pending requests for an open connection",
-    },
+  const idleMin = gauge(
+    "idle.min",
+    "{connection}",
+    "The minimum number of idle open connections allowed",
+  );
+  const pending = gauge(
+    "pending_requests",
+    "{request}",
+    "The number of current pending requests for an open connection",
   );
   const timeouts = meter.createCounter("db.client.connection.timeouts", {
     unit: "{timeout}",
@@ -244,16 +257,9 @@ if (import.meta.main) {
     }
   })();
 
-  const exporter = new InMemoryMetricExporter(
-    AggregationTemporality.CUMULATIVE,
+  const { meter, exporter, reader, provider } = memoryMeter(
+    "chanpool-example",
   );
-  // Exports on forceFlush() below; a service would export every minute or so.
-  const reader = new PeriodicExportingMetricReader({
-    exporter,
-    exportIntervalMillis: 3_600_000,
-  });
-  const provider = new MeterProvider({ readers: [reader] });
-  const meter = provider.getMeter("chanpool-example");
 
   {
     await using pool = new TcpPool({

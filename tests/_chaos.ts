@@ -57,6 +57,30 @@ export interface ChaosOptions {
   progress?: number;
 }
 
+/**
+ * The chaos of issue 20's acceptance: 5 % of calls given up, server delays
+ * of 0–5 ms, 320 callers on 4 connections of 64 in flight, tags reused at
+ * once; `calls` and `seed` as given.
+ */
+export function chaosOptions(
+  match: "fifo" | "tagged",
+  calls: number,
+  seed: number,
+): ChaosOptions {
+  return {
+    match,
+    calls,
+    seed,
+    maxDelay: 5,
+    chaos: 0.05,
+    concurrency: 320,
+    max: 4,
+    maxInFlight: 64,
+    tagLimit: 64,
+    hangAfter: 3_000,
+  };
+}
+
 /** What a chaos run saw. */
 export interface ChaosReport {
   seed: number;

@@ -8,13 +8,9 @@
 // deno-lint-ignore-file no-import-prefix
 import assert from "node:assert/strict";
 import {
-  AggregationTemporality,
   DataPointType,
   type Histogram as OtelHistogram,
-  InMemoryMetricExporter,
-  MeterProvider,
   type MetricData,
-  PeriodicExportingMetricReader,
 } from "npm:@opentelemetry/sdk-metrics@3.1.1";
 import {
   type Histogram,
@@ -24,7 +20,11 @@ import {
   TcpPool,
   type TcpPoolStats,
 } from "../mod.ts";
-import { instrumentPool, SECONDS_BOUNDARIES } from "../examples/otel.ts";
+import {
+  instrumentPool,
+  memoryMeter,
+  SECONDS_BOUNDARIES,
+} from "../examples/otel.ts";
 import { acceptAll, type Served } from "./_servers.ts";
 
 /** An echo server that counts its accepts. */
@@ -43,16 +43,9 @@ function startEcho(): Served {
 
 /** An SDK with an in-memory exporter that exports on `collect()`. */
 function sdk() {
-  const exporter = new InMemoryMetricExporter(
-    AggregationTemporality.CUMULATIVE,
-  );
-  const reader = new PeriodicExportingMetricReader({
-    exporter,
-    exportIntervalMillis: 3_600_000,
-  });
-  const provider = new MeterProvider({ readers: [reader] });
+  const { meter, exporter, reader, provider } = memoryMeter("chanpool-test");
   return {
-    meter: provider.getMeter("chanpool-test"),
+    meter,
     /** Exports now; returns the metrics of this export, by name. */
     async collect(): Promise<Map<string, MetricData>> {
       exporter.reset();

@@ -7,22 +7,16 @@
 
 import assert from "node:assert/strict";
 import { TcpPool } from "../mod.ts";
-import { type ChaosOptions, formatChaos, runChaos } from "./_chaos.ts";
+import {
+  type ChaosOptions,
+  chaosOptions,
+  formatChaos,
+  runChaos,
+} from "./_chaos.ts";
 import { readRpc, rpc, startRpcServer, tagOf } from "./_rpc.ts";
 
 function options(match: "fifo" | "tagged"): ChaosOptions {
-  return {
-    match,
-    calls: 100_000,
-    seed: (Math.random() * 2 ** 32) >>> 0,
-    maxDelay: 5,
-    chaos: 0.05,
-    concurrency: 320,
-    max: 4,
-    maxInFlight: 64,
-    tagLimit: 64,
-    hangAfter: 3_000,
-  };
+  return chaosOptions(match, 100_000, (Math.random() * 2 ** 32) >>> 0);
 }
 
 async function chaos(match: "fifo" | "tagged"): Promise<void> {
